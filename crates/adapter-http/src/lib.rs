@@ -1,0 +1,1 @@
+//! HTTP adapter: actix-web routes, authentication and problem+json errors.

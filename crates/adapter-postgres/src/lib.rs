@@ -1,0 +1,1 @@
+//! PostgreSQL adapter: migrations, repositories and the change feed.

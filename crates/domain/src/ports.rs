@@ -1,0 +1,170 @@
+//! Ports: the traits the services need from the outside world. Adapters implement them;
+//! unit tests use their mockall mocks (`MockSettingsRepository`, ...).
+
+use async_trait::async_trait;
+use zeroize::Zeroizing;
+
+use crate::{
+    audit::AuditEntry,
+    error::RepositoryError,
+    ids::UserId,
+    preferences::{Preferences, StoredPreferences},
+    secrets::{CipherError, Envelope},
+    settings::{Category, Precondition, Setting, SettingKey, SettingWrite, UpsertOutcome},
+};
+
+/// Why a settings write was refused by the store.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingWriteError {
+    /// The row's version is not the expected one (or it exists when it must not).
+    #[error("the setting was changed concurrently (current version {current:?})")]
+    VersionConflict {
+        /// The version now stored, `None` when the row is absent.
+        current: Option<i64>,
+    },
+    /// The write would take the user over the per-user settings limit.
+    #[error("the user already has the maximum of {limit} settings")]
+    QuotaExceeded {
+        /// The limit.
+        limit: u32,
+    },
+    /// The user does not exist and users are provisioned externally.
+    #[error("the user does not exist")]
+    UserNotFound,
+    /// The store failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// Why a settings delete was refused by the store.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingDeleteError {
+    /// There is no such setting.
+    #[error("the setting does not exist")]
+    NotFound,
+    /// The row's version is not the expected one.
+    #[error("the setting was changed concurrently (current version {current})")]
+    VersionConflict {
+        /// The version now stored.
+        current: i64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// Why a preferences write was refused by the store.
+#[derive(Debug, thiserror::Error)]
+pub enum PreferencesWriteError {
+    /// The row's version is not the expected one.
+    #[error("the preferences were changed concurrently (current version {current})")]
+    VersionConflict {
+        /// The version now stored (0 when no row exists).
+        current: i64,
+    },
+    /// The user does not exist and users are provisioned externally.
+    #[error("the user does not exist")]
+    UserNotFound,
+    /// The store failed.
+    #[error(transparent)]
+    Repository(#[from] RepositoryError),
+}
+
+/// Storage of the key/value settings (`shared.user_settings`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait SettingsRepository: Send + Sync {
+    /// One setting, if stored.
+    async fn get(&self, user: UserId, key: &SettingKey)
+    -> Result<Option<Setting>, RepositoryError>;
+
+    /// The user's settings ordered by key, optionally only one category.
+    async fn list(
+        &self,
+        user: UserId,
+        category: Option<Category>,
+    ) -> Result<Vec<Setting>, RepositoryError>;
+
+    /// Inserts or updates one setting if `expected` holds and, for an insert, the user stays
+    /// within `max_settings`. A write that changes nothing leaves the row (and version) as is.
+    async fn upsert(
+        &self,
+        user: UserId,
+        write: &SettingWrite,
+        expected: Precondition,
+        max_settings: u32,
+    ) -> Result<UpsertOutcome, SettingWriteError>;
+
+    /// Upserts every write in one transaction: all are stored or none.
+    async fn upsert_many(
+        &self,
+        user: UserId,
+        writes: &[SettingWrite],
+        max_settings: u32,
+    ) -> Result<Vec<UpsertOutcome>, SettingWriteError>;
+
+    /// Deletes one setting if `expected` holds.
+    async fn delete(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+        expected: Precondition,
+    ) -> Result<(), SettingDeleteError>;
+
+    /// How many settings the user has.
+    async fn count(&self, user: UserId) -> Result<u64, RepositoryError>;
+}
+
+/// Storage of the structured preferences (`shared.user_preferences`).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait PreferencesRepository: Send + Sync {
+    /// The stored row, if any.
+    async fn get(&self, user: UserId) -> Result<Option<StoredPreferences>, RepositoryError>;
+
+    /// Inserts or replaces the row if `expected` holds (`Version(0)` and `Absent` both mean
+    /// "no row yet"). A write that changes nothing leaves the row (and version) as is.
+    async fn upsert(
+        &self,
+        user: UserId,
+        preferences: &Preferences,
+        expected: Precondition,
+    ) -> Result<StoredPreferences, PreferencesWriteError>;
+}
+
+/// Authenticated encryption of secret values, bound to their cell `(user, key)`.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait SecretCipher: Send + Sync {
+    /// Encrypts `plaintext` for the cell `(user, key)` under the current key.
+    ///
+    /// # Errors
+    /// [`CipherError::Internal`] when the system cannot encrypt (e.g. no randomness).
+    fn seal(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+        plaintext: &[u8],
+    ) -> Result<Envelope, CipherError>;
+
+    /// Decrypts an envelope sealed for the cell `(user, key)`.
+    ///
+    /// # Errors
+    /// [`CipherError::UnknownKid`], [`CipherError::Malformed`] or [`CipherError::Integrity`].
+    fn open(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+        envelope: &Envelope,
+    ) -> Result<Zeroizing<Vec<u8>>, CipherError>;
+
+    /// Id of the key new envelopes are sealed with.
+    fn current_kid(&self) -> String;
+}
+
+/// The append-only audit log of privileged reads.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Appends one record.
+    async fn record(&self, entry: AuditEntry) -> Result<(), RepositoryError>;
+}

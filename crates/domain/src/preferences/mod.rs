@@ -1,0 +1,14 @@
+//! The structured per-user preferences: value objects, defaults, replace and merge-patch.
+
+mod choices;
+mod document;
+mod language;
+mod model;
+mod notification;
+
+pub use choices::{Frequency, ProfileVisibility, Theme};
+pub use language::{
+    ContentLanguages, LanguageTag, MAX_CONTENT_LANGUAGE_LEN, MAX_DISPLAY_LANGUAGE_LEN,
+};
+pub use model::{Preferences, PrivacyPrefs, StoredPreferences};
+pub use notification::{Channel, NotificationPrefs};

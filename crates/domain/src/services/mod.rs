@@ -1,0 +1,10 @@
+//! Use cases, generic over the ports: the settings service and the preferences service.
+
+mod preferences;
+mod settings;
+
+pub use preferences::{PreferencesError, PreferencesService};
+pub use settings::{
+    DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, SetSettingError,
+    SettingInput, SettingsService,
+};

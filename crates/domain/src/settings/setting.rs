@@ -1,0 +1,142 @@
+//! The `Setting` entity, what is written to the store, and its public (redacted) view.
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::{Category, DataType, SettingKey};
+use crate::{error::FieldError, ids::UserId};
+
+/// A validated free-text description of a setting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Description(String);
+
+impl Description {
+    /// Validates a description against the length limit (in characters).
+    ///
+    /// # Errors
+    /// A [`FieldError`] on field `description` with code `too_long`.
+    pub fn parse(raw: &str, max_chars: usize) -> Result<Self, FieldError> {
+        let chars = raw.chars().count();
+        if chars > max_chars {
+            return Err(FieldError::new(
+                "description",
+                "too_long",
+                format!("the description must be at most {max_chars} characters"),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Accepts a description read back from the store.
+    pub fn from_stored(raw: String) -> Self {
+        Self(raw)
+    }
+
+    /// The description as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A stored setting. For `DataType::Encrypted` the value is the sealed envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Setting {
+    /// Owner.
+    pub user_id: UserId,
+    /// Name.
+    pub key: SettingKey,
+    /// The JSON value; an envelope when encrypted.
+    pub value: Value,
+    /// Optional description.
+    pub description: Option<Description>,
+    /// Optional category.
+    pub category: Option<Category>,
+    /// Declared type.
+    pub data_type: DataType,
+    /// Incremented on every change; the optimistic-concurrency token and the ETag.
+    pub version: i64,
+    /// When the setting was first written.
+    pub created_at: OffsetDateTime,
+    /// When the setting last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+impl Setting {
+    /// The view of this setting that may leave the service: encrypted values are withheld.
+    pub fn redacted(self) -> SettingView {
+        let redacted = self.data_type == DataType::Encrypted;
+        SettingView {
+            key: self.key,
+            value: if redacted { Value::Null } else { self.value },
+            redacted,
+            description: self.description,
+            category: self.category,
+            data_type: self.data_type,
+            version: self.version,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A setting as shown by every public read: secrets are `null` with `redacted: true`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SettingView {
+    /// Name.
+    pub key: SettingKey,
+    /// The value, or `null` when redacted.
+    pub value: Value,
+    /// True when the value is a secret and was withheld.
+    pub redacted: bool,
+    /// Optional description.
+    pub description: Option<Description>,
+    /// Optional category.
+    pub category: Option<Category>,
+    /// Declared type.
+    pub data_type: DataType,
+    /// Optimistic-concurrency version.
+    pub version: i64,
+    /// First write.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A validated write, ready for the store. Encrypted values are already sealed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettingWrite {
+    /// Name.
+    pub key: SettingKey,
+    /// The value to store (an envelope when `data_type` is `Encrypted`).
+    pub value: Value,
+    /// Optional description.
+    pub description: Option<Description>,
+    /// Optional category.
+    pub category: Option<Category>,
+    /// Declared type.
+    pub data_type: DataType,
+}
+
+/// What a write expects of the current row (HTTP `If-Match` / `If-None-Match`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precondition {
+    /// Write whatever is there.
+    Any,
+    /// Only create: the row must not exist.
+    Absent,
+    /// The row must exist with exactly this version.
+    Version(i64),
+}
+
+/// The result of a successful upsert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpsertOutcome {
+    /// The row as stored after the write.
+    pub setting: Setting,
+    /// True when the row did not exist before.
+    pub created: bool,
+}
