@@ -116,3 +116,54 @@ impl ContentLanguages {
         self.0.split(',')
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_bcp47_shaped_tags() {
+        for tag in ["en", "en-US", "zh-Hant", "es-419", "gsw", "de-CH-1996"] {
+            assert!(
+                LanguageTag::parse(tag, 10, "display_language").is_ok(),
+                "{tag}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_tags() {
+        for tag in [
+            "", "e", "english!", "en_US", "en-", "-en", "1a", "en--US", "abcd",
+        ] {
+            let err = LanguageTag::parse(tag, 10, "display_language").unwrap_err();
+            assert_eq!(err.code, "invalid_language_tag", "{tag}");
+        }
+    }
+
+    #[test]
+    fn display_language_is_at_most_ten_characters() {
+        assert!(LanguageTag::parse("de-CH-1996", 10, "display_language").is_ok());
+        let err = LanguageTag::parse("de-CH-19966", 10, "display_language").unwrap_err();
+        assert_eq!(err.code, "too_long");
+    }
+
+    #[test]
+    fn content_languages_are_normalized_and_validated() {
+        assert_eq!(
+            ContentLanguages::parse("en, de ,ja").unwrap().as_str(),
+            "en,de,ja"
+        );
+        assert_eq!(
+            ContentLanguages::parse("en,,de").unwrap_err().code,
+            "required"
+        );
+        assert_eq!(
+            ContentLanguages::parse("en,xx_YY").unwrap_err().code,
+            "invalid_language_tag"
+        );
+        let long = vec!["en-US"; 43].join(",");
+        assert_eq!(long.len(), 257);
+        assert_eq!(ContentLanguages::parse(&long).unwrap_err().code, "too_long");
+    }
+}

@@ -12,3 +12,6 @@ pub use language::{
 };
 pub use model::{Preferences, PrivacyPrefs, StoredPreferences};
 pub use notification::{Channel, NotificationPrefs};
+
+#[cfg(test)]
+mod tests;

@@ -223,3 +223,6 @@ fn compile(spec: KnownKeySpec) -> Result<KnownKey, RegistryError> {
     }
     Ok(entry)
 }
+
+#[cfg(test)]
+mod tests;

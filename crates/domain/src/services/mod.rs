@@ -8,3 +8,6 @@ pub use settings::{
     DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, SetSettingError,
     SettingInput, SettingsService,
 };
+
+#[cfg(test)]
+mod tests;

@@ -91,3 +91,44 @@ impl AllowedCategories {
         &self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_list_is_the_designs() {
+        let allowed = AllowedCategories::default();
+        for name in [
+            "ui",
+            "playback",
+            "integrations",
+            "sync",
+            "notifications",
+            "privacy",
+        ] {
+            assert_eq!(
+                allowed.parse(name).map(|c| c.as_str().to_owned()),
+                Ok(name.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn category_outside_the_list_is_rejected() {
+        let err = AllowedCategories::default().parse("games").unwrap_err();
+        assert_eq!(
+            (err.field.as_str(), err.code),
+            ("category", "unknown_category")
+        );
+    }
+
+    #[test]
+    fn custom_list_rejects_bad_names() {
+        assert!(AllowedCategories::new(vec!["games".into()]).is_ok());
+        assert_eq!(
+            AllowedCategories::new(vec!["ok".into(), "Bad Name".into()]),
+            Err("Bad Name".to_owned())
+        );
+    }
+}

@@ -96,3 +96,50 @@ impl fmt::Display for DataType {
         f.write_str(self.as_str())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn infers_type_from_value() {
+        assert_eq!(DataType::infer(&json!("x")), Some(DataType::String));
+        assert_eq!(DataType::infer(&json!(1.5)), Some(DataType::Number));
+        assert_eq!(DataType::infer(&json!(false)), Some(DataType::Boolean));
+        assert_eq!(DataType::infer(&json!({"a": 1})), Some(DataType::Json));
+        assert_eq!(DataType::infer(&json!([1])), Some(DataType::Json));
+        assert_eq!(DataType::infer(&json!(null)), None);
+    }
+
+    #[test]
+    fn scalar_types_accept_only_their_kind() {
+        assert!(DataType::String.accepts(&json!("x")));
+        assert!(!DataType::String.accepts(&json!(1)));
+        assert!(DataType::Number.accepts(&json!(-3)));
+        assert!(!DataType::Number.accepts(&json!("3")));
+        assert!(DataType::Boolean.accepts(&json!(true)));
+        assert!(!DataType::Boolean.accepts(&json!("true")));
+    }
+
+    #[test]
+    fn json_and_encrypted_accept_anything_but_null() {
+        for t in [DataType::Json, DataType::Encrypted] {
+            assert!(t.accepts(&json!({"a": 1})));
+            assert!(t.accepts(&json!("token")));
+            assert!(!t.accepts(&json!(null)));
+        }
+    }
+
+    #[test]
+    fn parses_names_and_rejects_unknown() {
+        for t in DataType::ALL {
+            assert_eq!(DataType::parse(t.as_str()), Ok(t));
+        }
+        assert_eq!(
+            DataType::parse("text").unwrap_err().code,
+            "unknown_data_type"
+        );
+    }
+}

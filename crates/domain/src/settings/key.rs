@@ -69,3 +69,52 @@ impl fmt::Display for SettingKey {
         f.write_str(&self.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_well_formed_keys() {
+        for key in [
+            "a",
+            "ui.theme",
+            "playback.subtitles.defaults",
+            "scrobbling.trakt.oauth_tokens",
+            "sync.auto_import_enabled",
+            "x-1.y_2.z-3",
+            "0",
+        ] {
+            assert!(SettingKey::parse(key).is_ok(), "{key} should be valid");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_keys_with_precise_codes() {
+        let cases = [
+            ("", "required"),
+            ("UI.theme", "invalid_characters"),
+            ("ui theme", "invalid_characters"),
+            ("ui/theme", "invalid_characters"),
+            ("ui.thème", "invalid_characters"),
+            (".ui", "empty_segment"),
+            ("ui.", "empty_segment"),
+            ("ui..theme", "empty_segment"),
+            (".", "empty_segment"),
+        ];
+        for (key, code) in cases {
+            let err = SettingKey::parse(key).expect_err(key);
+            assert_eq!(err.code, code, "{key:?}");
+            assert_eq!(err.field, "key");
+        }
+    }
+
+    #[test]
+    fn key_length_limit_is_255_bytes() {
+        assert!(SettingKey::parse(&"a".repeat(255)).is_ok());
+        assert_eq!(
+            SettingKey::parse(&"a".repeat(256)).unwrap_err().code,
+            "too_long"
+        );
+    }
+}

@@ -140,3 +140,51 @@ pub struct UpsertOutcome {
     /// True when the row did not exist before.
     pub created: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn setting(data_type: DataType, value: Value) -> Setting {
+        Setting {
+            user_id: UserId::new(uuid::Uuid::nil()),
+            key: SettingKey::parse("a.b").unwrap(),
+            value,
+            description: None,
+            category: None,
+            data_type,
+            version: 3,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn redaction_withholds_encrypted_values() {
+        let view = setting(DataType::Encrypted, json!({"ciphertext": "abc"})).redacted();
+        assert!(view.redacted);
+        assert_eq!(view.value, Value::Null);
+        assert_eq!(view.version, 3);
+    }
+
+    #[test]
+    fn redaction_keeps_plain_values() {
+        let view = setting(DataType::Json, json!({"a": 1})).redacted();
+        assert!(!view.redacted);
+        assert_eq!(view.value, json!({"a": 1}));
+    }
+
+    #[test]
+    fn description_limit_counts_characters_not_bytes() {
+        assert!(Description::parse(&"é".repeat(1024), 1024).is_ok());
+        assert_eq!(
+            Description::parse(&"é".repeat(1025), 1024)
+                .unwrap_err()
+                .code,
+            "too_long"
+        );
+    }
+}

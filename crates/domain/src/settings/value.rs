@@ -60,3 +60,45 @@ fn serialized_len(value: &Value) -> usize {
     let _ = serde_json::to_writer(&mut counter, value);
     counter.0
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn nested(depth: usize) -> Value {
+        (0..depth).fold(json!(1), |inner, _| json!([inner]))
+    }
+
+    #[test]
+    fn depth_counts_containers() {
+        assert_eq!(json_depth(&json!(1)), 0);
+        assert_eq!(json_depth(&json!({})), 1);
+        assert_eq!(json_depth(&json!({"a": [1, {"b": 2}]})), 3);
+        assert_eq!(json_depth(&nested(5)), 5);
+    }
+
+    #[test]
+    fn depth_limit_is_inclusive() {
+        let limits = Limits::default();
+        assert!(check_value_shape(&nested(32), &limits).is_ok());
+        assert_eq!(
+            check_value_shape(&nested(33), &limits).unwrap_err().code,
+            "too_deep"
+        );
+    }
+
+    #[test]
+    fn size_limit_is_inclusive_at_100_kib() {
+        let limits = Limits::default();
+        // A JSON string serializes with two quotes.
+        let exact = json!("x".repeat(100 * 1024 - 2));
+        let over = json!("x".repeat(100 * 1024 - 1));
+        assert!(check_value_shape(&exact, &limits).is_ok());
+        assert_eq!(
+            check_value_shape(&over, &limits).unwrap_err().code,
+            "too_large"
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! Preferences service: defaults, replace, merge-patch with preconditions, field updates.
+
+use mockall::Sequence;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::{admin, user};
+use crate::{
+    audit::AuditAction,
+    ports::{MockAuditLog, MockPreferencesRepository, PreferencesWriteError},
+    preferences::{Channel, Preferences, StoredPreferences, Theme},
+    services::{PreferencesError, PreferencesService},
+    settings::Precondition,
+};
+
+fn stored(preferences: Preferences, version: i64) -> StoredPreferences {
+    StoredPreferences {
+        user_id: user(),
+        preferences,
+        version,
+        created_at: Some(OffsetDateTime::UNIX_EPOCH),
+        updated_at: Some(OffsetDateTime::UNIX_EPOCH),
+    }
+}
+
+fn dark() -> Preferences {
+    Preferences::replace_with(&json!({"theme": "dark"})).unwrap()
+}
+
+#[tokio::test]
+async fn user_without_row_reads_defaults_at_version_zero() {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get().returning(|_| Ok(None));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let prefs = svc.get(user()).await.unwrap();
+    assert_eq!(prefs.version, 0);
+    assert_eq!(prefs.preferences, Preferences::default());
+}
+
+#[tokio::test]
+async fn replace_passes_the_client_precondition() {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_upsert()
+        .withf(|_, p, e| {
+            p.theme == Theme::Light && !p.show_spoilers && *e == Precondition::Version(4)
+        })
+        .times(1)
+        .returning(|_, p, _| Ok(stored(p.clone(), 5)));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let out = svc
+        .replace(user(), &json!({"theme": "light"}), Precondition::Version(4))
+        .await
+        .unwrap();
+    assert_eq!(out.version, 5);
+}
+
+#[tokio::test]
+async fn invalid_replace_writes_nothing() {
+    let svc = PreferencesService::new(MockPreferencesRepository::new(), MockAuditLog::new());
+    let err = svc
+        .replace(user(), &json!({"theme": 1}), Precondition::Any)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PreferencesError::Validation(_)));
+}
+
+#[tokio::test]
+async fn patch_writes_against_the_version_it_read() {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get().returning(|_| Ok(Some(stored(dark(), 7))));
+    repo.expect_upsert()
+        .withf(|_, p, e| p.theme == Theme::Dark && p.show_email && *e == Precondition::Version(7))
+        .times(1)
+        .returning(|_, p, _| Ok(stored(p.clone(), 8)));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let out = svc
+        .patch(user(), &json!({"show_email": true}), Precondition::Any)
+        .await
+        .unwrap();
+    assert_eq!(out.version, 8);
+}
+
+#[tokio::test]
+async fn patch_with_stale_precondition_conflicts_without_writing() {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get().returning(|_| Ok(Some(stored(dark(), 7))));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let err = svc
+        .patch(
+            user(),
+            &json!({"show_email": true}),
+            Precondition::Version(6),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        PreferencesError::VersionConflict { current: 7 }
+    ));
+}
+
+#[tokio::test]
+async fn patch_without_precondition_retries_a_lost_race_on_fresh_data() {
+    let mut seq = Sequence::new();
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(None));
+    repo.expect_upsert()
+        .withf(|_, _, e| *e == Precondition::Version(0))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Err(PreferencesWriteError::VersionConflict { current: 1 }));
+    repo.expect_get()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| Ok(Some(stored(dark(), 1))));
+    repo.expect_upsert()
+        .withf(|_, p, e| p.theme == Theme::Dark && p.show_email && *e == Precondition::Version(1))
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, p, _| Ok(stored(p.clone(), 2)));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let out = svc
+        .patch(user(), &json!({"show_email": true}), Precondition::Any)
+        .await
+        .unwrap();
+    assert_eq!(out.version, 2);
+}
+
+#[tokio::test]
+async fn update_theme_rejects_unknown_theme() {
+    let svc = PreferencesService::new(MockPreferencesRepository::new(), MockAuditLog::new());
+    assert!(matches!(
+        svc.update_theme(user(), "blue").await,
+        Err(PreferencesError::Validation(_))
+    ));
+}
+
+#[tokio::test]
+async fn update_notifications_replaces_one_channel() {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get().returning(|_| Ok(Some(stored(dark(), 1))));
+    repo.expect_upsert()
+        .withf(|_, p, _| {
+            p.push_notifications.enabled()
+                && p.theme == Theme::Dark
+                && p.email_notifications.enabled()
+        })
+        .returning(|_, p, _| Ok(stored(p.clone(), 2)));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    svc.update_notifications(user(), Channel::Push, &json!({"enabled": true}))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn initialize_defaults_keeps_existing_preferences() {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_upsert()
+        .withf(|_, _, e| *e == Precondition::Absent)
+        .returning(|_, _, _| Err(PreferencesWriteError::VersionConflict { current: 3 }));
+    repo.expect_get().returning(|_| Ok(Some(stored(dark(), 3))));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let out = svc.initialize_defaults(user()).await.unwrap();
+    assert_eq!(out.preferences.theme, Theme::Dark);
+}
+
+#[tokio::test]
+async fn admin_read_of_preferences_is_audited() {
+    let mut audit = MockAuditLog::new();
+    audit
+        .expect_record()
+        .withf(|e| e.action == AuditAction::AdminRead && e.subject == user())
+        .times(1)
+        .returning(|_| Ok(()));
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get().returning(|_| Ok(None));
+    let svc = PreferencesService::new(repo, audit);
+    svc.get_as_admin(&admin(), user()).await.unwrap();
+}

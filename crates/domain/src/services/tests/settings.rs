@@ -1,0 +1,580 @@
+//! Settings service: validation, encryption path, preconditions, bulk and audit.
+
+use std::sync::Arc;
+
+use mockall::predicate::eq;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::{admin, created, stored, user};
+use crate::{
+    RepositoryError,
+    audit::AuditAction,
+    ports::{
+        MockAuditLog, MockSecretCipher, MockSettingsRepository, SettingDeleteError,
+        SettingWriteError,
+    },
+    registry::KeyRegistry,
+    secrets::{CipherError, Envelope, SecretValue},
+    services::{
+        DeleteSettingError, GetSecretError, SetSettingError, SettingInput, SettingsService,
+    },
+    settings::{AllowedCategories, DataType, Limits, Precondition, SettingKey},
+};
+
+type Service = SettingsService<MockSettingsRepository, MockSecretCipher, MockAuditLog>;
+
+fn service(repo: MockSettingsRepository, cipher: MockSecretCipher, audit: MockAuditLog) -> Service {
+    SettingsService::new(
+        repo,
+        cipher,
+        audit,
+        Arc::new(KeyRegistry::builtin().unwrap()),
+        Limits::default(),
+        AllowedCategories::default(),
+    )
+}
+
+fn input(key: &str, value: Value) -> SettingInput {
+    SettingInput {
+        key: key.into(),
+        value,
+        ..SettingInput::default()
+    }
+}
+
+fn envelope(kid: &str) -> Envelope {
+    Envelope {
+        v: 1,
+        alg: "A256GCM-HKDF-SHA256".into(),
+        kid: kid.into(),
+        salt: "s".into(),
+        nonce: "n".into(),
+        ciphertext: "c".into(),
+    }
+}
+
+fn codes(err: SetSettingError) -> Vec<(String, &'static str)> {
+    match err {
+        SetSettingError::Validation(e) => e
+            .errors()
+            .iter()
+            .map(|e| (e.field.clone(), e.code))
+            .collect(),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn set_infers_json_type_and_stores_value() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert()
+        .withf(|_, w, p, max| {
+            w.data_type == DataType::Json
+                && w.value == json!({"a": 1})
+                && *p == Precondition::Any
+                && *max == 1000
+        })
+        .times(1)
+        .returning(|_, w, _, _| Ok(created(w)));
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let (view, was_created) = svc
+        .set_setting(
+            user(),
+            input("ui.custom.panel", json!({"a": 1})),
+            Precondition::Any,
+        )
+        .await
+        .unwrap();
+    assert!(was_created);
+    assert_eq!(view.data_type, DataType::Json);
+}
+
+#[tokio::test]
+async fn set_reports_every_problem_and_writes_nothing() {
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    let bad = SettingInput {
+        key: "Bad Key".into(),
+        value: json!(1),
+        description: Some("d".repeat(1025)),
+        category: Some("games".into()),
+        data_type: Some("text".into()),
+    };
+    let mut found = codes(
+        svc.set_setting(user(), bad, Precondition::Any)
+            .await
+            .unwrap_err(),
+    );
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("category".to_owned(), "unknown_category"),
+            ("data_type".to_owned(), "unknown_data_type"),
+            ("description".to_owned(), "too_long"),
+            ("key".to_owned(), "invalid_characters"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn set_rejects_value_not_matching_declared_type() {
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    let mut wrong = input("ui.font.size", json!("12"));
+    wrong.data_type = Some("number".into());
+    assert_eq!(
+        codes(
+            svc.set_setting(user(), wrong, Precondition::Any)
+                .await
+                .unwrap_err()
+        ),
+        vec![("value".to_owned(), "type_mismatch")]
+    );
+}
+
+#[tokio::test]
+async fn set_rejects_null_value() {
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    assert_eq!(
+        codes(
+            svc.set_setting(user(), input("ui.x", Value::Null), Precondition::Any)
+                .await
+                .unwrap_err()
+        ),
+        vec![("value".to_owned(), "required")]
+    );
+}
+
+#[tokio::test]
+async fn set_rejects_value_over_size_limit() {
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    let big = json!("x".repeat(101 * 1024));
+    assert_eq!(
+        codes(
+            svc.set_setting(user(), input("ui.big", big), Precondition::Any)
+                .await
+                .unwrap_err()
+        ),
+        vec![("value".to_owned(), "too_large")]
+    );
+}
+
+#[tokio::test]
+async fn known_key_value_is_checked_against_its_schema() {
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    let err = svc
+        .set_setting(
+            user(),
+            input("playback.audio.defaults", json!({"volume": 300})),
+            Precondition::Any,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        codes(err),
+        vec![("value.volume".to_owned(), "schema_violation")]
+    );
+}
+
+#[tokio::test]
+async fn known_key_refuses_other_data_type_and_category() {
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    let mut wrong = input("playback.audio.defaults", json!({"volume": 3}));
+    wrong.data_type = Some("string".into());
+    wrong.category = Some("ui".into());
+    let mut found = codes(
+        svc.set_setting(user(), wrong, Precondition::Any)
+            .await
+            .unwrap_err(),
+    );
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("category".to_owned(), "category_mismatch"),
+            ("data_type".to_owned(), "data_type_mismatch"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn known_key_takes_its_registered_category() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert()
+        .withf(|_, w, _, _| w.category.as_ref().map(|c| c.as_str()) == Some("playback"))
+        .returning(|_, w, _, _| Ok(created(w)));
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    svc.set_setting(
+        user(),
+        input("playback.audio.defaults", json!({"volume": 3})),
+        Precondition::Any,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn sensitive_key_is_sealed_for_its_cell_and_plaintext_never_reaches_the_store() {
+    let token = json!({
+        "access_token": "plain-access", "refresh_token": "plain-refresh",
+        "expires_at": "2026-03-03T10:00:00Z", "user_id": 1, "user_slug": "me"
+    });
+    let expected_plaintext = token.to_string().into_bytes();
+    let mut cipher = MockSecretCipher::new();
+    cipher
+        .expect_seal()
+        .withf(move |u, k, p| {
+            *u == user()
+                && k.as_str() == "scrobbling.trakt.oauth_tokens"
+                && p == expected_plaintext.as_slice()
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(envelope("k1")));
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert()
+        .withf(|_, w, _, _| {
+            let stored = w.value.to_string();
+            w.data_type == DataType::Encrypted
+                && w.value == envelope("k1").to_value()
+                && !stored.contains("plain-access")
+                && !stored.contains("plain-refresh")
+        })
+        .times(1)
+        .returning(|_, w, _, _| Ok(created(w)));
+    let svc = service(repo, cipher, MockAuditLog::new());
+    let (view, _) = svc
+        .set_setting(
+            user(),
+            input("scrobbling.trakt.oauth_tokens", token),
+            Precondition::Any,
+        )
+        .await
+        .unwrap();
+    assert!(view.redacted);
+    assert_eq!(view.value, Value::Null);
+}
+
+#[tokio::test]
+async fn explicit_encrypted_type_seals_a_dynamic_key() {
+    let mut cipher = MockSecretCipher::new();
+    cipher
+        .expect_seal()
+        .times(1)
+        .returning(|_, _, _| Ok(envelope("k1")));
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert()
+        .withf(|_, w, _, _| w.value == envelope("k1").to_value())
+        .returning(|_, w, _, _| Ok(created(w)));
+    let svc = service(repo, cipher, MockAuditLog::new());
+    let mut secret = input("integrations.plex.token", json!("plex-secret"));
+    secret.data_type = Some("encrypted".into());
+    svc.set_setting(user(), secret, Precondition::Any)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn set_secret_seals_whatever_the_key() {
+    let mut cipher = MockSecretCipher::new();
+    cipher
+        .expect_seal()
+        .withf(|_, k, p| k.as_str() == "integrations.plex.token" && p == br#""abc""#)
+        .times(1)
+        .returning(|_, _, _| Ok(envelope("k1")));
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert().returning(|_, w, _, _| Ok(created(w)));
+    let svc = service(repo, cipher, MockAuditLog::new());
+    let (view, _) = svc
+        .set_secret(
+            user(),
+            "integrations.plex.token",
+            &SecretValue::from_json(&json!("abc")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(view.redacted);
+}
+
+#[tokio::test]
+async fn cipher_failure_is_surfaced_without_writing() {
+    let mut cipher = MockSecretCipher::new();
+    cipher
+        .expect_seal()
+        .returning(|_, _, _| Err(CipherError::Internal("no randomness".into())));
+    let svc = service(MockSettingsRepository::new(), cipher, MockAuditLog::new());
+    let mut secret = input("integrations.plex.token", json!("x"));
+    secret.data_type = Some("encrypted".into());
+    let err = svc
+        .set_setting(user(), secret, Precondition::Any)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SetSettingError::Cipher(_)));
+}
+
+#[tokio::test]
+async fn version_conflict_is_surfaced() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert()
+        .withf(|_, _, p, _| *p == Precondition::Version(2))
+        .returning(|_, _, _, _| Err(SettingWriteError::VersionConflict { current: Some(3) }));
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let err = svc
+        .set_setting(user(), input("ui.x", json!(1)), Precondition::Version(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SetSettingError::VersionConflict { current: Some(3) }
+    ));
+}
+
+#[tokio::test]
+async fn quota_limit_is_passed_to_the_store_and_surfaced() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert()
+        .withf(|_, _, _, max| *max == 1000)
+        .returning(|_, _, _, _| Err(SettingWriteError::QuotaExceeded { limit: 1000 }));
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let err = svc
+        .set_setting(user(), input("ui.x", json!(1)), Precondition::Any)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SetSettingError::QuotaExceeded { limit: 1000 }
+    ));
+}
+
+#[tokio::test]
+async fn bulk_reports_every_bad_item_by_index_and_writes_nothing() {
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    let items = vec![
+        input("ui.ok", json!(true)),
+        input("ui..bad", json!(1)),
+        input("ui.ok2", Value::Null),
+        input("ui.ok", json!(false)),
+    ];
+    let mut found = codes(svc.set_settings(user(), items).await.unwrap_err());
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("settings[1].key".to_owned(), "empty_segment"),
+            ("settings[2].value".to_owned(), "required"),
+            ("settings[3].key".to_owned(), "duplicate_key"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bulk_size_limit_is_inclusive() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert_many()
+        .withf(|_, writes, _| writes.len() == 100)
+        .times(1)
+        .returning(|_, writes, _| Ok(writes.iter().map(created).collect()));
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let items: Vec<_> = (0..100)
+        .map(|i| input(&format!("ui.k{i}"), json!(i)))
+        .collect();
+    assert_eq!(svc.set_settings(user(), items).await.unwrap().len(), 100);
+    let too_many: Vec<_> = (0..101)
+        .map(|i| input(&format!("ui.k{i}"), json!(i)))
+        .collect();
+    assert_eq!(
+        codes(svc.set_settings(user(), too_many).await.unwrap_err()),
+        vec![("settings".to_owned(), "too_many")]
+    );
+}
+
+#[tokio::test]
+async fn get_redacts_encrypted_values() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_get().returning(|_, k| {
+        let write = crate::settings::SettingWrite {
+            key: k.clone(),
+            value: envelope("k1").to_value(),
+            description: None,
+            category: None,
+            data_type: DataType::Encrypted,
+        };
+        Ok(Some(stored(&write, 1)))
+    });
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let view = svc
+        .get_setting(user(), "integrations.plex.token")
+        .await
+        .unwrap();
+    assert!(view.redacted);
+    assert_eq!(view.value, Value::Null);
+}
+
+#[tokio::test]
+async fn unknown_category_filter_is_rejected() {
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    assert!(svc.list_settings(user(), Some("nope")).await.is_err());
+}
+
+fn secret_repo() -> MockSettingsRepository {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_get().returning(|_, k| {
+        let write = crate::settings::SettingWrite {
+            key: k.clone(),
+            value: envelope("k1").to_value(),
+            description: None,
+            category: None,
+            data_type: DataType::Encrypted,
+        };
+        Ok(Some(stored(&write, 1)))
+    });
+    repo
+}
+
+#[tokio::test]
+async fn get_secret_audits_then_decrypts_for_the_right_cell() {
+    let mut audit = MockAuditLog::new();
+    audit
+        .expect_record()
+        .withf(|e| {
+            e.action == AuditAction::SecretRead
+                && e.subject == user()
+                && e.key.as_ref().map(SettingKey::as_str) == Some("integrations.plex.token")
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    let mut cipher = MockSecretCipher::new();
+    cipher
+        .expect_open()
+        .withf(|u, k, e| *u == user() && k.as_str() == "integrations.plex.token" && e.kid == "k1")
+        .times(1)
+        .returning(|_, _, _| Ok(Zeroizing::new(br#""plain""#.to_vec())));
+    let svc = service(secret_repo(), cipher, audit);
+    let secret = svc
+        .get_secret(&admin(), user(), "integrations.plex.token")
+        .await
+        .unwrap();
+    assert_eq!(secret.expose_json().unwrap(), json!("plain"));
+    assert_eq!(format!("{secret:?}"), "[REDACTED]");
+}
+
+#[tokio::test]
+async fn get_secret_discloses_nothing_when_audit_fails() {
+    let mut audit = MockAuditLog::new();
+    audit
+        .expect_record()
+        .returning(|_| Err(RepositoryError::Unavailable("down".into())));
+    // No expectation on the cipher: decrypting would fail the test.
+    let svc = service(secret_repo(), MockSecretCipher::new(), audit);
+    let err = svc
+        .get_secret(&admin(), user(), "integrations.plex.token")
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        GetSecretError::Repository(RepositoryError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn get_secret_of_a_plain_setting_is_refused() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_get().returning(|_, k| {
+        let write = crate::settings::SettingWrite {
+            key: k.clone(),
+            value: json!(true),
+            description: None,
+            category: None,
+            data_type: DataType::Boolean,
+        };
+        Ok(Some(stored(&write, 1)))
+    });
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let err = svc
+        .get_secret(&admin(), user(), "ui.flag")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, GetSecretError::NotASecret));
+}
+
+#[tokio::test]
+async fn delete_maps_store_outcomes() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_delete()
+        .with(
+            eq(user()),
+            eq(SettingKey::parse("ui.a").unwrap()),
+            eq(Precondition::Version(1)),
+        )
+        .returning(|_, _, _| Err(SettingDeleteError::VersionConflict { current: 2 }));
+    repo.expect_delete()
+        .with(
+            eq(user()),
+            eq(SettingKey::parse("ui.b").unwrap()),
+            eq(Precondition::Any),
+        )
+        .returning(|_, _, _| Err(SettingDeleteError::NotFound));
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    assert!(matches!(
+        svc.delete_setting(user(), "ui.a", Precondition::Version(1))
+            .await,
+        Err(DeleteSettingError::VersionConflict { current: 2 })
+    ));
+    assert!(matches!(
+        svc.delete_setting(user(), "ui.b", Precondition::Any).await,
+        Err(DeleteSettingError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn admin_listing_is_audited_for_the_subject() {
+    let mut audit = MockAuditLog::new();
+    audit
+        .expect_record()
+        .withf(|e| e.action == AuditAction::AdminRead && e.subject == user() && e.actor == admin())
+        .times(1)
+        .returning(|_| Ok(()));
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_list()
+        .with(eq(user()), eq(None))
+        .returning(|_, _| Ok(vec![]));
+    let svc = service(repo, MockSecretCipher::new(), audit);
+    assert!(
+        svc.list_settings_as_admin(&admin(), user(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

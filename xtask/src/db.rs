@@ -1,0 +1,83 @@
+//! `cargo xtask db`: the persistent dev cluster in `target/pg/dev`.
+
+use std::process::ExitCode;
+
+use crate::cluster::{self, Cluster, Durability};
+use crate::pg_install::PgInstall;
+
+const USAGE: &str = "usage: cargo xtask db start|stop|status|reset|url";
+
+pub fn run(args: &[String]) -> Result<ExitCode, String> {
+    let [action] = args else {
+        return Err(USAGE.to_owned());
+    };
+    let dev = Cluster::new(PgInstall::find()?, cluster::clusters_root()?.join("dev"));
+    match action.as_str() {
+        "start" => start(&dev)?,
+        "stop" => stop(&dev)?,
+        "status" => status(&dev)?,
+        "reset" => reset(&dev)?,
+        "url" => url(&dev)?,
+        other => return Err(format!("unknown db action `{other}`\n{USAGE}")),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn start(dev: &Cluster) -> Result<(), String> {
+    if !dev.is_initialised() {
+        dev.init(Durability::Durable)?;
+    }
+    if dev.is_running() {
+        eprintln!("dev cluster already running");
+    } else {
+        dev.start()?;
+        eprintln!("dev cluster started (log: {})", dev.log_file().display());
+    }
+    println!("{}", dev.url()?);
+    Ok(())
+}
+
+fn stop(dev: &Cluster) -> Result<(), String> {
+    if dev.is_running() {
+        dev.stop()?;
+        eprintln!("dev cluster stopped");
+    } else {
+        eprintln!("dev cluster is not running");
+    }
+    Ok(())
+}
+
+fn status(dev: &Cluster) -> Result<(), String> {
+    if !dev.is_initialised() {
+        println!("not created (`cargo xtask db start` creates it)");
+    } else if dev.is_running() {
+        println!("running: {}", dev.url()?);
+    } else {
+        println!("stopped: {}", dev.url()?);
+    }
+    Ok(())
+}
+
+fn reset(dev: &Cluster) -> Result<(), String> {
+    if dev.is_running() {
+        dev.stop()?;
+    }
+    if dev.dir().exists() {
+        dev.remove()?;
+        eprintln!("dev cluster deleted");
+    } else {
+        eprintln!("no dev cluster to delete");
+    }
+    Ok(())
+}
+
+fn url(dev: &Cluster) -> Result<(), String> {
+    if !dev.is_initialised() {
+        return Err("no dev cluster yet: run `cargo xtask db start`".to_owned());
+    }
+    if !dev.is_running() {
+        eprintln!("note: the dev cluster is stopped; `cargo xtask db start` starts it");
+    }
+    println!("{}", dev.url()?);
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! `cargo xtask`: the workspace's task runner (dev database, tests, CI), std only.
+//!
+//! Adding a command: a module with `pub fn run(args: &[String]) -> Result<ExitCode, String>`,
+//! one arm in `dispatch`, one line in `HELP`.
+
+mod ci;
+mod cluster;
+mod db;
+mod pg_install;
+mod process;
+mod test;
+#[cfg(test)]
+mod tidy;
+mod workspace;
+
+use std::env;
+use std::process::ExitCode;
+
+const HELP: &str = "\
+usage: cargo xtask <command> [args]
+
+commands:
+  db start|stop|status|reset|url
+               the persistent dev PostgreSQL cluster in target/pg/dev
+               (`url` prints postgres://postgres@127.0.0.1:<port>/postgres)
+  test [args]  every test of the workspace (nextest if installed, plus doc tests) against
+               DATABASE_URL, or else an ephemeral cluster in target/pg/test-<pid>;
+               args go to the test runner
+  ci           cargo fmt --check, clippy -D warnings, then `test`
+  help         this text
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match dispatch(&args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<ExitCode, String> {
+    let Some((command, rest)) = args.split_first() else {
+        print!("{HELP}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    match command.as_str() {
+        "db" => db::run(rest),
+        "test" => test::run(rest),
+        "ci" => ci::run(rest),
+        "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => Err(format!("unknown command `{other}`\n\n{HELP}")),
+    }
+}

@@ -1,0 +1,127 @@
+//! `cargo xtask test`: every test of the workspace, against `DATABASE_URL` or an ephemeral cluster.
+
+use std::env;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+
+use crate::cluster::{self, Cluster, Durability};
+use crate::pg_install::PgInstall;
+use crate::{process, workspace};
+
+/// Tells tests that start a private cluster where the PostgreSQL server binaries are.
+const BINDIR_VAR: &str = "USER_SETTINGS_TEST_PG_BINDIR";
+
+/// Runs the workspace's tests; `runner_args` go to the test runner (nextest or `cargo test`).
+pub fn run(runner_args: &[String]) -> Result<ExitCode, String> {
+    let install = PgInstall::find();
+    // Kept alive until the tests are done; dropping it stops and deletes the cluster.
+    let (_cluster, database_url) = match env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            eprintln!("using DATABASE_URL from the environment");
+            (None, url)
+        }
+        _ => {
+            let cluster = EphemeralCluster::start(install.clone()?)?;
+            let url = cluster.0.url()?;
+            (Some(cluster), url)
+        }
+    };
+    let bindir = install.ok().map(|install| install.bindir().to_path_buf());
+    let with_env = |mut cmd: Command| {
+        cmd.env("DATABASE_URL", &database_url);
+        if let Some(bindir) = &bindir {
+            cmd.env(BINDIR_VAR, bindir);
+        }
+        cmd
+    };
+
+    let mut tests = with_env(workspace::cargo()?);
+    if process::succeeds(workspace::cargo()?.args(["nextest", "--version"])) {
+        tests.args(["nextest", "run"]);
+    } else {
+        eprintln!("cargo-nextest not found; falling back to `cargo test`");
+        tests.arg("test");
+    }
+    tests
+        .args(["--workspace", "--all-targets", "--no-fail-fast"])
+        .args(runner_args);
+    let tests = process::status(&mut tests)?;
+    // nextest does not run doc tests.
+    let doc_tests =
+        process::status(with_env(workspace::cargo()?).args(["test", "--workspace", "--doc"]))?;
+
+    Ok(match (tests.success(), doc_tests.success()) {
+        (true, true) => ExitCode::SUCCESS,
+        (false, _) => process::exit_code(tests),
+        (true, false) => process::exit_code(doc_tests),
+    })
+}
+
+/// A throw-away cluster in `target/pg/test-<pid>`, stopped and deleted on drop, also when the
+/// tests fail or xtask returns early with an error.
+struct EphemeralCluster(Cluster);
+
+impl EphemeralCluster {
+    fn start(install: PgInstall) -> Result<Self, String> {
+        let root = cluster::clusters_root()?;
+        remove_orphans(&root, &install);
+        let cluster = Self(Cluster::new(
+            install,
+            root.join(format!("test-{}", std::process::id())),
+        ));
+        cluster.0.init(Durability::Ephemeral)?;
+        cluster.0.start()?;
+        Ok(cluster)
+    }
+}
+
+impl Drop for EphemeralCluster {
+    fn drop(&mut self) {
+        discard(&self.0);
+    }
+}
+
+fn discard(cluster: &Cluster) {
+    // Cleanup problems are reported, not raised: they must not hide the tests' own outcome.
+    if cluster.is_running() {
+        if let Err(e) = cluster.stop() {
+            eprintln!("warning: could not stop the test cluster: {e}");
+        }
+    }
+    if cluster.dir().exists() {
+        if let Err(e) = cluster.remove() {
+            eprintln!("warning: {e}");
+        }
+    }
+}
+
+/// Discards test clusters left by xtask runs that were killed (e.g. by Ctrl-C) before cleaning up.
+fn remove_orphans(root: &Path, install: &PgInstall) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix("test-"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !process_exists(pid) {
+            eprintln!("removing orphaned test cluster {}", entry.path().display());
+            discard(&Cluster::new(install.clone(), entry.path()));
+        }
+    }
+}
+
+fn process_exists(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    if proc.join("self").exists() {
+        proc.join(pid.to_string()).exists()
+    } else {
+        process::succeeds(Command::new("ps").arg("-p").arg(pid.to_string()))
+    }
+}

@@ -1,0 +1,159 @@
+//! Tidy checks, run as tests: the architecture invariants of DESIGN.md §2 and the module-doc rule
+//! (for `crates/*/src`, and for xtask itself).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::workspace;
+
+/// Crates the pure `domain` must not reach, directly or transitively.
+const FORBIDDEN_IN_DOMAIN: &[&str] = &[
+    "adapter-postgres",
+    "adapter-crypto",
+    "adapter-http",
+    "app",
+    "tokio",
+    "actix-web",
+    "actix-rt",
+    "tokio-postgres",
+    "postgres",
+    "deadpool",
+    "deadpool-postgres",
+    "ring",
+    "moka",
+    "governor",
+    "reqwest",
+];
+
+/// Paths that only the named crates' sources may mention.
+const CONFINED_PATHS: &[(&str, &[&str])] = &[
+    ("tokio_postgres", &["adapter-postgres", "app"]),
+    ("deadpool", &["adapter-postgres", "app"]),
+    ("ring::", &["adapter-crypto"]),
+    ("actix_web", &["adapter-http", "app"]),
+];
+
+#[test]
+fn domain_depends_on_no_adapter_runtime_or_driver() {
+    let output = workspace::cargo()
+        .unwrap()
+        .args(["tree", "-p", "domain", "-e", "normal", "--prefix", "none"])
+        .args(["--no-dedupe", "--all-features", "--target", "all"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "cargo tree failed:\n{stderr}");
+
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let mut offenders: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| FORBIDDEN_IN_DOMAIN.contains(name))
+        .collect();
+    offenders.sort_unstable();
+    offenders.dedup();
+    assert!(
+        offenders.is_empty(),
+        "domain must stay pure, but depends on {offenders:?} \
+         (`cargo tree -p domain -e normal -i <crate>` shows the path)"
+    );
+}
+
+#[test]
+fn every_module_starts_with_a_doc_line() {
+    let mut files: Vec<PathBuf> = crate_sources().into_iter().map(|(_, file)| file).collect();
+    assert!(!files.is_empty(), "found no sources under crates/*/src");
+    collect_rust_files(&workspace::root().unwrap().join("xtask/src"), &mut files);
+    let undocumented: Vec<String> = files
+        .iter()
+        .filter(|file| {
+            let text = fs::read_to_string(file).unwrap();
+            let first = text.lines().find(|line| !line.trim().is_empty());
+            !first.is_some_and(|line| line.starts_with("//!"))
+        })
+        .map(|file| file.display().to_string())
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "these files must start with a `//!` line saying what the module is for:\n{}",
+        undocumented.join("\n")
+    );
+}
+
+#[test]
+fn technology_crates_are_named_only_in_their_adapters() {
+    let files = crate_sources();
+    assert!(!files.is_empty(), "found no sources under crates/*/src");
+    let mut violations = Vec::new();
+    for (krate, file) in &files {
+        let text = fs::read_to_string(file).unwrap();
+        // Comments may name a technology; code may not use it.
+        let code = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim_start().starts_with("//"));
+        for (number, line) in code {
+            for (path, allowed) in CONFINED_PATHS {
+                if mentions(line, path) && !allowed.contains(&krate.as_str()) {
+                    violations.push(format!(
+                        "{}:{}: `{path}` belongs only in {allowed:?}",
+                        file.display(),
+                        number + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn a_mention_starts_at_an_identifier_boundary() {
+    assert!(mentions("use ring::aead;", "ring::"));
+    assert!(mentions(
+        "let k = ::ring::rand::SystemRandom::new();",
+        "ring::"
+    ));
+    assert!(!mentions("String::new()", "ring::"));
+    assert!(!mentions("AesGcmKeyring::new()", "ring::"));
+}
+
+/// Whether `line` contains `path` not preceded by an identifier character
+/// (so `String::` is not a mention of `ring::`).
+fn mentions(line: &str, path: &str) -> bool {
+    line.match_indices(path).any(|(start, _)| {
+        !line[..start]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// Every `.rs` file under `crates/<crate>/src`, with its crate's folder name.
+fn crate_sources() -> Vec<(String, PathBuf)> {
+    let crates = workspace::root().unwrap().join("crates");
+    let mut files = Vec::new();
+    for entry in fs::read_dir(crates).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let mut sources = Vec::new();
+        collect_rust_files(&dir.join("src"), &mut sources);
+        files.extend(sources.into_iter().map(|file| (name.clone(), file)));
+    }
+    files.sort();
+    files
+}
+
+fn collect_rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_rust_files(&path, out);
+        } else if path.extension().is_some_and(|ext| ext == "rs") {
+            out.push(path);
+        }
+    }
+}
