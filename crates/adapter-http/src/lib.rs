@@ -1,1 +1,180 @@
-//! HTTP adapter: actix-web routes, authentication and problem+json errors.
+//! HTTP adapter: actix-web routes, JWT authentication, problem+json errors and OpenAPI.
+//!
+//! The app builds an [`ApiState`] and an [`auth::Authenticator`], then calls [`serve`].
+//! Handlers only translate HTTP to the domain's services and back.
+
+pub mod auth;
+pub mod conditional;
+pub mod error;
+pub mod handlers;
+pub mod json;
+pub mod openapi;
+pub mod request_id;
+pub mod state;
+
+use std::{net::TcpListener, sync::Arc, time::Duration};
+
+use actix_web::{
+    App, HttpResponse,
+    body::MessageBody,
+    dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse},
+    guard,
+    http::header,
+    middleware::from_fn,
+    web::{self, Data},
+};
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::{AuthConfig, Authenticator, VerificationKey};
+pub use error::ApiError;
+pub use state::{ApiOptions, ApiState, DynPreferencesService, DynSettingsService, Readiness};
+
+use crate::handlers::{admin, health, internal, preferences, schema, settings};
+
+/// Server tunables: protect workers from slow or idle clients.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Worker threads (0 = one per core).
+    pub workers: usize,
+    /// Most concurrent connections per worker.
+    pub max_connections: usize,
+    /// Time a client has to send the request head.
+    pub client_request_timeout: Duration,
+    /// Time a client has to acknowledge the connection close.
+    pub client_disconnect_timeout: Duration,
+    /// Keep-alive of idle connections.
+    pub keep_alive: Duration,
+    /// Grace period for in-flight requests on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            max_connections: 25_000,
+            client_request_timeout: Duration::from_secs(5),
+            client_disconnect_timeout: Duration::from_secs(2),
+            keep_alive: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The OpenAPI document of this API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::ApiDoc::openapi()
+}
+
+/// The application: every route with its middleware.
+pub fn app(
+    state: ApiState,
+    auth: Arc<Authenticator>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let body_limit = state.options.max_body_bytes;
+    let bulk_limit = state.options.max_bulk_body_bytes;
+    App::new()
+        .app_data(Data::new(state))
+        .app_data(Data::from(auth))
+        .app_data(json::config(body_limit))
+        .app_data(web::PathConfig::default().error_handler(|err, _| {
+            ApiError::NotFound("route_not_found", format!("invalid path parameter: {err}")).into()
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|err, _| {
+            ApiError::BadRequest(format!("invalid query string: {err}")).into()
+        }))
+        // The bulk write gets its own resource for its larger body limit.
+        .service(
+            web::resource("/api/v1/users/me/settings")
+                .guard(guard::Put())
+                .app_data(json::config(bulk_limit))
+                .route(web::put().to(settings::bulk)),
+        )
+        .service(resource("/api/v1/users/me/settings").route(web::get().to(settings::list)))
+        .service(
+            resource("/api/v1/users/me/settings/{key}")
+                .route(web::get().to(settings::get))
+                .route(web::put().to(settings::put))
+                .route(web::delete().to(settings::delete)),
+        )
+        .service(
+            resource("/api/v1/users/me/preferences")
+                .route(web::get().to(preferences::get))
+                .route(web::put().to(preferences::put))
+                .route(web::patch().to(preferences::patch)),
+        )
+        .service(resource("/api/v1/settings/schema").route(web::get().to(schema::registry)))
+        .service(
+            resource("/api/v1/admin/users/{user_id}/settings")
+                .route(web::get().to(admin::settings)),
+        )
+        .service(
+            resource("/api/v1/admin/users/{user_id}/preferences")
+                .route(web::get().to(admin::preferences)),
+        )
+        .service(
+            resource("/internal/v1/users/{user_id}/secrets/{key}")
+                .route(web::get().to(internal::secret)),
+        )
+        .service(resource("/health/live").route(web::get().to(health::live)))
+        .service(resource("/health/ready").route(web::get().to(health::ready)))
+        .service(resource("/openapi.json").route(web::get().to(openapi_json)))
+        .service(resource("/docs").route(web::get().to(docs_redirect)))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/swagger/openapi.json", openapi()))
+        .default_service(web::to(|| async {
+            Err::<HttpResponse, _>(ApiError::NotFound(
+                "route_not_found",
+                "no route matches this path".into(),
+            ))
+        }))
+        .wrap(from_fn(request_id::middleware))
+}
+
+/// A resource that answers 405 problem+json for methods it has no route for.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
+    }))
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(openapi())
+}
+
+async fn docs_redirect() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((header::LOCATION, "/docs/"))
+        .finish()
+}
+
+/// Starts serving on `listener`. The returned server runs until SIGTERM/SIGINT (graceful,
+/// bounded by `shutdown_timeout`) or until its handle stops it.
+///
+/// # Errors
+/// When the listener cannot be used.
+pub fn serve(
+    listener: TcpListener,
+    state: ApiState,
+    auth: Arc<Authenticator>,
+    options: &ServerOptions,
+) -> std::io::Result<Server> {
+    let mut server = actix_web::HttpServer::new(move || app(state.clone(), auth.clone()))
+        .max_connections(options.max_connections)
+        .client_request_timeout(options.client_request_timeout)
+        .client_disconnect_timeout(options.client_disconnect_timeout)
+        .keep_alive(options.keep_alive)
+        .shutdown_timeout(options.shutdown_timeout.as_secs());
+    if options.workers > 0 {
+        server = server.workers(options.workers);
+    }
+    Ok(server.listen(listener)?.run())
+}

@@ -168,3 +168,104 @@ pub trait AuditLog: Send + Sync {
     /// Appends one record.
     async fn record(&self, entry: AuditEntry) -> Result<(), RepositoryError>;
 }
+
+// Shared handles: the app holds adapters behind `Arc` (often `Arc<dyn Port>`) and the
+// services take them by value, so every port is also implemented for `Arc<T>`.
+
+#[async_trait]
+impl<T: SettingsRepository + ?Sized> SettingsRepository for std::sync::Arc<T> {
+    async fn get(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+    ) -> Result<Option<Setting>, RepositoryError> {
+        (**self).get(user, key).await
+    }
+
+    async fn list(
+        &self,
+        user: UserId,
+        category: Option<Category>,
+    ) -> Result<Vec<Setting>, RepositoryError> {
+        (**self).list(user, category).await
+    }
+
+    async fn upsert(
+        &self,
+        user: UserId,
+        write: &SettingWrite,
+        expected: Precondition,
+        max_settings: u32,
+    ) -> Result<UpsertOutcome, SettingWriteError> {
+        (**self).upsert(user, write, expected, max_settings).await
+    }
+
+    async fn upsert_many(
+        &self,
+        user: UserId,
+        writes: &[SettingWrite],
+        max_settings: u32,
+    ) -> Result<Vec<UpsertOutcome>, SettingWriteError> {
+        (**self).upsert_many(user, writes, max_settings).await
+    }
+
+    async fn delete(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+        expected: Precondition,
+    ) -> Result<(), SettingDeleteError> {
+        (**self).delete(user, key, expected).await
+    }
+
+    async fn count(&self, user: UserId) -> Result<u64, RepositoryError> {
+        (**self).count(user).await
+    }
+}
+
+#[async_trait]
+impl<T: PreferencesRepository + ?Sized> PreferencesRepository for std::sync::Arc<T> {
+    async fn get(&self, user: UserId) -> Result<Option<StoredPreferences>, RepositoryError> {
+        (**self).get(user).await
+    }
+
+    async fn upsert(
+        &self,
+        user: UserId,
+        preferences: &Preferences,
+        expected: Precondition,
+    ) -> Result<StoredPreferences, PreferencesWriteError> {
+        (**self).upsert(user, preferences, expected).await
+    }
+}
+
+impl<T: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<T> {
+    fn seal(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+        plaintext: &[u8],
+    ) -> Result<Envelope, CipherError> {
+        (**self).seal(user, key, plaintext)
+    }
+
+    fn open(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+        envelope: &Envelope,
+    ) -> Result<Zeroizing<Vec<u8>>, CipherError> {
+        (**self).open(user, key, envelope)
+    }
+
+    fn current_kid(&self) -> String {
+        (**self).current_kid()
+    }
+}
+
+#[async_trait]
+impl<T: AuditLog + ?Sized> AuditLog for std::sync::Arc<T> {
+    async fn record(&self, entry: AuditEntry) -> Result<(), RepositoryError> {
+        (**self).record(entry).await
+    }
+}

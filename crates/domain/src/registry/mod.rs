@@ -216,10 +216,10 @@ fn compile(spec: KnownKeySpec) -> Result<KnownKey, RegistryError> {
         segments,
         validator,
     };
-    if let Some(default) = &entry.spec.default {
-        if entry.validate(default).is_err() || !entry.spec.data_type.accepts(default) {
-            return Err(RegistryError::Default(entry.spec.pattern.clone()));
-        }
+    if let Some(default) = &entry.spec.default
+        && (entry.validate(default).is_err() || !entry.spec.data_type.accepts(default))
+    {
+        return Err(RegistryError::Default(entry.spec.pattern.clone()));
     }
     Ok(entry)
 }

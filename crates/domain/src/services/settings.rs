@@ -189,6 +189,11 @@ where
         &self.limits
     }
 
+    /// The categories accepted.
+    pub fn categories(&self) -> &AllowedCategories {
+        &self.categories
+    }
+
     /// One setting (GetSetting); secrets are redacted.
     ///
     /// # Errors
@@ -446,10 +451,10 @@ where
         let value_shape_ok = errors
             .collect(check_value_shape(&input.value, &self.limits))
             .is_some();
-        if let (Some(entry), true, false) = (known, value_shape_ok, input.value.is_null()) {
-            if let Err(e) = entry.validate(&input.value) {
-                errors.extend(e);
-            }
+        if let (Some(entry), true, false) = (known, value_shape_ok, input.value.is_null())
+            && let Err(e) = entry.validate(&input.value)
+        {
+            errors.extend(e);
         }
 
         let requested_category = input

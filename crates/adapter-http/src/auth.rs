@@ -1,0 +1,294 @@
+//! Bearer-token authentication: JWT verification (HS256 secret, or RS256/EdDSA public key),
+//! the `Principal` extractors, and minting tokens for development.
+
+use std::{
+    future::{Ready, ready},
+    sync::Arc,
+};
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
+use domain::{
+    UserId,
+    audit::{Actor, Role},
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{error::ApiError, request_id::RequestId};
+
+/// How tokens are verified.
+#[derive(Clone)]
+pub enum VerificationKey {
+    /// HS256 with a shared secret.
+    Hs256(SecretString),
+    /// RS256 or EdDSA with a PEM public key (the algorithm follows the key type).
+    PublicKeyPem(String),
+}
+
+impl std::fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VerificationKey::Hs256(_) => f.write_str("Hs256([REDACTED])"),
+            VerificationKey::PublicKeyPem(_) => f.write_str("PublicKeyPem(..)"),
+        }
+    }
+}
+
+/// Token verification settings.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// The key.
+    pub key: VerificationKey,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+}
+
+/// Why the verifier could not be built (bad PEM, ...).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid JWT verification key: {0}")]
+pub struct AuthConfigError(String);
+
+/// The claims this service reads.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's UUID.
+    pub sub: String,
+    /// Expiry (seconds since the epoch); required.
+    pub exp: u64,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+    /// Roles beyond "user": `admin`, `service`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// Audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// Verifies bearer tokens.
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Authenticator {
+    /// Builds a verifier.
+    ///
+    /// # Errors
+    /// [`AuthConfigError`] when the public key is not a usable RSA or Ed25519 PEM.
+    pub fn new(config: &AuthConfig) -> Result<Self, AuthConfigError> {
+        let (key, algorithms) = match &config.key {
+            VerificationKey::Hs256(secret) => (
+                DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+                vec![Algorithm::HS256],
+            ),
+            VerificationKey::PublicKeyPem(pem) => {
+                if let Ok(key) = DecodingKey::from_rsa_pem(pem.as_bytes()) {
+                    (key, vec![Algorithm::RS256])
+                } else if let Ok(key) = DecodingKey::from_ed_pem(pem.as_bytes()) {
+                    (key, vec![Algorithm::EdDSA])
+                } else {
+                    return Err(AuthConfigError(
+                        "the public key is neither an RSA nor an Ed25519 PEM".into(),
+                    ));
+                }
+            }
+        };
+        let mut validation = Validation::new(algorithms[0]);
+        validation.algorithms = algorithms;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = 30;
+        match &config.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                validation.required_spec_claims.insert("iss".into());
+            }
+            None => validation.iss = None,
+        }
+        match &config.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                validation.required_spec_claims.insert("aud".into());
+            }
+            None => validation.validate_aud = false,
+        }
+        Ok(Self { key, validation })
+    }
+
+    /// Verifies a token and returns who it names.
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`] with a reason safe to show (never the token).
+    pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
+        let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            let reason = match e.kind() {
+                ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::InvalidSignature => "the token signature is invalid",
+                ErrorKind::InvalidAlgorithm => "the token algorithm is not accepted",
+                ErrorKind::InvalidIssuer => "the token issuer is not accepted",
+                ErrorKind::InvalidAudience => "the token audience is not accepted",
+                ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim",
+                _ => "the token is malformed",
+            };
+            ApiError::Unauthorized(reason.into())
+        })?;
+        let user_id = Uuid::parse_str(&data.claims.sub)
+            .map_err(|_| ApiError::Unauthorized("the token subject is not a UUID".into()))?;
+        let roles = data
+            .claims
+            .roles
+            .iter()
+            .filter_map(|r| match r.as_str() {
+                "admin" => Some(Role::Admin),
+                "service" => Some(Role::Service),
+                _ => None,
+            })
+            .collect();
+        Ok(Principal {
+            user_id: UserId::new(user_id),
+            roles,
+        })
+    }
+}
+
+/// Signs an HS256 token (the `user-settings token` command and tests).
+///
+/// # Errors
+/// When signing fails.
+pub fn mint_hs256(
+    secret: &SecretString,
+    sub: Uuid,
+    roles: &[&str],
+    ttl_seconds: u64,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> anyhow::Result<String> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+    let claims = Claims {
+        sub: sub.to_string(),
+        exp: now + ttl_seconds,
+        iat: Some(now),
+        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+        iss: issuer.map(str::to_owned),
+        aud: audience.map(str::to_owned),
+    };
+    Ok(encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+    )?)
+}
+
+/// The authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's `sub`.
+    pub user_id: UserId,
+    /// Extra roles the token grants.
+    pub roles: Vec<Role>,
+}
+
+impl Principal {
+    fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    fn actor(&self, role: Role, req: &HttpRequest) -> Actor {
+        Actor {
+            id: self.user_id,
+            role,
+            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+        }
+    }
+}
+
+fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+    let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "no authenticator configured"
+        )));
+    };
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized(String::new()))?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Unauthorized("use the Bearer scheme".into()))?;
+    let principal = auth.verify(token)?;
+    tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
+    Ok(principal)
+}
+
+/// Any authenticated user, acting on their own data.
+#[derive(Debug)]
+pub struct User(pub Principal);
+
+impl FromRequest for User {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = authenticate(req).map(User);
+        ready(result)
+    }
+}
+
+/// A caller with the `admin` role; carries the audit actor.
+#[derive(Debug)]
+pub struct Admin(pub Actor);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = authenticate(req).and_then(|p| {
+            if p.has(Role::Admin) {
+                Ok(Admin(p.actor(Role::Admin, req)))
+            } else {
+                Err(ApiError::Forbidden("admin"))
+            }
+        });
+        ready(result)
+    }
+}
+
+/// A caller with the `service` role; carries the audit actor.
+#[derive(Debug)]
+pub struct Service(pub Actor);
+
+impl FromRequest for Service {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = authenticate(req).and_then(|p| {
+            if p.has(Role::Service) {
+                Ok(Service(p.actor(Role::Service, req)))
+            } else {
+                Err(ApiError::Forbidden("service"))
+            }
+        });
+        ready(result)
+    }
+}
+
+/// Shared verifier handle, as registered in the app.
+pub type SharedAuthenticator = Arc<Authenticator>;

@@ -1,0 +1,291 @@
+//! `ApiError`: every failure the API reports, rendered as RFC 9457 `application/problem+json`.
+//!
+//! Each domain error maps to one status and a stable `code`. Unexpected failures are logged
+//! with their cause and reported to the client only as "internal error".
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
+use domain::{
+    FieldError, RepositoryError, ValidationErrors,
+    secrets::CipherError,
+    services::{
+        DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, PreferencesError,
+        SetSettingError,
+    },
+};
+use serde::Serialize;
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error response of the API.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not valid JSON or not the expected shape.
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    /// 401: no, or no valid, bearer token. The text goes to `WWW-Authenticate`.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// 403: authenticated but lacking the role.
+    #[error("forbidden: the {0} role is required")]
+    Forbidden(&'static str),
+    /// 404 with a precise code (`setting_not_found`, `user_not_found`, `route_not_found`).
+    #[error("not found: {1}")]
+    NotFound(&'static str, String),
+    /// 405.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 412: `If-Match`/`If-None-Match` did not hold.
+    #[error("precondition failed")]
+    PreconditionFailed,
+    /// 413: the body or a value is over its limit.
+    #[error("payload too large: {0}")]
+    PayloadTooLarge(String),
+    /// 415: the body is not JSON.
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// 422: the input is well-formed but invalid; every problem is listed.
+    #[error("validation failed")]
+    Validation(ValidationErrors),
+    /// 428: the deployment requires `If-Match` on writes.
+    #[error("precondition required")]
+    PreconditionRequired,
+    /// 503: the database is unavailable; retrying later may work.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// 500: the cause is logged, never shown.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+impl ApiError {
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "malformed_request",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(code, _) => code,
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::PreconditionFailed => "precondition_failed",
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::PreconditionRequired => "precondition_required",
+            ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+
+    fn detail(&self) -> Option<String> {
+        match self {
+            ApiError::BadRequest(d) | ApiError::PayloadTooLarge(d) | ApiError::NotFound(_, d) => {
+                Some(d.clone())
+            }
+            ApiError::Unauthorized(d) => Some(d.clone()),
+            ApiError::Forbidden(role) => Some(format!("this route requires the `{role}` role")),
+            ApiError::Validation(e) => {
+                Some(format!("{} problem(s) with the request", e.errors().len()))
+            }
+            ApiError::PreconditionFailed => {
+                Some("the resource has changed; fetch it again to get its current ETag".into())
+            }
+            ApiError::PreconditionRequired => Some("send If-Match with the resource's ETag".into()),
+            ApiError::UnsupportedMediaType => {
+                Some("send a JSON body with Content-Type: application/json".into())
+            }
+            ApiError::Unavailable(_) => Some("the database is unavailable; retry shortly".into()),
+            ApiError::MethodNotAllowed | ApiError::Internal(_) => None,
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        self.status_code().canonical_reason().unwrap_or("Error")
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(..) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = %format!("{cause:#}"), "internal error")
+            }
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "database unavailable"),
+            _ => {}
+        }
+        let status = self.status_code();
+        let no_errors: &[FieldError] = &[];
+        let problem = Problem {
+            kind: format!("urn:user-settings:problem:{}", self.code()),
+            title: self.title(),
+            status: status.as_u16(),
+            code: self.code(),
+            detail: self.detail(),
+            errors: match self {
+                ApiError::Validation(e) => e.errors(),
+                _ => no_errors,
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        match self {
+            ApiError::Unauthorized(description) => {
+                let challenge = if description.is_empty() {
+                    r#"Bearer realm="user-settings""#.to_owned()
+                } else {
+                    format!(
+                        r#"Bearer realm="user-settings", error="invalid_token", error_description="{}""#,
+                        description.replace('"', "'")
+                    )
+                };
+                response.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        response.body(serde_json::to_string(&problem).unwrap_or_default())
+    }
+}
+
+impl From<RepositoryError> for ApiError {
+    fn from(e: RepositoryError) -> Self {
+        match e {
+            RepositoryError::Unavailable(cause) => ApiError::Unavailable(cause),
+            RepositoryError::Unknown(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+/// A validation failure whose only problem is an oversized value is a 413, not a 422.
+fn from_validation(errors: ValidationErrors) -> ApiError {
+    let too_large = errors
+        .errors()
+        .iter()
+        .find(|e| e.code == "too_large" && (e.field == "value" || e.field.ends_with(".value")));
+    match too_large {
+        Some(e) => ApiError::PayloadTooLarge(e.message.clone()),
+        None => ApiError::Validation(errors),
+    }
+}
+
+fn setting_not_found() -> ApiError {
+    ApiError::NotFound("setting_not_found", "no setting with this key".into())
+}
+
+fn user_not_found() -> ApiError {
+    ApiError::NotFound("user_not_found", "the user does not exist".into())
+}
+
+fn cipher_failure(e: CipherError) -> ApiError {
+    ApiError::Internal(anyhow::Error::new(e).context("secret could not be processed"))
+}
+
+impl From<GetSettingError> for ApiError {
+    fn from(e: GetSettingError) -> Self {
+        match e {
+            GetSettingError::Validation(v) => from_validation(v),
+            GetSettingError::NotFound => setting_not_found(),
+            GetSettingError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<ListSettingsError> for ApiError {
+    fn from(e: ListSettingsError) -> Self {
+        match e {
+            ListSettingsError::Validation(v) => from_validation(v),
+            ListSettingsError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<SetSettingError> for ApiError {
+    fn from(e: SetSettingError) -> Self {
+        match e {
+            SetSettingError::Validation(v) => from_validation(v),
+            SetSettingError::VersionConflict { .. } => ApiError::PreconditionFailed,
+            SetSettingError::QuotaExceeded { limit } => {
+                ApiError::Validation(ValidationErrors::single(FieldError::new(
+                    "key",
+                    "quota_exceeded",
+                    format!("a user may hold at most {limit} settings"),
+                )))
+            }
+            SetSettingError::UserNotFound => user_not_found(),
+            SetSettingError::Cipher(c) => cipher_failure(c),
+            SetSettingError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<DeleteSettingError> for ApiError {
+    fn from(e: DeleteSettingError) -> Self {
+        match e {
+            DeleteSettingError::Validation(v) => from_validation(v),
+            DeleteSettingError::NotFound => setting_not_found(),
+            DeleteSettingError::VersionConflict { .. } => ApiError::PreconditionFailed,
+            DeleteSettingError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<GetSecretError> for ApiError {
+    fn from(e: GetSecretError) -> Self {
+        match e {
+            GetSecretError::Validation(v) => from_validation(v),
+            GetSecretError::NotFound => setting_not_found(),
+            GetSecretError::NotASecret => ApiError::NotFound(
+                "not_a_secret",
+                "the setting exists but is not encrypted; read it through the settings API".into(),
+            ),
+            GetSecretError::Cipher(c) => cipher_failure(c),
+            GetSecretError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<PreferencesError> for ApiError {
+    fn from(e: PreferencesError) -> Self {
+        match e {
+            PreferencesError::Validation(v) => from_validation(v),
+            PreferencesError::VersionConflict { .. } => ApiError::PreconditionFailed,
+            PreferencesError::UserNotFound => user_not_found(),
+            PreferencesError::Repository(r) => r.into(),
+        }
+    }
+}

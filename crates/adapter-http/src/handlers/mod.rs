@@ -1,0 +1,8 @@
+//! Route handlers, one module per resource.
+
+pub mod admin;
+pub mod health;
+pub mod internal;
+pub mod preferences;
+pub mod schema;
+pub mod settings;

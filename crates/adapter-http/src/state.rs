@@ -1,0 +1,58 @@
+//! What the handlers share: the services (behind trait objects, so the app can decorate the
+//! ports), the readiness probe and the HTTP options.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use domain::{
+    ports::{AuditLog, PreferencesRepository, SecretCipher, SettingsRepository},
+    services::{PreferencesService, SettingsService},
+};
+
+/// The settings service as the HTTP layer holds it.
+pub type DynSettingsService =
+    SettingsService<Arc<dyn SettingsRepository>, Arc<dyn SecretCipher>, Arc<dyn AuditLog>>;
+/// The preferences service as the HTTP layer holds it.
+pub type DynPreferencesService =
+    PreferencesService<Arc<dyn PreferencesRepository>, Arc<dyn AuditLog>>;
+
+/// Answers whether the service can do its job (the database is reachable).
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    /// `Err` names what is not ready.
+    async fn check(&self) -> Result<(), String>;
+}
+
+/// Tunables of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct ApiOptions {
+    /// Refuse writes without `If-Match`/`If-None-Match` (428).
+    pub require_if_match: bool,
+    /// Largest body of a single-resource request.
+    pub max_body_bytes: usize,
+    /// Largest body of a bulk write.
+    pub max_bulk_body_bytes: usize,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            require_if_match: false,
+            max_body_bytes: 256 * 1024,
+            max_bulk_body_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Everything the routes need.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Settings use cases.
+    pub settings: Arc<DynSettingsService>,
+    /// Preferences use cases.
+    pub preferences: Arc<DynPreferencesService>,
+    /// Readiness probe.
+    pub readiness: Arc<dyn Readiness>,
+    /// Options.
+    pub options: ApiOptions,
+}
