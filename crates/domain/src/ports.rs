@@ -269,3 +269,42 @@ impl<T: AuditLog + ?Sized> AuditLog for std::sync::Arc<T> {
         (**self).record(entry).await
     }
 }
+
+/// A stored encrypted setting, as key rotation sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SealedCell {
+    /// Owner.
+    pub user_id: UserId,
+    /// Name.
+    pub key: SettingKey,
+    /// Version when read; the rewrap writes only if it is unchanged.
+    pub version: i64,
+    /// The stored value (normally an envelope; may be corrupt).
+    pub value: serde_json::Value,
+}
+
+/// Access to every encrypted setting, for key rotation and start-up checks.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait EnvelopeStore: Send + Sync {
+    /// How many encrypted settings each key id sealed (`None` for values without a kid).
+    async fn count_by_kid(&self) -> Result<Vec<(Option<String>, u64)>, RepositoryError>;
+
+    /// Up to `limit` encrypted settings not sealed with `current_kid`, ordered by
+    /// `(user_id, key)` and strictly after `after`.
+    async fn not_sealed_with(
+        &self,
+        current_kid: &str,
+        after: Option<(UserId, SettingKey)>,
+        limit: u32,
+    ) -> Result<Vec<SealedCell>, RepositoryError>;
+
+    /// Stores `envelope` in place of the cell's value if its version is still
+    /// `cell.version`. Returns `false` when the row changed (or vanished) meanwhile.
+    /// The version is kept: the plaintext, and so the setting, did not change.
+    async fn replace_envelope(
+        &self,
+        cell: &SealedCell,
+        envelope: &Envelope,
+    ) -> Result<bool, RepositoryError>;
+}

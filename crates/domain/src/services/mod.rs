@@ -1,9 +1,11 @@
 //! Use cases, generic over the ports: the settings service and the preferences service.
 
 mod preferences;
+mod rotation;
 mod settings;
 
 pub use preferences::{PreferencesError, PreferencesService};
+pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapReport};
 pub use settings::{
     DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, SetSettingError,
     SettingInput, SettingsService,

@@ -9,7 +9,7 @@ mod value;
 
 pub use category::{AllowedCategories, Category};
 pub use data_type::DataType;
-pub use key::SettingKey;
+pub use key::{MAX_KEY_LEN, SettingKey};
 pub use limits::Limits;
 pub use setting::{Description, Precondition, Setting, SettingView, SettingWrite, UpsertOutcome};
 pub use value::{check_value_shape, json_depth};

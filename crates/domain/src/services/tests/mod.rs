@@ -1,6 +1,7 @@
 //! Unit tests of the services against mockall mocks of the ports.
 
 mod preferences;
+mod rotation;
 mod settings;
 
 use time::OffsetDateTime;
