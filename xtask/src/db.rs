@@ -23,6 +23,19 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Starts (or reuses) the dev cluster and returns its URL.
+pub fn ensure_dev_running() -> Result<String, String> {
+    let dev = Cluster::new(PgInstall::find()?, cluster::clusters_root()?.join("dev"));
+    if !dev.is_initialised() {
+        dev.init(Durability::Durable)?;
+    }
+    if !dev.is_running() {
+        dev.start()?;
+        eprintln!("dev cluster started (log: {})", dev.log_file().display());
+    }
+    dev.url()
+}
+
 fn start(dev: &Cluster) -> Result<(), String> {
     if !dev.is_initialised() {
         dev.init(Durability::Durable)?;

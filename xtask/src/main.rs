@@ -6,8 +6,10 @@
 mod ci;
 mod cluster;
 mod db;
+mod dev_secrets;
 mod pg_install;
 mod process;
+mod run;
 mod test;
 #[cfg(test)]
 mod tidy;
@@ -27,6 +29,10 @@ commands:
                DATABASE_URL, or else an ephemeral cluster in target/pg/test-<pid>;
                args go to the test runner
   ci           cargo fmt --check, clippy -D warnings, then `test`
+  run [args]   serve the API on 127.0.0.1:8080 against DATABASE_URL or the dev cluster,
+               with development secrets kept in target/dev-secrets.env
+  token [args] print a token for the dev service (default user, or --sub UUID;
+               --role admin|service; --ttl 1h)
   help         this text
 ";
 
@@ -50,6 +56,8 @@ fn dispatch(args: &[String]) -> Result<ExitCode, String> {
         "db" => db::run(rest),
         "test" => test::run(rest),
         "ci" => ci::run(rest),
+        "run" => run::run(rest),
+        "token" => run::token(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)

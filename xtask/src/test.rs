@@ -84,15 +84,15 @@ impl Drop for EphemeralCluster {
 
 fn discard(cluster: &Cluster) {
     // Cleanup problems are reported, not raised: they must not hide the tests' own outcome.
-    if cluster.is_running() {
-        if let Err(e) = cluster.stop() {
-            eprintln!("warning: could not stop the test cluster: {e}");
-        }
+    if cluster.is_running()
+        && let Err(e) = cluster.stop()
+    {
+        eprintln!("warning: could not stop the test cluster: {e}");
     }
-    if cluster.dir().exists() {
-        if let Err(e) = cluster.remove() {
-            eprintln!("warning: {e}");
-        }
+    if cluster.dir().exists()
+        && let Err(e) = cluster.remove()
+    {
+        eprintln!("warning: {e}");
     }
 }
 

@@ -17,7 +17,7 @@ use std::{net::TcpListener, sync::Arc, time::Duration};
 use actix_web::{
     App, HttpResponse,
     body::MessageBody,
-    dev::{Server, ServiceFactory, ServiceRequest, ServiceResponse},
+    dev::{ServiceFactory, ServiceRequest, ServiceResponse},
     guard,
     http::header,
     middleware::from_fn,
@@ -26,6 +26,7 @@ use actix_web::{
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use actix_web::dev::Server;
 pub use auth::{AuthConfig, Authenticator, VerificationKey};
 pub use error::ApiError;
 pub use state::{ApiOptions, ApiState, DynPreferencesService, DynSettingsService, Readiness};

@@ -1,1 +1,45 @@
 //! PostgreSQL adapter: migrations, repositories and the change feed.
+//!
+//! - [`PgConfig`] and [`build_pool`]: a deadpool pool with explicit timeouts, TCP keepalive,
+//!   `statement_timeout` and `application_name`. Plain TCP only ([`tokio_postgres::NoTls`]):
+//!   TLS to the database is out of scope for now (run it on a trusted network or a local
+//!   socket proxy).
+//! - [`ping`]: the readiness check.
+//! - [`migrate`]: the refinery migrations of `migrations/`, embedded in the binary.
+//! - [`PgSettingsRepository`], [`PgPreferencesRepository`], [`PgAuditLog`],
+//!   [`PgEnvelopeStore`]: the domain's ports on PostgreSQL. Static SQL only, prepared with
+//!   `prepare_cached`; optimistic concurrency in the statements themselves.
+//! - [`ChangeFeed`]: `LISTEN user_settings_changes` on a dedicated connection, as typed
+//!   [`ChangeEvent`]s, for cache invalidation across instances.
+//! - `testing` (feature `testing`): a fresh migrated database per test.
+//!
+//! Driver errors become domain errors in one place (`errors`); no value of a setting ever
+//! appears in an error or a log line.
+
+mod audit_log;
+mod change_feed;
+mod config;
+mod deadline;
+mod envelope_store;
+mod errors;
+mod migrate;
+mod pool;
+mod preferences_repo;
+mod provisioning;
+mod settings_repo;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use audit_log::PgAuditLog;
+pub use change_feed::{CHANNEL, ChangeEvent, ChangeFeed};
+pub use config::{PgConfig, PgConfigError};
+pub use deadline::DEFAULT_OPERATION_TIMEOUT;
+pub use envelope_store::PgEnvelopeStore;
+pub use migrate::{MigrateError, MigrationReport, migrate, migrate_pool};
+pub use pool::{ConnectError, build_pool, connect, ping};
+pub use preferences_repo::PgPreferencesRepository;
+pub use provisioning::Provisioning;
+pub use settings_repo::PgSettingsRepository;
+
+/// The pool type the repositories hold (re-exported so callers need no deadpool dependency).
+pub use deadpool_postgres::Pool;

@@ -1,0 +1,512 @@
+//! `PgSettingsRepository`: the settings port on `shared.user_settings`.
+//!
+//! Concurrency: the expected version is part of each `UPDATE`/`DELETE`'s `WHERE`, so a stale
+//! write changes nothing. When a statement matches no row, a follow-up read in a new statement
+//! tells a conflict from an absent row or an unchanged write. (A CTE reading the row in the
+//! same statement would not do: it sees the snapshot from before a concurrent commit the
+//! `UPDATE` waited for, and would report a stale "current" version.)
+//!
+//! Quota: writes that may insert first lock the user's row (see `provisioning::lock_user`),
+//! so the count after the write is exact; an insert that takes the user over the limit is
+//! rolled back.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Pool, Transaction};
+use domain::{
+    RepositoryError, UserId,
+    ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
+    settings::{
+        Category, DataType, Description, Precondition, Setting, SettingKey, SettingWrite,
+        UpsertOutcome,
+    },
+};
+use tokio_postgres::{Row, types::ToSql};
+
+use crate::{
+    deadline::{DEFAULT_OPERATION_TIMEOUT, within},
+    errors::{PgError, PgResultExt},
+    provisioning::{Provisioning, lock_user},
+};
+
+/// The columns every read returns, in `setting_from_row`'s terms.
+macro_rules! columns {
+    () => {
+        "key, value, description, category, data_type, version, created_at, updated_at"
+    };
+}
+
+const GET: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM shared.user_settings WHERE user_id = $1 AND key = $2"
+);
+
+const LIST: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM shared.user_settings WHERE user_id = $1 ORDER BY key"
+);
+
+/// Served by `idx_user_settings_category (user_id, category)`.
+const LIST_BY_CATEGORY: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM shared.user_settings WHERE user_id = $1 AND category = $2 ORDER BY key"
+);
+
+const COUNT: &str = "SELECT count(*) FROM shared.user_settings WHERE user_id = $1";
+
+/// Insert, or update only when something differs: an unchanged write returns no row and
+/// keeps its version. An update always makes version >= 2, so version 1 means "inserted".
+const UPSERT: &str = concat!(
+    "INSERT INTO shared.user_settings AS s (user_id, key, value, description, category, data_type) ",
+    "VALUES ($1, $2, $3, $4, $5, $6) ",
+    "ON CONFLICT (user_id, key) DO UPDATE SET ",
+    "value = EXCLUDED.value, description = EXCLUDED.description, ",
+    "category = EXCLUDED.category, data_type = EXCLUDED.data_type, ",
+    "version = s.version + 1, updated_at = now() ",
+    "WHERE (s.value, s.description, s.category, s.data_type) IS DISTINCT FROM ",
+    "(EXCLUDED.value, EXCLUDED.description, EXCLUDED.category, EXCLUDED.data_type) ",
+    "RETURNING ",
+    columns!()
+);
+
+const INSERT_ABSENT: &str = concat!(
+    "INSERT INTO shared.user_settings (user_id, key, value, description, category, data_type) ",
+    "VALUES ($1, $2, $3, $4, $5, $6) ",
+    "ON CONFLICT (user_id, key) DO NOTHING ",
+    "RETURNING ",
+    columns!()
+);
+
+const UPDATE_VERSION: &str = concat!(
+    "UPDATE shared.user_settings SET ",
+    "value = $3::jsonb, description = $4::text, category = $5::text, data_type = $6::text, ",
+    "version = version + 1, updated_at = now() ",
+    "WHERE user_id = $1 AND key = $2 AND version = $7 ",
+    "AND (value, description, category, data_type) IS DISTINCT FROM ",
+    "($3::jsonb, $4::text, $5::text, $6::text) ",
+    "RETURNING ",
+    columns!()
+);
+
+/// The stored row, and whether it already holds exactly what `$3..$6` would write.
+const CURRENT_VS_WRITE: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", (value, description, category, data_type) IS NOT DISTINCT FROM ",
+    "($3::jsonb, $4::text, $5::text, $6::text) AS unchanged ",
+    "FROM shared.user_settings WHERE user_id = $1 AND key = $2"
+);
+
+const VERSION_OF: &str = "SELECT version FROM shared.user_settings WHERE user_id = $1 AND key = $2";
+
+const DELETE: &str =
+    "DELETE FROM shared.user_settings WHERE user_id = $1 AND key = $2 RETURNING version";
+
+const DELETE_VERSION: &str = "DELETE FROM shared.user_settings \
+     WHERE user_id = $1 AND key = $2 AND version = $3 RETURNING version";
+
+/// The settings store on PostgreSQL. Cheap to clone (shares the pool).
+#[derive(Clone, Debug)]
+pub struct PgSettingsRepository {
+    pool: Pool,
+    provisioning: Provisioning,
+    operation_timeout: Duration,
+}
+
+impl PgSettingsRepository {
+    /// A repository on `pool` that provisions users as `provisioning` says.
+    pub fn new(pool: Pool, provisioning: Provisioning) -> Self {
+        Self {
+            pool,
+            provisioning,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+        }
+    }
+
+    /// Sets the client-side limit of one operation (default
+    /// [`DEFAULT_OPERATION_TIMEOUT`]); past it the call fails as unavailable.
+    #[must_use]
+    pub fn with_operation_timeout(mut self, limit: Duration) -> Self {
+        self.operation_timeout = limit;
+        self
+    }
+
+    async fn upsert_inner(
+        &self,
+        user: UserId,
+        write: &SettingWrite,
+        expected: Precondition,
+        max_settings: u32,
+    ) -> Result<UpsertOutcome, SettingWriteError> {
+        let mut client = self.pool.get().await.pg()?;
+        let tx = client.transaction().await.pg()?;
+        let outcome = match expected {
+            // An update never inserts: no quota, no provisioning.
+            Precondition::Version(version) => update_version(&tx, user, write, version).await?,
+            Precondition::Any | Precondition::Absent => {
+                if !lock_user(&tx, user, self.provisioning).await? {
+                    return Err(SettingWriteError::UserNotFound);
+                }
+                let outcome = if expected == Precondition::Absent {
+                    insert_absent(&tx, user, write).await?
+                } else {
+                    upsert(&tx, user, write).await?
+                };
+                if outcome.created {
+                    check_quota(&tx, user, max_settings).await?;
+                }
+                outcome
+            }
+        };
+        tx.commit().await.pg()?;
+        Ok(outcome)
+    }
+
+    async fn upsert_many_inner(
+        &self,
+        user: UserId,
+        writes: &[SettingWrite],
+        max_settings: u32,
+    ) -> Result<Vec<UpsertOutcome>, SettingWriteError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.pool.get().await.pg()?;
+        let tx = client.transaction().await.pg()?;
+        if !lock_user(&tx, user, self.provisioning).await? {
+            return Err(SettingWriteError::UserNotFound);
+        }
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for write in writes {
+            outcomes.push(upsert(&tx, user, write).await?);
+        }
+        if outcomes.iter().any(|o| o.created) {
+            check_quota(&tx, user, max_settings).await?;
+        }
+        // Any error above returned early: the transaction guard rolls back on drop.
+        tx.commit().await.pg()?;
+        Ok(outcomes)
+    }
+
+    async fn delete_inner(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+        expected: Precondition,
+    ) -> Result<(), SettingDeleteError> {
+        let client = self.pool.get().await.pg()?;
+        let params: [&(dyn ToSql + Sync); 2] = [&user.as_uuid(), &key.as_str()];
+        let deleted = match expected {
+            Precondition::Any => {
+                let statement = client.prepare_cached(DELETE).await.pg()?;
+                client.query_opt(&statement, &params).await.pg()?
+            }
+            Precondition::Version(version) => {
+                let statement = client.prepare_cached(DELETE_VERSION).await.pg()?;
+                client
+                    .query_opt(&statement, &[params[0], params[1], &version])
+                    .await
+                    .pg()?
+            }
+            // "Only if absent" cannot delete anything: report what is there.
+            Precondition::Absent => None,
+        };
+        if deleted.is_some() {
+            return Ok(());
+        }
+        let statement = client.prepare_cached(VERSION_OF).await.pg()?;
+        match client.query_opt(&statement, &params).await.pg()? {
+            None => Err(SettingDeleteError::NotFound),
+            Some(row) => Err(SettingDeleteError::VersionConflict {
+                current: row.try_get("version").pg()?,
+            }),
+        }
+    }
+
+    async fn get_inner(&self, user: UserId, key: &SettingKey) -> Result<Option<Setting>, PgError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(GET).await?;
+        client
+            .query_opt(&statement, &[&user.as_uuid(), &key.as_str()])
+            .await?
+            .map(|row| setting_from_row(user, &row))
+            .transpose()
+    }
+
+    async fn list_inner(
+        &self,
+        user: UserId,
+        category: Option<&Category>,
+    ) -> Result<Vec<Setting>, PgError> {
+        let client = self.pool.get().await?;
+        let rows = match category {
+            None => {
+                let statement = client.prepare_cached(LIST).await?;
+                client.query(&statement, &[&user.as_uuid()]).await?
+            }
+            Some(category) => {
+                let statement = client.prepare_cached(LIST_BY_CATEGORY).await?;
+                client
+                    .query(&statement, &[&user.as_uuid(), &category.as_str()])
+                    .await?
+            }
+        };
+        rows.iter().map(|row| setting_from_row(user, row)).collect()
+    }
+
+    async fn count_inner(&self, user: UserId) -> Result<u64, PgError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(COUNT).await?;
+        let count: i64 = client
+            .query_one(&statement, &[&user.as_uuid()])
+            .await?
+            .try_get(0)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl SettingsRepository for PgSettingsRepository {
+    async fn get(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+    ) -> Result<Option<Setting>, RepositoryError> {
+        within(self.operation_timeout, async {
+            Ok(self.get_inner(user, key).await?)
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        user: UserId,
+        category: Option<Category>,
+    ) -> Result<Vec<Setting>, RepositoryError> {
+        within(self.operation_timeout, async {
+            Ok(self.list_inner(user, category.as_ref()).await?)
+        })
+        .await
+    }
+
+    async fn upsert(
+        &self,
+        user: UserId,
+        write: &SettingWrite,
+        expected: Precondition,
+        max_settings: u32,
+    ) -> Result<UpsertOutcome, SettingWriteError> {
+        within(
+            self.operation_timeout,
+            self.upsert_inner(user, write, expected, max_settings),
+        )
+        .await
+    }
+
+    async fn upsert_many(
+        &self,
+        user: UserId,
+        writes: &[SettingWrite],
+        max_settings: u32,
+    ) -> Result<Vec<UpsertOutcome>, SettingWriteError> {
+        within(
+            self.operation_timeout,
+            self.upsert_many_inner(user, writes, max_settings),
+        )
+        .await
+    }
+
+    async fn delete(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+        expected: Precondition,
+    ) -> Result<(), SettingDeleteError> {
+        within(
+            self.operation_timeout,
+            self.delete_inner(user, key, expected),
+        )
+        .await
+    }
+
+    async fn count(&self, user: UserId) -> Result<u64, RepositoryError> {
+        within(self.operation_timeout, async {
+            Ok(self.count_inner(user).await?)
+        })
+        .await
+    }
+}
+
+/// The six parameters `$1..$6` of a write.
+struct WriteParams<'a> {
+    user: uuid::Uuid,
+    key: &'a str,
+    value: &'a serde_json::Value,
+    description: Option<&'a str>,
+    category: Option<&'a str>,
+    data_type: &'static str,
+}
+
+impl<'a> WriteParams<'a> {
+    fn new(user: UserId, write: &'a SettingWrite) -> Self {
+        Self {
+            user: user.as_uuid(),
+            key: write.key.as_str(),
+            value: &write.value,
+            description: write.description.as_ref().map(Description::as_str),
+            category: write.category.as_ref().map(Category::as_str),
+            data_type: write.data_type.as_str(),
+        }
+    }
+
+    fn as_params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
+            &self.user,
+            &self.key,
+            self.value,
+            &self.description,
+            &self.category,
+            &self.data_type,
+        ]
+    }
+}
+
+async fn upsert(
+    tx: &Transaction<'_>,
+    user: UserId,
+    write: &SettingWrite,
+) -> Result<UpsertOutcome, SettingWriteError> {
+    let params = WriteParams::new(user, write);
+    let statement = tx.prepare_cached(UPSERT).await.pg()?;
+    if let Some(row) = tx.query_opt(&statement, &params.as_params()).await.pg()? {
+        let setting = setting_from_row(user, &row)?;
+        let created = setting.version == 1;
+        return Ok(UpsertOutcome { setting, created });
+    }
+    // Nothing differed, so nothing was written: report the row as it is.
+    let statement = tx.prepare_cached(GET).await.pg()?;
+    match tx
+        .query_opt(&statement, &[&params.user, &params.key])
+        .await
+        .pg()?
+    {
+        Some(row) => Ok(UpsertOutcome {
+            setting: setting_from_row(user, &row)?,
+            created: false,
+        }),
+        // Deleted between the two statements by a writer that does not lock the user.
+        None => Err(SettingWriteError::VersionConflict { current: None }),
+    }
+}
+
+async fn insert_absent(
+    tx: &Transaction<'_>,
+    user: UserId,
+    write: &SettingWrite,
+) -> Result<UpsertOutcome, SettingWriteError> {
+    let params = WriteParams::new(user, write);
+    let statement = tx.prepare_cached(INSERT_ABSENT).await.pg()?;
+    if let Some(row) = tx.query_opt(&statement, &params.as_params()).await.pg()? {
+        return Ok(UpsertOutcome {
+            setting: setting_from_row(user, &row)?,
+            created: true,
+        });
+    }
+    let statement = tx.prepare_cached(VERSION_OF).await.pg()?;
+    let current = tx
+        .query_opt(&statement, &[&params.user, &params.key])
+        .await
+        .pg()?
+        .map(|row| row.try_get::<_, i64>("version"))
+        .transpose()
+        .pg()?;
+    Err(SettingWriteError::VersionConflict { current })
+}
+
+async fn update_version(
+    tx: &Transaction<'_>,
+    user: UserId,
+    write: &SettingWrite,
+    expected: i64,
+) -> Result<UpsertOutcome, SettingWriteError> {
+    let params = WriteParams::new(user, write);
+    let [p1, p2, p3, p4, p5, p6] = params.as_params();
+    let statement = tx.prepare_cached(UPDATE_VERSION).await.pg()?;
+    if let Some(row) = tx
+        .query_opt(&statement, &[p1, p2, p3, p4, p5, p6, &expected])
+        .await
+        .pg()?
+    {
+        return Ok(UpsertOutcome {
+            setting: setting_from_row(user, &row)?,
+            created: false,
+        });
+    }
+    let statement = tx.prepare_cached(CURRENT_VS_WRITE).await.pg()?;
+    let Some(row) = tx.query_opt(&statement, &params.as_params()).await.pg()? else {
+        return Err(SettingWriteError::VersionConflict { current: None });
+    };
+    let current: i64 = row.try_get("version").pg()?;
+    let unchanged: bool = row.try_get("unchanged").pg()?;
+    if current == expected && unchanged {
+        return Ok(UpsertOutcome {
+            setting: setting_from_row(user, &row)?,
+            created: false,
+        });
+    }
+    Err(SettingWriteError::VersionConflict {
+        current: Some(current),
+    })
+}
+
+/// Fails when the user now holds more than `max_settings`; the caller's transaction is then
+/// dropped, which rolls the insert back. Only inserts call this, so a user already over a
+/// lowered limit can still update.
+async fn check_quota(
+    tx: &Transaction<'_>,
+    user: UserId,
+    max_settings: u32,
+) -> Result<(), SettingWriteError> {
+    let statement = tx.prepare_cached(COUNT).await.pg()?;
+    let count: i64 = tx
+        .query_one(&statement, &[&user.as_uuid()])
+        .await
+        .pg()?
+        .try_get(0)
+        .pg()?;
+    if count > i64::from(max_settings) {
+        return Err(SettingWriteError::QuotaExceeded {
+            limit: max_settings,
+        });
+    }
+    Ok(())
+}
+
+fn setting_from_row(user: UserId, row: &Row) -> Result<Setting, PgError> {
+    let key: String = row.try_get("key")?;
+    let key = SettingKey::parse(&key)
+        .map_err(|e| PgError::Corrupt(format!("stored setting key: {}", e.code)))?;
+    let data_type: String = row.try_get("data_type")?;
+    let data_type = data_type
+        .parse::<DataType>()
+        .map_err(|()| PgError::Corrupt("stored data_type".to_owned()))?;
+    Ok(Setting {
+        user_id: user,
+        key,
+        value: row.try_get("value")?,
+        description: row
+            .try_get::<_, Option<String>>("description")?
+            .map(Description::from_stored),
+        category: row
+            .try_get::<_, Option<String>>("category")?
+            .map(Category::from_stored),
+        data_type,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}

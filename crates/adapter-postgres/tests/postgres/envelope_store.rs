@@ -1,0 +1,119 @@
+//! `PgEnvelopeStore`: what key rotation reads and writes.
+
+use adapter_postgres::{PgEnvelopeStore, testing::TestDatabase};
+use domain::{
+    UserId,
+    ports::{EnvelopeStore, SettingsRepository},
+    secrets::Envelope,
+    settings::{DataType, Precondition},
+};
+use serde_json::{Value, json};
+
+use crate::support::{envelope, key, new_user, settings_repo, write};
+
+fn sealed_with(kid: Value) -> Value {
+    let mut value = envelope();
+    value["kid"] = kid;
+    value
+}
+
+async fn store_secret(db: &TestDatabase, user: UserId, raw_key: &str, kid: Value) {
+    let mut secret = write(raw_key, sealed_with(kid));
+    secret.data_type = DataType::Encrypted;
+    settings_repo(db)
+        .upsert(user, &secret, Precondition::Any, 100)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn count_by_kid_counts_encrypted_rows_per_key_id() {
+    let db = TestDatabase::create().await;
+    let user = new_user();
+    store_secret(&db, user, "s.a", json!("k1")).await;
+    store_secret(&db, user, "s.b", json!("k1")).await;
+    store_secret(&db, user, "s.c", json!("k2")).await;
+    store_secret(&db, user, "s.d", Value::Null).await;
+    settings_repo(&db)
+        .upsert(user, &write("plain.e", json!("k1")), Precondition::Any, 100)
+        .await
+        .unwrap();
+
+    let counts = PgEnvelopeStore::new(db.pool().clone())
+        .count_by_kid()
+        .await
+        .unwrap();
+
+    assert_eq!(
+        counts,
+        [
+            (None, 1),
+            (Some("k1".to_owned()), 2),
+            (Some("k2".to_owned()), 1)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn not_sealed_with_pages_through_other_kids_in_key_order() {
+    let db = TestDatabase::create().await;
+    let (first, second) = {
+        let (a, b) = (new_user(), new_user());
+        if a < b { (a, b) } else { (b, a) }
+    };
+    for (user, raw_key, kid) in [
+        (second, "s.a", "old"),
+        (first, "s.c", "old"),
+        (first, "s.a", "old"),
+        (first, "s.b", "current"),
+        (second, "s.b", "older"),
+    ] {
+        store_secret(&db, user, raw_key, json!(kid)).await;
+    }
+    let store = PgEnvelopeStore::new(db.pool().clone());
+
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let batch = store.not_sealed_with("current", after, 2).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        after = Some((last.user_id, last.key.clone()));
+        seen.extend(batch.into_iter().map(|c| (c.user_id, c.key.to_string())));
+    }
+
+    assert_eq!(
+        seen,
+        [
+            (first, "s.a".to_owned()),
+            (first, "s.c".to_owned()),
+            (second, "s.a".to_owned()),
+            (second, "s.b".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn replace_envelope_keeps_the_version_and_skips_a_changed_row() {
+    let db = TestDatabase::create().await;
+    let user = new_user();
+    store_secret(&db, user, "s.a", json!("old")).await;
+    store_secret(&db, user, "s.b", json!("old")).await;
+    let store = PgEnvelopeStore::new(db.pool().clone());
+    let cells = store.not_sealed_with("new", None, 10).await.unwrap();
+    let fresh = Envelope::from_value(&sealed_with(json!("new"))).unwrap();
+    // A user writes s.b after the batch was read.
+    store_secret(&db, user, "s.b", json!("old2")).await;
+
+    let replaced: Vec<bool> = [
+        store.replace_envelope(&cells[0], &fresh).await.unwrap(),
+        store.replace_envelope(&cells[1], &fresh).await.unwrap(),
+    ]
+    .into();
+
+    assert_eq!(replaced, [true, false]);
+    let repo = settings_repo(&db);
+    let a = repo.get(user, &key("s.a")).await.unwrap().unwrap();
+    assert_eq!((a.version, a.value), (1, fresh.to_value()));
+    let b = repo.get(user, &key("s.b")).await.unwrap().unwrap();
+    assert_eq!(b.value["kid"], json!("old2"));
+}

@@ -1,0 +1,664 @@
+//! `PgSettingsRepository`: CRUD, ordering, concurrency, quota, bulk and provisioning.
+
+use adapter_postgres::{PgSettingsRepository, Provisioning, testing::TestDatabase};
+use domain::{
+    ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
+    settings::{Category, DataType, Precondition},
+};
+use serde_json::json;
+
+use crate::support::{
+    described, envelope, insert_user, key, new_user, settings_repo, write, write_in,
+};
+
+const MAX: u32 = 1000;
+
+#[tokio::test]
+async fn upsert_creates_a_setting_that_get_returns() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    let input = described(
+        write_in(
+            "playback.subtitles.defaults",
+            json!({"size": "medium"}),
+            "playback",
+        ),
+        "subtitle defaults",
+    );
+
+    let outcome = repo
+        .upsert(user, &input, Precondition::Any, MAX)
+        .await
+        .unwrap();
+
+    assert!(outcome.created);
+    assert_eq!(outcome.setting.version, 1);
+    assert_eq!(outcome.setting.value, input.value);
+    assert_eq!(outcome.setting.description, input.description);
+    assert_eq!(outcome.setting.category, input.category);
+    assert_eq!(outcome.setting.data_type, DataType::Json);
+    let stored = repo.get(user, &input.key).await.unwrap();
+    assert_eq!(stored, Some(outcome.setting));
+}
+
+#[tokio::test]
+async fn get_of_an_absent_setting_is_none() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+
+    let stored = repo.get(new_user(), &key("ui.theme")).await.unwrap();
+
+    assert_eq!(stored, None);
+}
+
+#[tokio::test]
+async fn changing_upsert_increments_the_version() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    repo.upsert(
+        user,
+        &write("ui.theme", json!("dark")),
+        Precondition::Any,
+        MAX,
+    )
+    .await
+    .unwrap();
+
+    let outcome = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("light")),
+            Precondition::Any,
+            MAX,
+        )
+        .await
+        .unwrap();
+
+    assert!(!outcome.created);
+    assert_eq!(outcome.setting.version, 2);
+    assert_eq!(outcome.setting.value, json!("light"));
+    assert!(outcome.setting.updated_at >= outcome.setting.created_at);
+}
+
+#[tokio::test]
+async fn unchanged_upsert_keeps_version_and_timestamp() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    let input = write_in("ui.layout", json!({"b": 1, "a": [1, 2]}), "ui");
+    let first = repo
+        .upsert(user, &input, Precondition::Any, MAX)
+        .await
+        .unwrap();
+
+    let again = repo
+        .upsert(user, &input, Precondition::Any, MAX)
+        .await
+        .unwrap();
+    let with_version = repo
+        .upsert(user, &input, Precondition::Version(1), MAX)
+        .await
+        .unwrap();
+
+    assert!(!again.created);
+    assert_eq!(again.setting, first.setting);
+    assert_eq!(with_version.setting, first.setting);
+}
+
+#[tokio::test]
+async fn delete_removes_the_setting() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    let input = write("ui.theme", json!("dark"));
+    repo.upsert(user, &input, Precondition::Any, MAX)
+        .await
+        .unwrap();
+
+    repo.delete(user, &input.key, Precondition::Any)
+        .await
+        .unwrap();
+
+    assert_eq!(repo.get(user, &input.key).await.unwrap(), None);
+    assert_eq!(repo.count(user).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn delete_of_an_absent_setting_is_not_found() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+
+    let result = repo
+        .delete(new_user(), &key("ui.theme"), Precondition::Any)
+        .await;
+
+    assert!(matches!(result, Err(SettingDeleteError::NotFound)));
+}
+
+#[tokio::test]
+async fn delete_with_a_stale_version_is_a_conflict_and_keeps_the_row() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    let input = write("ui.theme", json!("dark"));
+    repo.upsert(user, &input, Precondition::Any, MAX)
+        .await
+        .unwrap();
+    repo.upsert(
+        user,
+        &write("ui.theme", json!("light")),
+        Precondition::Any,
+        MAX,
+    )
+    .await
+    .unwrap();
+
+    let result = repo
+        .delete(user, &input.key, Precondition::Version(1))
+        .await;
+
+    assert!(matches!(
+        result,
+        Err(SettingDeleteError::VersionConflict { current: 2 })
+    ));
+    assert!(repo.get(user, &input.key).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn delete_with_the_current_version_succeeds() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    let input = write("ui.theme", json!("dark"));
+    repo.upsert(user, &input, Precondition::Any, MAX)
+        .await
+        .unwrap();
+
+    repo.delete(user, &input.key, Precondition::Version(1))
+        .await
+        .unwrap();
+
+    assert_eq!(repo.get(user, &input.key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn list_filters_by_category() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    for input in [
+        write_in("ui.theme", json!("dark"), "ui"),
+        write_in("ui.density", json!("compact"), "ui"),
+        write_in("playback.autoplay", json!(true), "playback"),
+        write("misc.flag", json!(1)),
+    ] {
+        repo.upsert(user, &input, Precondition::Any, MAX)
+            .await
+            .unwrap();
+    }
+
+    let ui = repo
+        .list(user, Some(Category::from_stored("ui".into())))
+        .await
+        .unwrap();
+    let all = repo.list(user, None).await.unwrap();
+
+    let ui_keys: Vec<&str> = ui.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(ui_keys, ["ui.density", "ui.theme"]);
+    assert_eq!(all.len(), 4);
+}
+
+#[tokio::test]
+async fn list_is_ordered_by_key_whatever_the_write_order() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    for raw in ["b.x", "a.z", "c", "a.a", "a-b", "a_b", "a.b.c"] {
+        repo.upsert(user, &write(raw, json!(raw)), Precondition::Any, MAX)
+            .await
+            .unwrap();
+    }
+    // An update must not move a row in the listing.
+    repo.upsert(
+        user,
+        &write("a.z", json!("changed")),
+        Precondition::Any,
+        MAX,
+    )
+    .await
+    .unwrap();
+
+    let keys: Vec<String> = repo
+        .list(user, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.key.to_string())
+        .collect();
+
+    let mut expected = keys.clone();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(keys.len(), 7);
+}
+
+#[tokio::test]
+async fn list_only_shows_the_users_own_settings() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let (alice, bob) = (new_user(), new_user());
+    repo.upsert(
+        alice,
+        &write("ui.theme", json!("dark")),
+        Precondition::Any,
+        MAX,
+    )
+    .await
+    .unwrap();
+
+    assert!(repo.list(bob, None).await.unwrap().is_empty());
+    assert_eq!(repo.count(alice).await.unwrap(), 1);
+    assert_eq!(repo.count(bob).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    repo.upsert(
+        user,
+        &write("ui.theme", json!("dark")),
+        Precondition::Any,
+        MAX,
+    )
+    .await
+    .unwrap();
+
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                repo.upsert(
+                    user,
+                    &write("ui.theme", json!(format!("writer-{i}"))),
+                    Precondition::Version(1),
+                    MAX,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut wins = 0;
+    let mut conflicts = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(outcome) => {
+                wins += 1;
+                assert_eq!(outcome.setting.version, 2);
+            }
+            Err(SettingWriteError::VersionConflict { current: Some(2) }) => conflicts += 1,
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+
+    assert_eq!((wins, conflicts), (1, 7));
+}
+
+#[tokio::test]
+async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    for value in ["a", "b", "c"] {
+        repo.upsert(
+            user,
+            &write("ui.theme", json!(value)),
+            Precondition::Any,
+            MAX,
+        )
+        .await
+        .unwrap();
+    }
+
+    let result = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("d")),
+            Precondition::Version(2),
+            MAX,
+        )
+        .await;
+
+    assert!(matches!(
+        result,
+        Err(SettingWriteError::VersionConflict { current: Some(3) })
+    ));
+    let stored = repo.get(user, &key("ui.theme")).await.unwrap().unwrap();
+    assert_eq!(stored.value, json!("c"));
+}
+
+#[tokio::test]
+async fn update_with_a_version_of_an_absent_setting_is_a_conflict_without_version() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+
+    let result = repo
+        .upsert(
+            new_user(),
+            &write("ui.theme", json!("d")),
+            Precondition::Version(1),
+            MAX,
+        )
+        .await;
+
+    assert!(matches!(
+        result,
+        Err(SettingWriteError::VersionConflict { current: None })
+    ));
+}
+
+#[tokio::test]
+async fn create_only_write_of_an_existing_setting_is_a_conflict() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    repo.upsert(
+        user,
+        &write("ui.theme", json!("dark")),
+        Precondition::Absent,
+        MAX,
+    )
+    .await
+    .unwrap();
+
+    let result = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("light")),
+            Precondition::Absent,
+            MAX,
+        )
+        .await;
+
+    assert!(matches!(
+        result,
+        Err(SettingWriteError::VersionConflict { current: Some(1) })
+    ));
+}
+
+#[tokio::test]
+async fn insert_beyond_the_quota_is_refused_and_not_stored() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    for raw in ["a.one", "a.two"] {
+        repo.upsert(user, &write(raw, json!(1)), Precondition::Any, 2)
+            .await
+            .unwrap();
+    }
+
+    let result = repo
+        .upsert(user, &write("a.three", json!(1)), Precondition::Any, 2)
+        .await;
+
+    assert!(matches!(
+        result,
+        Err(SettingWriteError::QuotaExceeded { limit: 2 })
+    ));
+    assert_eq!(repo.count(user).await.unwrap(), 2);
+    assert_eq!(repo.get(user, &key("a.three")).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn update_at_the_quota_is_allowed() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    for raw in ["a.one", "a.two"] {
+        repo.upsert(user, &write(raw, json!(1)), Precondition::Any, 2)
+            .await
+            .unwrap();
+    }
+
+    let outcome = repo
+        .upsert(user, &write("a.one", json!(2)), Precondition::Any, 2)
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.setting.version, 2);
+}
+
+#[tokio::test]
+async fn concurrent_inserts_never_exceed_the_quota() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                repo.upsert(
+                    user,
+                    &write(&format!("k.{i}"), json!(i)),
+                    Precondition::Any,
+                    5,
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => stored += 1,
+            Err(SettingWriteError::QuotaExceeded { limit: 5 }) => {}
+            Err(other) => panic!("unexpected error: {other:?}"),
+        }
+    }
+
+    assert_eq!(stored, 5);
+    assert_eq!(repo.count(user).await.unwrap(), 5);
+}
+
+#[tokio::test]
+async fn bulk_upsert_stores_every_item_in_order() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    repo.upsert(user, &write("b.existing", json!(1)), Precondition::Any, MAX)
+        .await
+        .unwrap();
+    let mut secret = write_in("c.secret", envelope(), "integrations");
+    secret.data_type = DataType::Encrypted;
+    let writes = [
+        write("b.existing", json!(2)),
+        write("a.new", json!("x")),
+        secret,
+    ];
+
+    let outcomes = repo.upsert_many(user, &writes, MAX).await.unwrap();
+
+    let summary: Vec<(&str, bool, i64)> = outcomes
+        .iter()
+        .map(|o| (o.setting.key.as_str(), o.created, o.setting.version))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("b.existing", false, 2),
+            ("a.new", true, 1),
+            ("c.secret", true, 1)
+        ]
+    );
+    assert_eq!(repo.count(user).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn bulk_with_one_invalid_item_writes_nothing() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    repo.upsert(
+        user,
+        &write("a.kept", json!("before")),
+        Precondition::Any,
+        MAX,
+    )
+    .await
+    .unwrap();
+    // The domain's types cannot express this: a plaintext value declared encrypted. Only the
+    // database's CHECK stops it.
+    let mut not_an_envelope = write("a.secret", json!({"token": "plaintext"}));
+    not_an_envelope.data_type = DataType::Encrypted;
+    let writes = [
+        write("a.kept", json!("after")),
+        write("a.added", json!(1)),
+        not_an_envelope,
+    ];
+
+    let result = repo.upsert_many(user, &writes, MAX).await;
+
+    let Err(SettingWriteError::Repository(error)) = result else {
+        panic!("expected a repository error, got {result:?}");
+    };
+    // The constraint is named for the logs; the rejected value is not repeated.
+    let message = format!("{error:?} {error}");
+    assert!(
+        message.contains("user_settings_encrypted_envelope"),
+        "{message}"
+    );
+    assert!(!message.contains("plaintext"), "{message}");
+    let stored: Vec<(String, serde_json::Value)> = repo
+        .list(user, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.key.to_string(), s.value))
+        .collect();
+    assert_eq!(stored, [("a.kept".to_owned(), json!("before"))]);
+}
+
+#[tokio::test]
+async fn bulk_beyond_the_quota_writes_nothing() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    repo.upsert(user, &write("a.one", json!(1)), Precondition::Any, 3)
+        .await
+        .unwrap();
+    let writes = [
+        write("a.one", json!(2)),
+        write("a.two", json!(1)),
+        write("a.three", json!(1)),
+        write("a.four", json!(1)),
+    ];
+
+    let result = repo.upsert_many(user, &writes, 3).await;
+
+    assert!(matches!(
+        result,
+        Err(SettingWriteError::QuotaExceeded { limit: 3 })
+    ));
+    let stored = repo.list(user, None).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].value, json!(1));
+}
+
+#[tokio::test]
+async fn auto_provisioning_creates_the_user_row() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+
+    repo.upsert(
+        user,
+        &write("ui.theme", json!("dark")),
+        Precondition::Any,
+        MAX,
+    )
+    .await
+    .unwrap();
+
+    let client = db.pool().get().await.unwrap();
+    let users: i64 = client
+        .query_one(
+            "SELECT count(*) FROM shared.users WHERE id = $1",
+            &[&user.as_uuid()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 1);
+}
+
+#[tokio::test]
+async fn external_provisioning_refuses_writes_for_unknown_users() {
+    let db = TestDatabase::create().await;
+    let repo = PgSettingsRepository::new(db.pool().clone(), Provisioning::External);
+    let user = new_user();
+
+    let single = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("dark")),
+            Precondition::Any,
+            MAX,
+        )
+        .await;
+    let create_only = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("dark")),
+            Precondition::Absent,
+            MAX,
+        )
+        .await;
+    let bulk = repo
+        .upsert_many(user, &[write("ui.theme", json!("dark"))], MAX)
+        .await;
+
+    assert!(matches!(single, Err(SettingWriteError::UserNotFound)));
+    assert!(matches!(create_only, Err(SettingWriteError::UserNotFound)));
+    assert!(matches!(bulk, Err(SettingWriteError::UserNotFound)));
+}
+
+#[tokio::test]
+async fn external_provisioning_accepts_writes_for_known_users() {
+    let db = TestDatabase::create().await;
+    let repo = PgSettingsRepository::new(db.pool().clone(), Provisioning::External);
+    let user = new_user();
+    insert_user(&db, user).await;
+
+    let outcome = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("dark")),
+            Precondition::Any,
+            MAX,
+        )
+        .await
+        .unwrap();
+
+    assert!(outcome.created);
+}
+
+#[tokio::test]
+async fn encrypted_envelopes_are_stored_as_written() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    let mut secret = write_in("scrobbling.trakt.oauth_tokens", envelope(), "integrations");
+    secret.data_type = DataType::Encrypted;
+
+    repo.upsert(user, &secret, Precondition::Any, MAX)
+        .await
+        .unwrap();
+
+    let stored = repo.get(user, &secret.key).await.unwrap().unwrap();
+    assert_eq!(stored.data_type, DataType::Encrypted);
+    assert_eq!(stored.value, envelope());
+}

@@ -1,0 +1,77 @@
+//! Helpers shared by the tests: ids, writes and repositories.
+
+use adapter_postgres::{
+    PgPreferencesRepository, PgSettingsRepository, Provisioning, testing::TestDatabase,
+};
+use domain::{
+    UserId,
+    settings::{Category, DataType, Description, SettingKey, SettingWrite},
+};
+use serde_json::{Value, json};
+
+/// A user id nobody else uses.
+pub fn new_user() -> UserId {
+    UserId::new(uuid::Uuid::new_v4())
+}
+
+pub fn key(raw: &str) -> SettingKey {
+    SettingKey::parse(raw).expect("test keys are valid")
+}
+
+/// A write of `value` under `key`, with the data type inferred as the domain does.
+pub fn write(raw_key: &str, value: Value) -> SettingWrite {
+    let data_type = DataType::infer(&value).expect("test values are not null");
+    SettingWrite {
+        key: key(raw_key),
+        value,
+        description: None,
+        category: None,
+        data_type,
+    }
+}
+
+/// A write in `category`.
+pub fn write_in(raw_key: &str, value: Value, category: &str) -> SettingWrite {
+    SettingWrite {
+        category: Some(Category::from_stored(category.to_owned())),
+        ..write(raw_key, value)
+    }
+}
+
+/// A write with a description.
+pub fn described(mut write: SettingWrite, description: &str) -> SettingWrite {
+    write.description = Some(Description::parse(description, 1024).expect("short description"));
+    write
+}
+
+/// A well-formed encrypted envelope (its contents are never decrypted here).
+pub fn envelope() -> Value {
+    json!({
+        "v": 1,
+        "alg": "A256GCM-HKDF-SHA256",
+        "kid": "k1",
+        "salt": "c2FsdHNhbHRzYWx0c2FsdHNhbHRzYWx0c2FsdHNhbHQ",
+        "nonce": "bm9uY2Vub25jZW5v",
+        "ciphertext": "Y2lwaGVydGV4dA"
+    })
+}
+
+pub fn settings_repo(db: &TestDatabase) -> PgSettingsRepository {
+    PgSettingsRepository::new(db.pool().clone(), Provisioning::Auto)
+}
+
+pub fn preferences_repo(db: &TestDatabase) -> PgPreferencesRepository {
+    PgPreferencesRepository::new(db.pool().clone(), Provisioning::Auto)
+}
+
+/// Inserts a `shared.users` row directly.
+pub async fn insert_user(db: &TestDatabase, user: UserId) {
+    let client = db.pool().get().await.expect("pooled connection");
+    client
+        .execute(
+            "INSERT INTO shared.users (id) VALUES ($1)",
+            &[&user.as_uuid()],
+        )
+        .await
+        .expect("insert user");
+}

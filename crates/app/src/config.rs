@@ -1,0 +1,474 @@
+//! Configuration: defaults → YAML file (`--config` / `USER_SETTINGS_CONFIG`, keys under
+//! `user_settings:` as in the seed) → environment variables (the seed's names).
+//! Invalid values stop start-up with a message naming the field.
+
+use std::{path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Yaml},
+};
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Environment variable → configuration path. Every variable of DESIGN §7, plus a few more.
+const ENV_MAP: &[(&str, &str)] = &[
+    ("DATABASE_URL", "database.url"),
+    (
+        "USER_SETTINGS_DATABASE_MAX_CONNECTIONS",
+        "database.max_connections",
+    ),
+    ("USER_SETTINGS_DATABASE_TIMEOUT", "database.timeout"),
+    (
+        "USER_SETTINGS_DATABASE_STATEMENT_TIMEOUT",
+        "database.statement_timeout",
+    ),
+    (
+        "USER_SETTINGS_MIGRATE_ON_START",
+        "database.migrate_on_start",
+    ),
+    ("USER_SETTINGS_BIND", "server.bind"),
+    ("USER_SETTINGS_WORKERS", "server.workers"),
+    ("USER_SETTINGS_REQUIRE_IF_MATCH", "server.require_if_match"),
+    ("USER_SETTINGS_ENCRYPTION_KEY", "encryption.key"),
+    (
+        "USER_SETTINGS_ENCRYPTION_KEYS_PREVIOUS",
+        "encryption.previous_keys",
+    ),
+    ("USER_SETTINGS_JWT_SECRET", "jwt.secret"),
+    ("USER_SETTINGS_JWT_PUBLIC_KEY", "jwt.public_key"),
+    ("USER_SETTINGS_JWT_ISSUER", "jwt.issuer"),
+    ("USER_SETTINGS_JWT_AUDIENCE", "jwt.audience"),
+    (
+        "USER_SETTINGS_RATE_LIMIT_READS",
+        "rate_limiting.reads_per_hour",
+    ),
+    (
+        "USER_SETTINGS_RATE_LIMIT_WRITES",
+        "rate_limiting.writes_per_hour",
+    ),
+    ("USER_SETTINGS_CACHE_TTL", "cache.settings_ttl"),
+    ("USER_PREFERENCES_CACHE_TTL", "cache.preferences_ttl"),
+    ("USER_SETTINGS_USERS_PROVISIONING", "users.provisioning"),
+    ("USER_SETTINGS_LOG_FORMAT", "log.format"),
+];
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// PostgreSQL.
+    pub database: DatabaseConfig,
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Encryption keys.
+    pub encryption: EncryptionConfig,
+    /// Token verification.
+    pub jwt: JwtConfig,
+    /// Per-user rate limits.
+    pub rate_limiting: RateLimitConfig,
+    /// Cache TTLs.
+    pub cache: CacheConfig,
+    /// Validation limits.
+    pub validation: ValidationConfig,
+    /// User provisioning.
+    pub users: UsersConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// PostgreSQL settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connection string (`DATABASE_URL`).
+    pub url: Option<String>,
+    /// Pool size.
+    pub max_connections: usize,
+    /// Longest wait for a connection (pool wait, connect, recycle): the bound on a 503.
+    #[serde(with = "duration")]
+    pub timeout: Duration,
+    /// `statement_timeout` of every session.
+    #[serde(with = "duration")]
+    pub statement_timeout: Duration,
+    /// Run migrations at start-up.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            max_connections: 16,
+            timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// HTTP settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub bind: String,
+    /// Worker threads (0 = one per core).
+    pub workers: usize,
+    /// Refuse writes without `If-Match` (428).
+    pub require_if_match: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            workers: 0,
+            require_if_match: false,
+        }
+    }
+}
+
+/// Encryption keys (64 hex chars, optional `kid:` prefix).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// The current key.
+    #[serde(serialize_with = "redacted")]
+    pub key: Option<SecretString>,
+    /// Decrypt-only keys, comma-separated.
+    #[serde(serialize_with = "redacted")]
+    pub previous_keys: Option<SecretString>,
+    /// Accepted for compatibility with the seed's YAML; only `aes-256-gcm` is supported.
+    pub algorithm: Option<String>,
+}
+
+/// Token verification.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtConfig {
+    /// HS256 shared secret.
+    #[serde(serialize_with = "redacted")]
+    pub secret: Option<SecretString>,
+    /// Path to a PEM public key (RS256 or EdDSA); wins over the secret.
+    pub public_key: Option<String>,
+    /// Required issuer.
+    pub issuer: Option<String>,
+    /// Required audience.
+    pub audience: Option<String>,
+}
+
+/// Per-user rate limits.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Reads per user per hour.
+    pub reads_per_hour: u32,
+    /// Writes per user per hour.
+    pub writes_per_hour: u32,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            reads_per_hour: 1000,
+            writes_per_hour: 100,
+        }
+    }
+}
+
+/// Cache TTLs (`0` disables a cache).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Settings per user/key and listings.
+    #[serde(with = "duration")]
+    pub settings_ttl: Duration,
+    /// Preferences per user.
+    #[serde(with = "duration")]
+    pub preferences_ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            settings_ttl: Duration::from_secs(300),
+            preferences_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Validation limits (the seed's `validation:` block plus DESIGN §4).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// Longest key; fixed by the schema at 255, accepted only if it is 255.
+    pub max_key_length: usize,
+    /// Largest value, in KiB.
+    pub max_value_size_kb: usize,
+    /// Deepest JSON nesting.
+    pub max_json_depth: usize,
+    /// Longest description, in characters.
+    pub max_description_chars: usize,
+    /// Most settings per user.
+    pub max_settings_per_user: u32,
+    /// Most items per bulk write.
+    pub max_bulk_items: usize,
+    /// Accepted categories.
+    pub allowed_categories: Vec<String>,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        let limits = domain::settings::Limits::default();
+        Self {
+            max_key_length: domain::settings::MAX_KEY_LEN,
+            max_value_size_kb: limits.max_value_bytes / 1024,
+            max_json_depth: limits.max_json_depth,
+            max_description_chars: limits.max_description_chars,
+            max_settings_per_user: limits.max_settings_per_user,
+            max_bulk_items: limits.max_bulk_items,
+            allowed_categories: domain::settings::AllowedCategories::default()
+                .names()
+                .to_vec(),
+        }
+    }
+}
+
+/// Who creates `shared.users` rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProvisioningMode {
+    /// The first write for an unknown user creates its row.
+    #[default]
+    Auto,
+    /// The user service owns the rows; writes for unknown users answer 404.
+    External,
+}
+
+/// User provisioning.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsersConfig {
+    /// `auto` or `external`.
+    pub provisioning: ProvisioningMode,
+}
+
+/// Log output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable (development).
+    #[default]
+    Pretty,
+    /// One JSON object per line (production).
+    Json,
+}
+
+/// Logging.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    pub format: LogFormat,
+}
+
+/// A configuration problem, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The sources could not be read or a value has the wrong type.
+    #[error("invalid configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("invalid configuration: {field}: {message}")]
+    Invalid {
+        /// Dotted path of the field (e.g. `user_settings.validation.max_bulk_items`).
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then the YAML file (if any), then the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first bad field.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new().merge(Serialized::defaults(Root {
+            user_settings: Config::default(),
+        }));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid {
+                    field: "--config",
+                    message: format!("the file {} does not exist", path.display()),
+                });
+            }
+            figment = figment.merge(Yaml::file(path));
+        }
+        figment = figment.merge(Env::raw().filter_map(|key| {
+            ENV_MAP
+                .iter()
+                .find(|(var, _)| key == *var)
+                .map(|(_, path)| format!("user_settings.{path}").into())
+        }));
+        let root: Root = figment.extract().map_err(Box::new)?;
+        root.user_settings.validate()?;
+        Ok(root.user_settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                message: message.to_owned(),
+            })
+        };
+        let v = &self.validation;
+        if v.max_key_length != domain::settings::MAX_KEY_LEN {
+            return invalid(
+                "user_settings.validation.max_key_length",
+                "keys are at most 255 bytes (the database column); only 255 is accepted",
+            );
+        }
+        if v.max_value_size_kb == 0 || v.max_value_size_kb > 10 * 1024 {
+            return invalid(
+                "user_settings.validation.max_value_size_kb",
+                "must be between 1 and 10240",
+            );
+        }
+        if v.max_json_depth == 0 || v.max_json_depth > 128 {
+            return invalid(
+                "user_settings.validation.max_json_depth",
+                "must be between 1 and 128",
+            );
+        }
+        if v.max_bulk_items == 0 || v.max_bulk_items > 1000 {
+            return invalid(
+                "user_settings.validation.max_bulk_items",
+                "must be between 1 and 1000",
+            );
+        }
+        if v.max_settings_per_user == 0 {
+            return invalid(
+                "user_settings.validation.max_settings_per_user",
+                "must be at least 1",
+            );
+        }
+        if v.max_description_chars > 1024 {
+            return invalid(
+                "user_settings.validation.max_description_chars",
+                "must be at most 1024 (the database constraint)",
+            );
+        }
+        if let Err(name) = domain::settings::AllowedCategories::new(v.allowed_categories.clone()) {
+            return invalid(
+                "user_settings.validation.allowed_categories",
+                &format!("{name:?} is not a valid category name (a-z, 0-9, '_', '-'; 1-100 chars)"),
+            );
+        }
+        if self.rate_limiting.reads_per_hour == 0 {
+            return invalid(
+                "user_settings.rate_limiting.reads_per_hour",
+                "must be at least 1",
+            );
+        }
+        if self.rate_limiting.writes_per_hour == 0 {
+            return invalid(
+                "user_settings.rate_limiting.writes_per_hour",
+                "must be at least 1",
+            );
+        }
+        if self.database.max_connections == 0 {
+            return invalid(
+                "user_settings.database.max_connections",
+                "must be at least 1",
+            );
+        }
+        if self.database.timeout.is_zero() {
+            return invalid("user_settings.database.timeout", "must be more than 0");
+        }
+        if let Some(alg) = &self.encryption.algorithm
+            && !alg.eq_ignore_ascii_case("aes-256-gcm")
+        {
+            return invalid(
+                "user_settings.encryption.algorithm",
+                "only aes-256-gcm is supported",
+            );
+        }
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return invalid(
+                "user_settings.server.bind (USER_SETTINGS_BIND)",
+                "must be an address such as 127.0.0.1:8080",
+            );
+        }
+        Ok(())
+    }
+
+    /// The domain limits these settings describe.
+    pub fn limits(&self) -> domain::settings::Limits {
+        let v = &self.validation;
+        domain::settings::Limits {
+            max_value_bytes: v.max_value_size_kb * 1024,
+            max_json_depth: v.max_json_depth,
+            max_description_chars: v.max_description_chars,
+            max_settings_per_user: v.max_settings_per_user,
+            max_bulk_items: v.max_bulk_items,
+        }
+    }
+
+    /// The database URL.
+    ///
+    /// # Errors
+    /// When `DATABASE_URL` (or `database.url`) is not set.
+    pub fn database_url(&self) -> Result<&str, ConfigError> {
+        self.database
+            .url
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .ok_or(ConfigError::Invalid {
+                field: "user_settings.database.url (DATABASE_URL)",
+                message: "is required; `cargo xtask run` sets it to the project-local PostgreSQL"
+                    .into(),
+            })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Root {
+    #[serde(default)]
+    user_settings: Config,
+}
+
+fn redacted<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_str("[REDACTED]"),
+        None => s.serialize_none(),
+    }
+}
+
+/// Durations as text: `250ms`, `5s`, `5m`, `1h`, or `0`.
+mod duration {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Seconds(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
+            Raw::Text(t) if t.trim() == "0" => Ok(Duration::ZERO),
+            Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
+                serde::de::Error::custom(format!("{t:?} is not a duration such as 5m or 30s: {e}"))
+            }),
+        }
+    }
+}

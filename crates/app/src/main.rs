@@ -1,0 +1,175 @@
+//! The `user-settings` binary: `serve`, `migrate`, `token`, and `keys generate|status|rewrap`.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+
+use app::{Application, Config, startup, telemetry};
+use clap::{Parser, Subcommand, ValueEnum};
+use domain::services::RewrapOptions;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(
+    name = "user-settings",
+    version,
+    about = "Per-user settings and preferences service"
+)]
+struct Cli {
+    /// YAML configuration file (keys under `user_settings:`).
+    #[arg(long, global = true, env = "USER_SETTINGS_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (migrates first unless disabled).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print a signed HS256 token (development and tests).
+    Token {
+        /// The user's UUID.
+        #[arg(long)]
+        sub: Uuid,
+        /// Extra role; repeatable.
+        #[arg(long, value_enum)]
+        role: Vec<TokenRole>,
+        /// Lifetime, e.g. 1h, 30m.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Encryption key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TokenRole {
+    Admin,
+    Service,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a fresh random key (64 hex chars).
+    Generate,
+    /// Count encrypted settings per key id.
+    Status,
+    /// Re-encrypt every setting not sealed with the current key.
+    Rewrap {
+        /// Report what would be re-encrypted without writing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rows per batch.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Keys {
+        command: KeysCommand::Generate,
+    } = cli.command
+    {
+        println!("{}", adapter_crypto::generate_key_hex()?);
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => {
+            telemetry::init(config.log.format);
+            Application::build(config)
+                .await?
+                .run_until_stopped()
+                .await?;
+        }
+        Command::Migrate => {
+            telemetry::init(config.log.format);
+            let pool = startup::database_pool(&config)?;
+            let report = adapter_postgres::migrate_pool(&pool).await?;
+            eprintln!("{report}");
+        }
+        Command::Token { sub, role, ttl } => {
+            let secret: SecretString = config.jwt.secret.clone().ok_or_else(|| {
+                anyhow::anyhow!("USER_SETTINGS_JWT_SECRET is required to mint a token")
+            })?;
+            let roles: Vec<&str> = role
+                .iter()
+                .map(|r| match r {
+                    TokenRole::Admin => "admin",
+                    TokenRole::Service => "service",
+                })
+                .collect();
+            let token = adapter_http::auth::mint_hs256(
+                &secret,
+                sub,
+                &roles,
+                ttl.as_secs(),
+                config.jwt.issuer.as_deref(),
+                config.jwt.audience.as_deref(),
+            )?;
+            println!("{token}");
+        }
+        Command::Keys { command } => {
+            let pool = startup::database_pool(&config)?;
+            let keyring = Arc::new(startup::keyring(&config)?);
+            match command {
+                KeysCommand::Generate => {}
+                KeysCommand::Status => print!("{}", app::keys::status(&pool, keyring).await?),
+                KeysCommand::Rewrap { dry_run, batch } => {
+                    let report = app::keys::rewrap(
+                        &pool,
+                        keyring,
+                        RewrapOptions {
+                            batch_size: batch,
+                            dry_run,
+                        },
+                    )
+                    .await?;
+                    let verb = if dry_run { "would rewrap" } else { "rewrapped" };
+                    println!(
+                        "{verb} {} setting(s); {} changed concurrently (already fresh); {} failed",
+                        report.rewrapped,
+                        report.changed_concurrently,
+                        report.failures.len()
+                    );
+                    for f in &report.failures {
+                        println!("failed\t{}\t{}\t{}", f.user_id, f.key, f.reason);
+                    }
+                    if !report.failures.is_empty() {
+                        anyhow::bail!(
+                            "{} setting(s) could not be rewrapped",
+                            report.failures.len()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of the HTTP API: the real app, a real database, a real client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin_internal;
+mod auth;
+mod docs_health;
+mod preferences;
+mod settings;
