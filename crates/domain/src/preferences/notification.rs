@@ -195,7 +195,9 @@ fn parse_tokens(tokens: &[Value], path: &str) -> Result<Vec<String>, FieldError>
     let mut parsed: Vec<String> = Vec::with_capacity(tokens.len());
     for (i, token) in tokens.iter().enumerate() {
         match token {
-            Value::String(s) if !s.is_empty() && s.len() <= MAX_DEVICE_TOKEN_LEN => {
+            Value::String(s)
+                if !s.is_empty() && s.len() <= MAX_DEVICE_TOKEN_LEN && !s.contains('\0') =>
+            {
                 if !parsed.contains(s) {
                     parsed.push(s.clone());
                 }

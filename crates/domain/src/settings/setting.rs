@@ -18,6 +18,13 @@ impl Description {
     /// # Errors
     /// A [`FieldError`] on field `description` with code `too_long`.
     pub fn parse(raw: &str, max_chars: usize) -> Result<Self, FieldError> {
+        if raw.contains('\0') {
+            return Err(FieldError::new(
+                "description",
+                "invalid_character",
+                "the description must not contain the character U+0000",
+            ));
+        }
         let chars = raw.chars().count();
         if chars > max_chars {
             return Err(FieldError::new(

@@ -14,10 +14,22 @@ pub fn json_depth(value: &Value) -> usize {
     }
 }
 
-/// Checks the size and depth limits of a value.
+/// Whether any string or member name of the value contains U+0000, which PostgreSQL's
+/// `jsonb` cannot store.
+fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
+        _ => false,
+    }
+}
+
+/// Checks the size and depth limits of a value, and that it can be stored.
 ///
 /// # Errors
-/// A [`FieldError`] on field `value` with code `too_large` or `too_deep`.
+/// A [`FieldError`] on field `value` with code `too_large`, `too_deep` or
+/// `invalid_character`.
 pub fn check_value_shape(value: &Value, limits: &Limits) -> Result<(), FieldError> {
     let depth = json_depth(value);
     if depth > limits.max_json_depth {
@@ -28,6 +40,13 @@ pub fn check_value_shape(value: &Value, limits: &Limits) -> Result<(), FieldErro
                 "the value nests {depth} levels deep; at most {} are allowed",
                 limits.max_json_depth
             ),
+        ));
+    }
+    if contains_nul(value) {
+        return Err(FieldError::new(
+            "value",
+            "invalid_character",
+            "strings in the value must not contain the character U+0000",
         ));
     }
     let size = serialized_len(value);
@@ -87,6 +106,21 @@ mod tests {
             check_value_shape(&nested(33), &limits).unwrap_err().code,
             "too_deep"
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_anywhere_in_the_value() {
+        let limits = Limits::default();
+        for value in [
+            json!("a\u{0}b"),
+            json!({"k": ["x\u{0}"]}),
+            json!({"a\u{0}": 1}),
+        ] {
+            assert_eq!(
+                check_value_shape(&value, &limits).unwrap_err().code,
+                "invalid_character"
+            );
+        }
     }
 
     #[test]
