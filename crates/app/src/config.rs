@@ -278,7 +278,7 @@ pub struct LogConfig {
 pub enum ConfigError {
     /// The sources could not be read or a value has the wrong type.
     #[error("invalid configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(String),
     /// A value is out of range.
     #[error("invalid configuration: {field}: {message}")]
     Invalid {
@@ -313,7 +313,9 @@ impl Config {
                 .find(|(var, _)| key == *var)
                 .map(|(_, path)| format!("user_settings.{path}").into())
         }));
-        let root: Root = figment.extract().map_err(Box::new)?;
+        let root: Root = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(describe(e)))?;
         root.user_settings.validate()?;
         Ok(root.user_settings)
     }
@@ -433,6 +435,35 @@ impl Config {
                     .into(),
             })
     }
+}
+
+/// One line per problem: the field's dotted path, where the value came from (naming the
+/// environment variable when it came from one) and what is wrong.
+fn describe(errors: figment::Error) -> String {
+    errors
+        .into_iter()
+        .map(|e| {
+            let path = e.path.join(".").to_lowercase();
+            let field = path.strip_prefix("user_settings.").unwrap_or(&path);
+            let source = match ENV_MAP.iter().find(|(_, p)| *p == field) {
+                Some((var, _))
+                    if e.metadata
+                        .as_ref()
+                        .is_some_and(|m| m.name.contains("environment")) =>
+                {
+                    format!(" (environment variable {var})")
+                }
+                _ => e
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.source.as_ref())
+                    .map(|s| format!(" (from {s})"))
+                    .unwrap_or_default(),
+            };
+            format!("{path}{source}: {}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[derive(Serialize, Deserialize)]

@@ -1,0 +1,130 @@
+//! The `user-settings` binary: key generation, token minting, and configuration errors that
+//! name their field.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use adapter_http::{AuthConfig, Authenticator, VerificationKey};
+use secrecy::SecretString;
+
+fn user_settings(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_user-settings"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+#[test]
+fn keys_generate_prints_only_a_fresh_64_hex_key() {
+    let first = user_settings(&["keys", "generate"], &[]);
+    let second = user_settings(&["keys", "generate"], &[]);
+    assert!(first.status.success());
+    let key = stdout(&first);
+    assert_eq!(key.trim().len(), 64);
+    assert!(key.trim().chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(key.lines().count(), 1, "the key alone on stdout");
+    assert_ne!(key, stdout(&second));
+}
+
+#[test]
+fn token_prints_a_token_the_service_accepts() {
+    let sub = "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b";
+    let output = user_settings(
+        &["token", "--sub", sub, "--role", "admin", "--ttl", "5m"],
+        &[("USER_SETTINGS_JWT_SECRET", "cli-test-secret")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let token = stdout(&output);
+    let authenticator = Authenticator::new(&AuthConfig {
+        key: VerificationKey::Hs256(SecretString::from("cli-test-secret")),
+        issuer: None,
+        audience: None,
+    })
+    .unwrap();
+    let principal = authenticator.verify(token.trim()).unwrap();
+    assert_eq!(principal.user_id.to_string(), sub);
+    assert_eq!(principal.roles, vec![domain::audit::Role::Admin]);
+}
+
+#[test]
+fn token_without_a_secret_explains_what_is_missing() {
+    let output = user_settings(
+        &["token", "--sub", "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b"],
+        &[],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("USER_SETTINGS_JWT_SECRET"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn invalid_environment_value_names_the_field() {
+    let output = user_settings(
+        &["token", "--sub", "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b"],
+        &[
+            ("USER_SETTINGS_RATE_LIMIT_READS", "lots"),
+            ("USER_SETTINGS_JWT_SECRET", "s"),
+        ],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("reads_per_hour"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn invalid_yaml_value_names_the_field() {
+    let dir = std::env::temp_dir().join(format!("user-settings-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    std::fs::write(
+        &file,
+        "user_settings:\n  validation:\n    max_bulk_items: 0\n",
+    )
+    .unwrap();
+    let output = user_settings(
+        &[
+            "--config",
+            file.to_str().unwrap(),
+            "token",
+            "--sub",
+            "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b",
+        ],
+        &[("USER_SETTINGS_JWT_SECRET", "s")],
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("user_settings.validation.max_bulk_items"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn serve_without_database_url_says_how_to_get_one() {
+    let output = user_settings(&["serve"], &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("DATABASE_URL"),
+        "{}",
+        stderr(&output)
+    );
+}
