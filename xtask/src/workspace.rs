@@ -21,3 +21,13 @@ pub fn cargo() -> Result<Command, String> {
     cmd.current_dir(root()?);
     Ok(cmd)
 }
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` when set (relative to the root), else
+/// `<root>/target`.
+pub fn target_dir() -> Result<PathBuf, String> {
+    let root = root()?;
+    Ok(match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root.join(dir),
+        _ => root.join("target"),
+    })
+}
