@@ -22,10 +22,7 @@ fn binary() -> Result<Command, String> {
         "user-settings",
     ]);
     process::run(&mut build)?;
-    let path = workspace::root()?
-        .join("target")
-        .join("debug")
-        .join("user-settings");
+    let path = workspace::target_dir()?.join("debug").join("user-settings");
     let mut cmd = Command::new(path);
     cmd.current_dir(workspace::root()?);
     Ok(cmd)
