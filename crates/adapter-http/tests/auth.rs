@@ -1,0 +1,156 @@
+//! Token verification: HS256 by default, RS256 and EdDSA with a PEM public key, required
+//! claims, issuer and audience, and algorithm confusion.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use adapter_http::{ApiError, AuthConfig, Authenticator, VerificationKey};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+const RSA_PRIVATE: &str = include_str!("fixtures/rsa-private.pem");
+const RSA_PUBLIC: &str = include_str!("fixtures/rsa-public.pem");
+const ED_PRIVATE: &str = include_str!("fixtures/ed25519-private.pem");
+const ED_PUBLIC: &str = include_str!("fixtures/ed25519-public.pem");
+const SUB: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+fn claims(extra: Value) -> Value {
+    let mut claims = json!({"sub": SUB, "exp": 4_000_000_000u64});
+    claims
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    claims
+}
+
+fn authenticator(
+    key: VerificationKey,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Authenticator {
+    Authenticator::new(&AuthConfig {
+        key,
+        issuer: issuer.map(str::to_owned),
+        audience: audience.map(str::to_owned),
+    })
+    .unwrap()
+}
+
+fn hs256(secret: &str) -> Authenticator {
+    authenticator(
+        VerificationKey::Hs256(SecretString::from(secret)),
+        None,
+        None,
+    )
+}
+
+fn sign_hs256(secret: &str, claims: &Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn rejected(result: Result<adapter_http::auth::Principal, ApiError>) -> String {
+    match result {
+        Err(ApiError::Unauthorized(reason)) => reason,
+        other => panic!("expected 401, got {other:?}"),
+    }
+}
+
+#[test]
+fn hs256_token_names_the_user_and_roles() {
+    let token = sign_hs256("s", &claims(json!({"roles": ["admin", "unknown"]})));
+    let principal = hs256("s").verify(&token).unwrap();
+    assert_eq!(principal.user_id.to_string(), SUB);
+    assert_eq!(principal.roles, vec![domain::audit::Role::Admin]);
+}
+
+#[test]
+fn rs256_token_verifies_with_the_public_key() {
+    let token = encode(
+        &Header::new(Algorithm::RS256),
+        &claims(json!({})),
+        &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let auth = authenticator(VerificationKey::PublicKeyPem(RSA_PUBLIC.into()), None, None);
+    assert_eq!(auth.verify(&token).unwrap().user_id.to_string(), SUB);
+}
+
+#[test]
+fn eddsa_token_verifies_with_the_public_key() {
+    let token = encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims(json!({})),
+        &EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let auth = authenticator(VerificationKey::PublicKeyPem(ED_PUBLIC.into()), None, None);
+    assert_eq!(auth.verify(&token).unwrap().user_id.to_string(), SUB);
+}
+
+#[test]
+fn hs256_token_signed_with_the_public_key_is_rejected() {
+    // Algorithm confusion: an attacker signs HS256 with the (public) RSA key as the secret.
+    let token = sign_hs256(RSA_PUBLIC, &claims(json!({})));
+    let auth = authenticator(VerificationKey::PublicKeyPem(RSA_PUBLIC.into()), None, None);
+    rejected(auth.verify(&token));
+}
+
+#[test]
+fn token_without_exp_is_rejected() {
+    let token = sign_hs256("s", &json!({"sub": SUB}));
+    rejected(hs256("s").verify(&token));
+}
+
+#[test]
+fn expired_token_is_rejected() {
+    let token = sign_hs256("s", &claims(json!({"exp": 1_000_000_000u64})));
+    assert!(rejected(hs256("s").verify(&token)).contains("expired"));
+}
+
+#[test]
+fn issuer_and_audience_are_enforced_when_configured() {
+    let auth = authenticator(
+        VerificationKey::Hs256(SecretString::from("s")),
+        Some("https://auth.example"),
+        Some("user-settings"),
+    );
+    let good = sign_hs256(
+        "s",
+        &claims(json!({"iss": "https://auth.example", "aud": "user-settings"})),
+    );
+    assert!(auth.verify(&good).is_ok());
+    let wrong_iss = sign_hs256(
+        "s",
+        &claims(json!({"iss": "https://evil.example", "aud": "user-settings"})),
+    );
+    assert!(rejected(auth.verify(&wrong_iss)).contains("issuer"));
+    let no_aud = sign_hs256("s", &claims(json!({"iss": "https://auth.example"})));
+    rejected(auth.verify(&no_aud));
+}
+
+#[test]
+fn audience_in_token_is_ignored_when_not_configured() {
+    let token = sign_hs256("s", &claims(json!({"aud": "anything"})));
+    assert!(hs256("s").verify(&token).is_ok());
+}
+
+#[test]
+fn garbage_is_rejected_without_echoing_it() {
+    let reason = rejected(hs256("s").verify("not.a.jwt-secret-looking-thing"));
+    assert!(!reason.contains("secret-looking"));
+}
+
+#[test]
+fn a_pem_that_is_not_a_public_key_is_a_configuration_error() {
+    let result = Authenticator::new(&AuthConfig {
+        key: VerificationKey::PublicKeyPem("-----BEGIN NOTHING-----".into()),
+        issuer: None,
+        audience: None,
+    });
+    assert!(result.is_err());
+}
