@@ -3,12 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod proxy;
+
+use std::{net::SocketAddr, time::Duration};
+
 use adapter_postgres::testing::TestDatabase;
 use app::{Application, Config};
 use reqwest::{Client, Method, RequestBuilder};
 use secrecy::SecretString;
 use serde_json::Value;
 use uuid::Uuid;
+
+pub use proxy::TcpProxy;
 
 /// The JWT secret every test app uses.
 pub const JWT_SECRET: &str = "e2e-test-jwt-secret-with-enough-entropy";
@@ -35,24 +41,39 @@ impl TestApp {
     /// Starts the app after `customize` adjusts the configuration.
     pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> Self {
         let db = TestDatabase::create().await;
-        let mut config = Config::default();
-        config.database.url = Some(db.url().to_owned());
-        config.server.bind = "127.0.0.1:0".into();
-        config.server.workers = 1;
-        config.encryption.key = Some(SecretString::from(ENCRYPTION_KEY));
-        config.jwt.secret = Some(SecretString::from(JWT_SECRET));
-        customize(&mut config);
-        let app = Application::build(config).await.expect("the app starts");
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
-        let client = Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let address = start_app(db.url(), customize).await;
         Self {
             address,
-            client,
+            client: http_client(),
             db,
+        }
+    }
+
+    /// Starts the app with its database behind a [`TcpProxy`] the test controls.
+    pub async fn spawn_behind_proxy(customize: impl FnOnce(&mut Config)) -> (Self, TcpProxy) {
+        let db = TestDatabase::create().await;
+        let (target, url_through) = split_address(db.url());
+        let target = tokio::net::lookup_host(&target)
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let proxy = TcpProxy::start(target).await;
+        let address = start_app(&url_through(proxy.address()), customize).await;
+        let app = Self {
+            address,
+            client: http_client(),
+            db,
+        };
+        (app, proxy)
+    }
+
+    /// Starts another instance of the app on this test's database, as behind a load
+    /// balancer (its own caches, rate limiter and change feed).
+    pub async fn spawn_peer(&self, customize: impl FnOnce(&mut Config)) -> Peer {
+        Peer {
+            address: start_app(self.db.url(), customize).await,
+            client: http_client(),
         }
     }
 
@@ -97,6 +118,46 @@ impl TestApp {
             .unwrap()
     }
 
+    /// `DELETE` as `user`.
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.request(Method::DELETE, path, Some(token))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .request(Method::GET, "/metrics", None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
+    /// Runs statements on the test database (directly, never through a proxy).
+    pub async fn execute(&self, sql: &str) {
+        let client = self.db.pool().get().await.unwrap();
+        client.batch_execute(sql).await.unwrap();
+    }
+
+    /// Waits (at most 10 s) until `instances` change feeds listen on the test database.
+    pub async fn wait_for_change_feeds(&self, instances: u64) {
+        let sql = "SELECT to_jsonb(count(*)) FROM pg_stat_activity \
+                   WHERE datname = current_database() \
+                   AND application_name = 'user-settings-change-feed' \
+                   AND query = 'LISTEN user_settings_changes'";
+        for _ in 0..200 {
+            if self.query_json(sql).await[0] == instances {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{instances} change feed(s) did not start listening within 10 s");
+    }
+
     /// Runs a query on the test database and returns the first column of every row as JSON.
     pub async fn query_json(&self, sql: &str) -> Vec<Value> {
         let client = self.db.pool().get().await.unwrap();
@@ -119,5 +180,110 @@ pub async fn json_with_status(response: reqwest::Response, status: u16) -> Value
         Value::Null
     } else {
         serde_json::from_str(&body).unwrap()
+    }
+}
+
+/// Another instance of the app, on the database of a [`TestApp`].
+pub struct Peer {
+    /// `http://127.0.0.1:<port>`.
+    pub address: String,
+    /// The HTTP client.
+    pub client: Client,
+}
+
+impl Peer {
+    /// A request to `path` with `token` as bearer.
+    pub fn request(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(token)
+    }
+
+    /// `GET` as `user`.
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.request(Method::GET, path, token).send().await.unwrap()
+    }
+
+    /// `PUT` a JSON body as `user`.
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> reqwest::Response {
+        self.request(Method::PUT, path, token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Builds and starts the app on the database at `url`; returns its address.
+async fn start_app(url: &str, customize: impl FnOnce(&mut Config)) -> String {
+    let mut config = Config::default();
+    config.database.url = Some(url.to_owned());
+    config.server.bind = "127.0.0.1:0".into();
+    config.server.workers = 1;
+    config.encryption.key = Some(SecretString::from(ENCRYPTION_KEY));
+    config.jwt.secret = Some(SecretString::from(JWT_SECRET));
+    customize(&mut config);
+    let app = Application::build(config).await.expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}
+
+fn http_client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `host:port` of a `postgres://user@host:port/db` URL, and a function giving the same
+/// URL pointed at another address.
+fn split_address(url: &str) -> (String, impl Fn(SocketAddr) -> String + use<>) {
+    let authority_start = url
+        .find("://")
+        .expect("DATABASE_URL must be a postgres:// URL")
+        + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| authority_start + i);
+    let host_start = url[authority_start..authority_end]
+        .rfind('@')
+        .map_or(authority_start, |i| authority_start + i + 1);
+    let host_port = &url[host_start..authority_end];
+    assert!(
+        !host_port.is_empty(),
+        "DATABASE_URL must name a TCP host for the proxy tests"
+    );
+    let target = if host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    let (before, after) = (
+        url[..host_start].to_owned(),
+        url[authority_end..].to_owned(),
+    );
+    (target, move |address: SocketAddr| {
+        format!("{before}{address}{after}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_address;
+
+    #[test]
+    fn database_urls_are_pointed_at_the_proxy() {
+        let (target, through) = split_address("postgres://postgres@127.0.0.1:5432/test_x?a=b");
+        assert_eq!(target, "127.0.0.1:5432");
+        assert_eq!(
+            through("127.0.0.1:6000".parse().unwrap()),
+            "postgres://postgres@127.0.0.1:6000/test_x?a=b"
+        );
+        let (target, _) = split_address("postgres://u:p@db/test_x");
+        assert_eq!(target, "db:5432");
     }
 }

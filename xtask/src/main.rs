@@ -3,6 +3,7 @@
 //! Adding a command: a module with `pub fn run(args: &[String]) -> Result<ExitCode, String>`,
 //! one arm in `dispatch`, one line in `HELP`.
 
+mod bench;
 mod ci;
 mod cluster;
 mod db;
@@ -33,6 +34,13 @@ commands:
                with development secrets kept in target/dev-secrets.env
   token [args] print a token for the dev service (default user, or --sub UUID;
                --role admin|service; --ttl 1h)
+  bench [--users N] [--duration S] [--connections C] [--tokens T]
+               release build against its own PostgreSQL (or DATABASE_URL): wrk scenarios
+               A-F and pgbench P1/P2 with ratios; writes target/bench/report.{md,json}
+               (defaults: 100000 users, 10s, 32 connections, 10000 tokens; needs wrk)
+  bench scale [--small N] [--large N] [--duration S] [--connections C] [--tokens T]
+               p99 of one-setting and list reads at N vs N' users (default 10000 vs
+               1000000), and lists of 10/100/1000 settings; target/bench/scale.{md,json}
   help         this text
 ";
 
@@ -58,6 +66,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode, String> {
         "ci" => ci::run(rest),
         "run" => run::run(rest),
         "token" => run::token(rest),
+        "bench" => bench::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)

@@ -211,6 +211,15 @@ impl Principal {
     }
 }
 
+/// The token of an `Authorization` header value of the Bearer scheme.
+pub fn bearer_token(header_value: &str) -> Option<&str> {
+    header_value
+        .strip_prefix("Bearer ")
+        .or_else(|| header_value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
         return Err(ApiError::Internal(anyhow::anyhow!(
@@ -224,12 +233,7 @@ fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
     let token = header
         .to_str()
         .ok()
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+        .and_then(bearer_token)
         .ok_or_else(|| ApiError::Unauthorized("use the Bearer scheme".into()))?;
     let principal = auth.verify(token)?;
     tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));

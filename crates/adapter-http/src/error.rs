@@ -56,6 +56,29 @@ pub enum ApiError {
     /// 503: the database is unavailable; retrying later may work.
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// 400 with a precise code (`state_missing`, `state_invalid`, `state_expired`, ...).
+    #[error("invalid request: {1}")]
+    InvalidRequest(&'static str, String),
+    /// 409 with a precise code (`needs_reauth`): the resource's state requires an action.
+    #[error("conflict: {1}")]
+    Conflict(&'static str, String),
+    /// 502: an external provider failed or answered something unusable. `detail` names the
+    /// provider and never quotes its answer.
+    #[error("bad gateway ({provider}): {detail}")]
+    BadGateway {
+        /// The provider's name (also in the problem's `provider` member).
+        provider: &'static str,
+        /// Stable code (`provider_error`, `provider_unreachable`, ...).
+        code: &'static str,
+        /// Safe description.
+        detail: String,
+    },
+    /// 504: an external provider did not answer in time.
+    #[error("gateway timeout ({provider})")]
+    GatewayTimeout {
+        /// The provider's name.
+        provider: &'static str,
+    },
     /// 500: the cause is logged, never shown.
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
@@ -72,6 +95,9 @@ struct Problem<'a> {
     detail: Option<String>,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
+    /// The external provider at fault (502/504 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provider: Option<&'a str>,
 }
 
 impl ApiError {
@@ -89,6 +115,9 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::PreconditionRequired => "precondition_required",
             ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::InvalidRequest(code, _) | ApiError::Conflict(code, _) => code,
+            ApiError::BadGateway { code, .. } => code,
+            ApiError::GatewayTimeout { .. } => "provider_timeout",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -111,6 +140,11 @@ impl ApiError {
                 Some("send a JSON body with Content-Type: application/json".into())
             }
             ApiError::Unavailable(_) => Some("the database is unavailable; retry shortly".into()),
+            ApiError::InvalidRequest(_, d) | ApiError::Conflict(_, d) => Some(d.clone()),
+            ApiError::BadGateway { detail, .. } => Some(detail.clone()),
+            ApiError::GatewayTimeout { provider } => {
+                Some(format!("{provider} did not answer in time; retry later"))
+            }
             ApiError::MethodNotAllowed | ApiError::Internal(_) => None,
         }
     }
@@ -134,6 +168,10 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InvalidRequest(..) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(..) => StatusCode::CONFLICT,
+            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -157,6 +195,12 @@ impl ResponseError for ApiError {
             errors: match self {
                 ApiError::Validation(e) => e.errors(),
                 _ => no_errors,
+            },
+            provider: match self {
+                ApiError::BadGateway { provider, .. } | ApiError::GatewayTimeout { provider } => {
+                    Some(provider)
+                }
+                _ => None,
             },
         };
         let mut response = HttpResponse::build(status);

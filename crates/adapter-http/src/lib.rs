@@ -1,14 +1,17 @@
 //! HTTP adapter: actix-web routes, JWT authentication, problem+json errors and OpenAPI.
 //!
-//! The app builds an [`ApiState`] and an [`auth::Authenticator`], then calls [`serve`].
-//! Handlers only translate HTTP to the domain's services and back.
+//! The app builds an [`ApiState`], an [`auth::Authenticator`] and the [`Operations`] (rate
+//! limiter, metrics), then calls [`serve`]. Handlers only translate HTTP to the domain's
+//! services and back.
 
 pub mod auth;
 pub mod conditional;
 pub mod error;
 pub mod handlers;
 pub mod json;
+pub mod metrics;
 pub mod openapi;
+pub mod rate_limit;
 pub mod request_id;
 pub mod state;
 
@@ -29,6 +32,8 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use actix_web::dev::Server;
 pub use auth::{AuthConfig, Authenticator, VerificationKey};
 pub use error::ApiError;
+pub use metrics::HttpMetrics;
+pub use rate_limit::{AccessKind, Decision, QuotaState, RateLimiter};
 pub use state::{ApiOptions, ApiState, DynPreferencesService, DynSettingsService, Readiness};
 
 use crate::handlers::{admin, health, internal, preferences, schema, settings};
@@ -63,6 +68,15 @@ impl Default for ServerOptions {
     }
 }
 
+/// The cross-cutting parts of the HTTP layer that the app supplies.
+#[derive(Clone)]
+pub struct Operations {
+    /// Per-user quotas of the authenticated API.
+    pub rate_limiter: Arc<dyn RateLimiter>,
+    /// Request metrics, and the registry `/metrics` exposes.
+    pub metrics: Arc<HttpMetrics>,
+}
+
 /// The OpenAPI document of this API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi::ApiDoc::openapi()
@@ -72,6 +86,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn app(
     state: ApiState,
     auth: Arc<Authenticator>,
+    operations: Operations,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -83,9 +98,12 @@ pub fn app(
 > {
     let body_limit = state.options.max_body_bytes;
     let bulk_limit = state.options.max_bulk_body_bytes;
+    let integrations = state.integrations.clone();
     App::new()
         .app_data(Data::new(state))
         .app_data(Data::from(auth))
+        .app_data(Data::from(operations.rate_limiter))
+        .app_data(Data::from(operations.metrics))
         .app_data(json::config(body_limit))
         .app_data(web::PathConfig::default().error_handler(|err, _| {
             ApiError::NotFound("route_not_found", format!("invalid path parameter: {err}")).into()
@@ -126,8 +144,15 @@ pub fn app(
             resource("/internal/v1/users/{user_id}/secrets/{key}")
                 .route(web::get().to(internal::secret)),
         )
+        .configure(|cfg| {
+            if let Some(api) = integrations {
+                handlers::integrations::configure(cfg, api);
+            }
+        })
         .service(resource("/health/live").route(web::get().to(health::live)))
         .service(resource("/health/ready").route(web::get().to(health::ready)))
+        // Unauthenticated, like the health routes: expose it to the scraper only.
+        .service(resource("/metrics").route(web::get().to(metrics::exposition)))
         .service(resource("/openapi.json").route(web::get().to(openapi_json)))
         .service(resource("/docs").route(web::get().to(docs_redirect)))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/swagger/openapi.json", openapi()))
@@ -137,6 +162,10 @@ pub fn app(
                 "no route matches this path".into(),
             ))
         }))
+        // The last `wrap` runs first: request id, then metrics (which so see 429s), then the
+        // rate limiter.
+        .wrap(from_fn(rate_limit::middleware))
+        .wrap(from_fn(metrics::middleware))
         .wrap(from_fn(request_id::middleware))
 }
 
@@ -166,14 +195,16 @@ pub fn serve(
     listener: TcpListener,
     state: ApiState,
     auth: Arc<Authenticator>,
+    operations: Operations,
     options: &ServerOptions,
 ) -> std::io::Result<Server> {
-    let mut server = actix_web::HttpServer::new(move || app(state.clone(), auth.clone()))
-        .max_connections(options.max_connections)
-        .client_request_timeout(options.client_request_timeout)
-        .client_disconnect_timeout(options.client_disconnect_timeout)
-        .keep_alive(options.keep_alive)
-        .shutdown_timeout(options.shutdown_timeout.as_secs());
+    let mut server =
+        actix_web::HttpServer::new(move || app(state.clone(), auth.clone(), operations.clone()))
+            .max_connections(options.max_connections)
+            .client_request_timeout(options.client_request_timeout)
+            .client_disconnect_timeout(options.client_disconnect_timeout)
+            .keep_alive(options.keep_alive)
+            .shutdown_timeout(options.shutdown_timeout.as_secs());
     if options.workers > 0 {
         server = server.workers(options.workers);
     }

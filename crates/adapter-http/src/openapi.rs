@@ -6,7 +6,11 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use crate::handlers::{admin, health, internal, preferences, schema, settings};
+use crate::handlers::{
+    admin, health,
+    integrations::{self, docs_integrations},
+    internal, preferences, schema, settings,
+};
 
 /// The API description served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -23,6 +27,8 @@ use crate::handlers::{admin, health, internal, preferences, schema, settings};
         preferences::get, preferences::put, preferences::patch,
         admin::settings, admin::preferences,
         internal::secret,
+        integrations::list, integrations::status, integrations::authorize,
+        integrations::connect, integrations::disconnect, integrations::token,
         health::live, health::ready,
     ),
     components(
@@ -30,12 +36,16 @@ use crate::handlers::{admin, health, internal, preferences, schema, settings};
             docs::Problem, docs::FieldErrorDoc, docs::SettingDoc, docs::SettingListDoc,
             docs::PutSettingDoc, docs::BulkItemDoc, docs::BulkDoc, docs::PreferencesDoc,
             docs::NotificationDoc, docs::RegistryDoc, docs::SecretDoc, docs::HealthDoc,
+            docs_integrations::IntegrationStatusDoc, docs_integrations::IntegrationListDoc,
+            docs_integrations::AuthorizationDoc, docs_integrations::ConnectDoc,
+            docs_integrations::ProviderTokenDoc,
         ),
         responses(
             docs::BadRequest, docs::Unauthorized, docs::Forbidden, docs::NotFound,
             docs::MethodNotAllowed, docs::PreconditionFailed, docs::TooLarge,
             docs::UnsupportedMediaType, docs::Unprocessable, docs::PreconditionRequired,
             docs::TooManyRequests, docs::Unavailable,
+            docs::Conflict, docs::BadGateway, docs::GatewayTimeout,
         )
     ),
     modifiers(&BearerAuth),
@@ -43,7 +53,8 @@ use crate::handlers::{admin, health, internal, preferences, schema, settings};
         (name = "settings", description = "The caller's key/value settings"),
         (name = "preferences", description = "The caller's structured preferences"),
         (name = "admin", description = "Read-only, audited support access"),
-        (name = "internal", description = "Plaintext secrets for integration services"),
+        (name = "internal", description = "Plaintext secrets and provider tokens for integration services"),
+        (name = "integrations", description = "The caller's connections to external services"),
         (name = "operations", description = "Health"),
     )
 )]
@@ -257,5 +268,8 @@ pub mod docs {
         PreconditionRequired => "This deployment requires If-Match on writes",
         TooManyRequests => "Rate limit exceeded; see Retry-After and RateLimit-* headers",
         Unavailable => "The database is unavailable; retry shortly",
+        Conflict => "The resource's state requires an action first (e.g. `needs_reauth`)",
+        BadGateway => "An external provider failed; `provider` names it",
+        GatewayTimeout => "An external provider did not answer in time; `provider` names it",
     }
 }

@@ -55,4 +55,6 @@ pub struct ApiState {
     pub readiness: Arc<dyn Readiness>,
     /// Options.
     pub options: ApiOptions,
+    /// External service integrations (`None`: their routes are not mounted).
+    pub integrations: Option<crate::handlers::integrations::IntegrationsApi>,
 }

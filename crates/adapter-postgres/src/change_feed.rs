@@ -45,6 +45,8 @@ pub const CHANNEL: &str = "user_settings_changes";
 const LISTEN: &str = "LISTEN user_settings_changes";
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Bound on the start-up handshake and `LISTEN` when the config sets no connect timeout.
+const DEFAULT_HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// Events a subscriber may fall behind before it gets `RecvError::Lagged`.
 const DEFAULT_CAPACITY: usize = 1024;
 
@@ -210,22 +212,33 @@ async fn session(
     shutdown: &mut oneshot::Receiver<()>,
     on_listening: impl FnOnce(),
 ) -> (SessionEnd, bool) {
+    // The driver bounds only the TCP connect; a server that accepts and never answers would
+    // stall the start-up handshake and LISTEN, so both are bounded here.
+    let handshake_limit = config
+        .get_connect_timeout()
+        .map_or(DEFAULT_HANDSHAKE_LIMIT, |t| *t * 2);
     let connected = tokio::select! {
         _ = &mut *shutdown => return (SessionEnd::Shutdown, false),
-        connected = config.connect(NoTls) => connected,
+        connected = tokio::time::timeout(handshake_limit, config.connect(NoTls)) => connected,
     };
     let (client, mut connection) = match connected {
-        Ok(pair) => pair,
-        Err(e) => return (SessionEnd::Lost(e.to_string()), false),
+        Ok(Ok(pair)) => pair,
+        Ok(Err(e)) => return (SessionEnd::Lost(e.to_string()), false),
+        Err(_) => return (SessionEnd::Lost("connecting timed out".to_owned()), false),
     };
 
     // The connection makes progress only while polled, so poll it while LISTEN runs.
     {
         let listen = client.batch_execute(LISTEN);
         tokio::pin!(listen);
+        let deadline = tokio::time::sleep(handshake_limit);
+        tokio::pin!(deadline);
         loop {
             tokio::select! {
                 _ = &mut *shutdown => return (SessionEnd::Shutdown, false),
+                () = &mut deadline => {
+                    return (SessionEnd::Lost("LISTEN timed out".to_owned()), false);
+                }
                 done = &mut listen => match done {
                     Ok(()) => break,
                     Err(e) => return (SessionEnd::Lost(e.to_string()), false),

@@ -7,8 +7,9 @@
 //! - [`ping`]: the readiness check.
 //! - [`migrate`]: the refinery migrations of `migrations/`, embedded in the binary.
 //! - [`PgSettingsRepository`], [`PgPreferencesRepository`], [`PgAuditLog`],
-//!   [`PgEnvelopeStore`]: the domain's ports on PostgreSQL. Static SQL only, prepared with
-//!   `prepare_cached`; optimistic concurrency in the statements themselves.
+//!   [`PgEnvelopeStore`], [`PgOAuthStateStore`]: the domain's ports on PostgreSQL. Static
+//!   SQL only, prepared with `prepare_cached`; optimistic concurrency in the statements
+//!   themselves.
 //! - [`ChangeFeed`]: `LISTEN user_settings_changes` on a dedicated connection, as typed
 //!   [`ChangeEvent`]s, for cache invalidation across instances.
 //! - `testing` (feature `testing`): a fresh migrated database per test.
@@ -23,6 +24,7 @@ mod deadline;
 mod envelope_store;
 mod errors;
 mod migrate;
+mod oauth_state_store;
 mod pool;
 mod preferences_repo;
 mod provisioning;
@@ -36,6 +38,7 @@ pub use config::{PgConfig, PgConfigError};
 pub use deadline::DEFAULT_OPERATION_TIMEOUT;
 pub use envelope_store::PgEnvelopeStore;
 pub use migrate::{MigrateError, MigrationReport, migrate, migrate_pool};
+pub use oauth_state_store::PgOAuthStateStore;
 pub use pool::{ConnectError, build_pool, connect, ping};
 pub use preferences_repo::PgPreferencesRepository;
 pub use provisioning::Provisioning;

@@ -30,6 +30,20 @@ const ENV_MAP: &[(&str, &str)] = &[
     ("USER_SETTINGS_BIND", "server.bind"),
     ("USER_SETTINGS_WORKERS", "server.workers"),
     ("USER_SETTINGS_REQUIRE_IF_MATCH", "server.require_if_match"),
+    (
+        "USER_SETTINGS_SERVER_MAX_CONNECTIONS",
+        "server.max_connections",
+    ),
+    (
+        "USER_SETTINGS_CLIENT_REQUEST_TIMEOUT",
+        "server.client_request_timeout",
+    ),
+    (
+        "USER_SETTINGS_CLIENT_DISCONNECT_TIMEOUT",
+        "server.client_disconnect_timeout",
+    ),
+    ("USER_SETTINGS_KEEP_ALIVE", "server.keep_alive"),
+    ("USER_SETTINGS_SHUTDOWN_TIMEOUT", "server.shutdown_timeout"),
     ("USER_SETTINGS_ENCRYPTION_KEY", "encryption.key"),
     (
         "USER_SETTINGS_ENCRYPTION_KEYS_PREVIOUS",
@@ -49,6 +63,7 @@ const ENV_MAP: &[(&str, &str)] = &[
     ),
     ("USER_SETTINGS_CACHE_TTL", "cache.settings_ttl"),
     ("USER_PREFERENCES_CACHE_TTL", "cache.preferences_ttl"),
+    ("USER_SETTINGS_CACHE_MAX_ENTRIES", "cache.max_entries"),
     ("USER_SETTINGS_USERS_PROVISIONING", "users.provisioning"),
     ("USER_SETTINGS_LOG_FORMAT", "log.format"),
 ];
@@ -75,6 +90,8 @@ pub struct Config {
     pub users: UsersConfig,
     /// Logging.
     pub log: LogConfig,
+    /// External service integrations: provider client credentials and endpoints.
+    pub integrations: crate::integrations::IntegrationsConfig,
 }
 
 /// PostgreSQL settings.
@@ -85,7 +102,8 @@ pub struct DatabaseConfig {
     pub url: Option<String>,
     /// Pool size.
     pub max_connections: usize,
-    /// Longest wait for a connection (pool wait, connect, recycle): the bound on a 503.
+    /// Longest wait for a connection (pool wait, connect, recycle) and for one repository
+    /// operation: the bound on a 503.
     #[serde(with = "duration")]
     pub timeout: Duration,
     /// `statement_timeout` of every session.
@@ -117,14 +135,34 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Refuse writes without `If-Match` (428).
     pub require_if_match: bool,
+    /// Most concurrent connections per worker.
+    pub max_connections: usize,
+    /// Time a client has to send the request head (slow clients cannot hold a worker).
+    #[serde(with = "duration")]
+    pub client_request_timeout: Duration,
+    /// Time a client has to acknowledge the connection close.
+    #[serde(with = "duration")]
+    pub client_disconnect_timeout: Duration,
+    /// Keep-alive of idle connections (`0` closes after each response).
+    #[serde(with = "duration")]
+    pub keep_alive: Duration,
+    /// Grace period for in-flight requests on shutdown.
+    #[serde(with = "duration")]
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        let http = adapter_http::ServerOptions::default();
         Self {
             bind: "127.0.0.1:8080".into(),
             workers: 0,
             require_if_match: false,
+            max_connections: http.max_connections,
+            client_request_timeout: http.client_request_timeout,
+            client_disconnect_timeout: http.client_disconnect_timeout,
+            keep_alive: http.keep_alive,
+            shutdown_timeout: http.shutdown_timeout,
         }
     }
 }
@@ -177,7 +215,7 @@ impl Default for RateLimitConfig {
     }
 }
 
-/// Cache TTLs (`0` disables a cache).
+/// Cache TTLs (`0` disables a cache) and size.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
@@ -187,6 +225,8 @@ pub struct CacheConfig {
     /// Preferences per user.
     #[serde(with = "duration")]
     pub preferences_ttl: Duration,
+    /// Most entries of each cache (single settings, listings, preferences).
+    pub max_entries: u64,
 }
 
 impl Default for CacheConfig {
@@ -194,6 +234,7 @@ impl Default for CacheConfig {
         Self {
             settings_ttl: Duration::from_secs(300),
             preferences_ttl: Duration::from_secs(600),
+            max_entries: 100_000,
         }
     }
 }
@@ -313,6 +354,11 @@ impl Config {
                 .find(|(var, _)| key == *var)
                 .map(|(_, path)| format!("user_settings.{path}").into())
         }));
+        // `USER_SETTINGS_{PROVIDER}_{FIELD}` and `USER_SETTINGS_INTEGRATIONS_*`.
+        figment = figment.merge(Env::raw().filter_map(|key| {
+            crate::integrations::env_path(key.as_str())
+                .map(|path| format!("user_settings.{path}").into())
+        }));
         let root: Root = figment
             .extract()
             .map_err(|e| ConfigError::Load(describe(e)))?;
@@ -390,6 +436,31 @@ impl Config {
         }
         if self.database.timeout.is_zero() {
             return invalid("user_settings.database.timeout", "must be more than 0");
+        }
+        if self.cache.max_entries == 0 {
+            return invalid(
+                "user_settings.cache.max_entries (USER_SETTINGS_CACHE_MAX_ENTRIES)",
+                "must be at least 1 (a TTL of 0 disables a cache)",
+            );
+        }
+        if self.server.max_connections == 0 {
+            return invalid(
+                "user_settings.server.max_connections (USER_SETTINGS_SERVER_MAX_CONNECTIONS)",
+                "must be at least 1",
+            );
+        }
+        // actix reads 0 as "no timeout", which would let slow clients hold workers forever.
+        if self.server.client_request_timeout.is_zero() {
+            return invalid(
+                "user_settings.server.client_request_timeout (USER_SETTINGS_CLIENT_REQUEST_TIMEOUT)",
+                "must be more than 0",
+            );
+        }
+        if self.server.client_disconnect_timeout.is_zero() {
+            return invalid(
+                "user_settings.server.client_disconnect_timeout (USER_SETTINGS_CLIENT_DISCONNECT_TIMEOUT)",
+                "must be more than 0",
+            );
         }
         if let Some(alg) = &self.encryption.algorithm
             && !alg.eq_ignore_ascii_case("aes-256-gcm")
@@ -501,5 +572,42 @@ mod duration {
                 serde::de::Error::custom(format!("{t:?} is not a duration such as 5m or 30s: {e}"))
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(config: &Config) -> Option<&'static str> {
+        match config.validate() {
+            Err(ConfigError::Invalid { field, .. }) => Some(field),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn slow_client_timeouts_cannot_be_disabled() {
+        let mut config = Config::default();
+        config.server.client_request_timeout = Duration::ZERO;
+        assert!(field_of(&config).is_some_and(|f| f.contains("client_request_timeout")));
+        let mut config = Config::default();
+        config.server.client_disconnect_timeout = Duration::ZERO;
+        assert!(field_of(&config).is_some_and(|f| f.contains("client_disconnect_timeout")));
+    }
+
+    #[test]
+    fn sizes_must_be_positive() {
+        let mut config = Config::default();
+        config.server.max_connections = 0;
+        assert!(field_of(&config).is_some_and(|f| f.contains("server.max_connections")));
+        let mut config = Config::default();
+        config.cache.max_entries = 0;
+        assert!(field_of(&config).is_some_and(|f| f.contains("cache.max_entries")));
     }
 }

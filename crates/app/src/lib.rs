@@ -1,11 +1,18 @@
 //! Composition root: configuration, wiring and the `user-settings` binary.
 //!
 //! `app` is the only crate that knows every adapter: it reads [`config::Config`], builds the
-//! PostgreSQL pool, the keyring and the authenticator, wires the domain services, and hands
-//! them to the HTTP adapter ([`startup::Application`]).
+//! PostgreSQL pool, the keyring and the authenticator, wires the domain services (behind the
+//! cache and metrics decorators of their ports), and hands them, with the rate limiter, to
+//! the HTTP adapter ([`startup::Application`]).
 
+pub mod bounded_readiness;
+pub mod cache;
 pub mod config;
+pub mod counting_cipher;
+pub mod integrations;
 pub mod keys;
+pub mod metrics;
+pub mod rate_limiter;
 pub mod readiness;
 pub mod startup;
 pub mod telemetry;

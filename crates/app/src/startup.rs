@@ -1,14 +1,16 @@
-//! `Application`: builds every adapter from the configuration, wires the services, and
-//! serves HTTP until stopped.
+//! `Application`: builds every adapter from the configuration, wires the services (with
+//! their caches, metrics and rate limiter), and serves HTTP until stopped.
 
-use std::{net::TcpListener, sync::Arc};
+use std::{net::TcpListener, num::NonZeroU32, sync::Arc};
 
 use adapter_crypto::AesGcmKeyring;
 use adapter_http::{
-    ApiOptions, ApiState, AuthConfig, Authenticator, ServerOptions, VerificationKey,
+    ApiOptions, ApiState, AuthConfig, Authenticator, HttpMetrics, Operations, ServerOptions,
+    VerificationKey,
 };
 use adapter_postgres::{
-    PgAuditLog, PgConfig, PgPreferencesRepository, PgSettingsRepository, Pool, Provisioning,
+    ChangeFeed, PgAuditLog, PgConfig, PgPreferencesRepository, PgSettingsRepository, Pool,
+    Provisioning,
 };
 use anyhow::Context;
 use domain::{
@@ -17,10 +19,20 @@ use domain::{
     services::{PreferencesService, SettingsService},
     settings::AllowedCategories,
 };
+use prometheus::Registry;
 use secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
 
 use crate::{
+    bounded_readiness::BoundedReadiness,
+    cache::{
+        CachedPreferencesRepository, CachedSettingsRepository, Caches, PreferencesCache,
+        SettingsCache, spawn_invalidation,
+    },
     config::{Config, ProvisioningMode},
+    counting_cipher::CountingCipher,
+    metrics::{AppMetrics, PREFERENCES_CACHE, SETTINGS_CACHE, SETTINGS_LIST_CACHE},
+    rate_limiter::{EVICTION_INTERVAL, GovernorRateLimiter, spawn_eviction},
     readiness::PoolReadiness,
 };
 
@@ -28,16 +40,18 @@ use crate::{
 pub struct Application {
     port: u16,
     server: adapter_http::Server,
+    background: Background,
 }
 
 impl Application {
     /// Connects, migrates (unless disabled), checks the keys against the stored envelopes,
-    /// wires everything and binds the listener.
+    /// wires everything, starts the change feed and binds the listener.
     ///
     /// # Errors
     /// Any configuration or start-up problem, with a message naming it.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = database_pool(&config)?;
+        let pg = pg_config(&config)?;
+        let pool = adapter_postgres::build_pool(&pg).context("invalid DATABASE_URL")?;
         if config.database.migrate_on_start {
             adapter_postgres::migrate_pool(&pool)
                 .await
@@ -46,18 +60,56 @@ impl Application {
         let keyring = Arc::new(keyring(&config)?);
         crate::keys::check_stored_kids(&pool, &keyring).await?;
         let authenticator = Arc::new(authenticator(&config)?);
-        let state = api_state(&config, pool, keyring)?;
+
+        let registry = Registry::new();
+        let metrics = AppMetrics::register(registry.clone()).context("registering metrics")?;
+        let http_metrics =
+            Arc::new(HttpMetrics::new(registry).context("registering HTTP metrics")?);
+        let cipher: Arc<dyn SecretCipher> =
+            Arc::new(CountingCipher::new(keyring, metrics.cipher_counters()));
+        let caches = caches(&config, &metrics);
+        let mut background = Background::default();
+        if caches.settings.is_some() || caches.preferences.is_some() {
+            let (feed, events) = ChangeFeed::spawn(&pg).context("starting the change feed")?;
+            metrics
+                .register_change_feed(feed.reconnect_counter())
+                .context("registering metrics")?;
+            background
+                .tasks
+                .push(spawn_invalidation(events, caches.clone()));
+            background.change_feed = Some(feed);
+        }
+        let limiter = Arc::new(rate_limiter(&config)?);
+        background
+            .tasks
+            .push(spawn_eviction(Arc::clone(&limiter), EVICTION_INTERVAL));
+        metrics
+            .register_pool(&pool)
+            .and_then(|()| metrics.register_cache_sizes(caches.clone()))
+            .and_then(|()| metrics.register_rate_limiter(Arc::clone(&limiter)))
+            .context("registering metrics")?;
+        let state = api_state(&config, pool, cipher, &caches)?;
+        let operations = Operations {
+            rate_limiter: limiter,
+            metrics: http_metrics,
+        };
 
         let listener = TcpListener::bind(&config.server.bind)
             .with_context(|| format!("binding {}", config.server.bind))?;
         let port = listener.local_addr()?.port();
-        let options = ServerOptions {
-            workers: config.server.workers,
-            ..ServerOptions::default()
-        };
-        let server = adapter_http::serve(listener, state, authenticator, &options)?;
+        let server = adapter_http::serve(
+            listener,
+            state,
+            authenticator,
+            operations,
+            &server_options(&config),
+        )?;
         tracing::info!(port, "listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            background,
+        })
     }
 
     /// The bound port (useful with `127.0.0.1:0`).
@@ -65,20 +117,52 @@ impl Application {
         self.port
     }
 
-    /// Serves until SIGTERM/SIGINT (graceful) or until the server is stopped.
+    /// Serves until SIGTERM/SIGINT (graceful) or until the server is stopped, then stops the
+    /// change feed and the timers.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Self {
+            server, background, ..
+        } = self;
+        let result = server.await;
+        background.shutdown().await;
+        result
     }
 }
 
-/// The connection pool described by the configuration.
+/// What runs beside the server: the change feed and the tasks fed by it or by a timer.
+/// Dropped (or shut down) with the application.
+#[derive(Default)]
+struct Background {
+    change_feed: Option<ChangeFeed>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    async fn shutdown(mut self) {
+        if let Some(feed) = self.change_feed.take() {
+            feed.shutdown().await;
+        }
+        // The rest stops in `drop`.
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The PostgreSQL settings described by the configuration: every wait bounded by
+/// `database.timeout`.
 ///
 /// # Errors
-/// When `DATABASE_URL` is missing or malformed.
-pub fn database_pool(config: &Config) -> anyhow::Result<Pool> {
+/// When `DATABASE_URL` is missing.
+pub fn pg_config(config: &Config) -> anyhow::Result<PgConfig> {
     let db = &config.database;
     let mut pg = PgConfig::new(config.database_url()?);
     pg.max_size = db.max_connections;
@@ -87,7 +171,58 @@ pub fn database_pool(config: &Config) -> anyhow::Result<Pool> {
     pg.recycle_timeout = db.timeout;
     pg.connect_timeout = db.timeout;
     pg.statement_timeout = db.statement_timeout;
-    adapter_postgres::build_pool(&pg).context("invalid DATABASE_URL")
+    Ok(pg)
+}
+
+/// The connection pool described by the configuration.
+///
+/// # Errors
+/// When `DATABASE_URL` is missing or malformed.
+pub fn database_pool(config: &Config) -> anyhow::Result<Pool> {
+    adapter_postgres::build_pool(&pg_config(config)?).context("invalid DATABASE_URL")
+}
+
+fn server_options(config: &Config) -> ServerOptions {
+    let server = &config.server;
+    ServerOptions {
+        workers: server.workers,
+        max_connections: server.max_connections,
+        client_request_timeout: server.client_request_timeout,
+        client_disconnect_timeout: server.client_disconnect_timeout,
+        keep_alive: server.keep_alive,
+        shutdown_timeout: server.shutdown_timeout,
+    }
+}
+
+fn rate_limiter(config: &Config) -> anyhow::Result<GovernorRateLimiter> {
+    let limits = &config.rate_limiting;
+    let reads = NonZeroU32::new(limits.reads_per_hour)
+        .context("user_settings.rate_limiting.reads_per_hour must be at least 1")?;
+    let writes = NonZeroU32::new(limits.writes_per_hour)
+        .context("user_settings.rate_limiting.writes_per_hour must be at least 1")?;
+    Ok(GovernorRateLimiter::per_hour(reads, writes))
+}
+
+/// The caches the configuration enables (a TTL of 0 disables one).
+fn caches(config: &Config, metrics: &AppMetrics) -> Caches {
+    let c = &config.cache;
+    Caches {
+        settings: (!c.settings_ttl.is_zero()).then(|| {
+            Arc::new(SettingsCache::new(
+                c.settings_ttl,
+                c.max_entries,
+                metrics.cache_counters(SETTINGS_CACHE),
+                metrics.cache_counters(SETTINGS_LIST_CACHE),
+            ))
+        }),
+        preferences: (!c.preferences_ttl.is_zero()).then(|| {
+            Arc::new(PreferencesCache::new(
+                c.preferences_ttl,
+                c.max_entries,
+                metrics.cache_counters(PREFERENCES_CACHE),
+            ))
+        }),
+    }
 }
 
 /// The keyring described by the configuration.
@@ -132,21 +267,53 @@ fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
     })?)
 }
 
-fn api_state(config: &Config, pool: Pool, keyring: Arc<AesGcmKeyring>) -> anyhow::Result<ApiState> {
+fn api_state(
+    config: &Config,
+    pool: Pool,
+    cipher: Arc<dyn SecretCipher>,
+    caches: &Caches,
+) -> anyhow::Result<ApiState> {
     let provisioning = match config.users.provisioning {
         ProvisioningMode::Auto => Provisioning::Auto,
         ProvisioningMode::External => Provisioning::External,
     };
-    let settings_repo: Arc<dyn SettingsRepository> =
-        Arc::new(PgSettingsRepository::new(pool.clone(), provisioning));
-    let preferences_repo: Arc<dyn PreferencesRepository> =
-        Arc::new(PgPreferencesRepository::new(pool.clone(), provisioning));
-    let audit: Arc<dyn AuditLog> = Arc::new(PgAuditLog::new(pool.clone()));
-    let cipher: Arc<dyn SecretCipher> = keyring;
+    let timeout = config.database.timeout;
+    let settings_repo =
+        PgSettingsRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout);
+    let settings_repo: Arc<dyn SettingsRepository> = match &caches.settings {
+        Some(cache) => Arc::new(CachedSettingsRepository::new(
+            settings_repo,
+            Arc::clone(cache),
+        )),
+        None => Arc::new(settings_repo),
+    };
+    let preferences_repo =
+        PgPreferencesRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout);
+    let preferences_repo: Arc<dyn PreferencesRepository> = match &caches.preferences {
+        Some(cache) => Arc::new(CachedPreferencesRepository::new(
+            preferences_repo,
+            Arc::clone(cache),
+        )),
+        None => Arc::new(preferences_repo),
+    };
+    let audit: Arc<dyn AuditLog> =
+        Arc::new(PgAuditLog::new(pool.clone()).with_operation_timeout(timeout));
     let categories = AllowedCategories::new(config.validation.allowed_categories.clone())
         .map_err(|name| anyhow::anyhow!("invalid category {name:?}"))?;
     let registry = Arc::new(KeyRegistry::builtin().context("the built-in key registry")?);
     let limits = config.limits();
+    let integrations = crate::integrations::build(
+        &config.integrations,
+        &pool,
+        crate::integrations::IntegrationPorts {
+            settings: Arc::clone(&settings_repo),
+            cipher: Arc::clone(&cipher),
+            audit: Arc::clone(&audit),
+            registry: Arc::clone(&registry),
+            limits,
+            database_timeout: timeout,
+        },
+    )?;
     Ok(ApiState {
         settings: Arc::new(SettingsService::new(
             settings_repo,
@@ -156,8 +323,9 @@ fn api_state(config: &Config, pool: Pool, keyring: Arc<AesGcmKeyring>) -> anyhow
             limits,
             categories,
         )),
+        integrations: Some(integrations),
         preferences: Arc::new(PreferencesService::new(preferences_repo, audit)),
-        readiness: Arc::new(PoolReadiness::new(pool)),
+        readiness: Arc::new(BoundedReadiness::new(PoolReadiness::new(pool), timeout)),
         options: ApiOptions {
             require_if_match: config.server.require_if_match,
             max_body_bytes: limits.max_value_bytes * 2 + 64 * 1024,

@@ -215,7 +215,7 @@ async fn rewrap_moves_every_secret_to_the_current_key_with_fresh_salts() {
     let old = keyring(ENCRYPTION_KEY, "");
     let new = keyring(K2, ENCRYPTION_KEY);
     let report = app::keys::rewrap(
-        &app.db.pool(),
+        app.db.pool(),
         new.clone(),
         RewrapOptions {
             batch_size: 2,
@@ -239,7 +239,7 @@ async fn rewrap_moves_every_secret_to_the_current_key_with_fresh_salts() {
         );
     }
 
-    let again = app::keys::rewrap(&app.db.pool(), new, RewrapOptions::default())
+    let again = app::keys::rewrap(app.db.pool(), new, RewrapOptions::default())
         .await
         .unwrap();
     assert_eq!(again.rewrapped, 0, "a second run changes nothing");
@@ -252,7 +252,7 @@ async fn dry_run_counts_without_writing() {
     store_secret(&app, "s").await;
     let before = envelopes(&app).await;
     let report = app::keys::rewrap(
-        &app.db.pool(),
+        app.db.pool(),
         keyring(K2, ENCRYPTION_KEY),
         RewrapOptions {
             batch_size: 10,
@@ -332,7 +332,7 @@ async fn interrupted_rewrap_resumes_where_it_stopped() {
         "the first batch was rewrapped"
     );
 
-    let resumed = app::keys::rewrap(&app.db.pool(), new, options)
+    let resumed = app::keys::rewrap(app.db.pool(), new, options)
         .await
         .unwrap();
     assert_eq!(resumed.rewrapped, 4);
@@ -430,7 +430,7 @@ async fn corrupt_rows_are_reported_by_cell_and_left_untouched() {
         .await
         .unwrap();
     let report = app::keys::rewrap(
-        &app.db.pool(),
+        app.db.pool(),
         keyring(K2, ENCRYPTION_KEY),
         RewrapOptions::default(),
     )
@@ -453,7 +453,7 @@ async fn status_counts_secrets_per_key() {
     let app = TestApp::spawn().await;
     store_secret(&app, "a").await;
     store_secret(&app, "b").await;
-    let text = app::keys::status(&app.db.pool(), keyring(K2, ENCRYPTION_KEY))
+    let text = app::keys::status(app.db.pool(), keyring(K2, ENCRYPTION_KEY))
         .await
         .unwrap();
     assert!(text.contains("current key: k2"), "{text}");

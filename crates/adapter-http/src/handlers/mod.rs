@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod integrations;
 pub mod internal;
 pub mod preferences;
 pub mod schema;

@@ -10,6 +10,7 @@ mod audit;
 mod availability;
 mod change_feed;
 mod envelope_store;
+mod oauth_states;
 mod preferences;
 mod schema;
 mod settings;

@@ -58,7 +58,7 @@ async fn migrations_are_recorded_in_the_service_history_table() {
         .map(|row| row.get(0))
         .collect();
 
-    assert_eq!(names, ["schema", "change_notifications"]);
+    assert_eq!(names, ["schema", "change_notifications", "oauth_states"]);
 }
 
 #[tokio::test]

@@ -1,0 +1,232 @@
+//! Per-user rate limiting of the authenticated API: the [`RateLimiter`] port, and the
+//! middleware that asks it and answers 429 with `Retry-After` and the `RateLimit-*` headers.
+//!
+//! Reads (`GET`, `HEAD`, ...) and writes (`PUT`, `PATCH`, `DELETE`, `POST`) have separate
+//! quotas. The limiter is keyed by the token's `sub`, so the middleware verifies the token
+//! itself; a request without a valid token passes through and its handler answers 401.
+
+use std::time::Duration;
+
+use actix_web::{
+    Error, HttpResponse,
+    body::{EitherBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::{
+        Method,
+        header::{self, HeaderMap, HeaderName, HeaderValue},
+    },
+    middleware::Next,
+    web::Data,
+};
+use async_trait::async_trait;
+use domain::UserId;
+use serde_json::json;
+
+use crate::{auth::Authenticator, error::PROBLEM_JSON, metrics::HttpMetrics};
+
+/// `RateLimit-Limit`: the quota of the window.
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining`: requests left in the window.
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset`: seconds until the whole quota is available again.
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+
+/// Which quota a request counts against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessKind {
+    /// `GET`, `HEAD` and anything that is not a write.
+    Read,
+    /// `PUT`, `PATCH`, `DELETE`, `POST`.
+    Write,
+}
+
+impl AccessKind {
+    /// The kind of a request method.
+    pub fn of(method: &Method) -> Self {
+        match *method {
+            Method::PUT | Method::PATCH | Method::DELETE | Method::POST => AccessKind::Write,
+            _ => AccessKind::Read,
+        }
+    }
+
+    /// `read` or `write` (metric label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessKind::Read => "read",
+            AccessKind::Write => "write",
+        }
+    }
+}
+
+/// The state of one user's quota, as the `RateLimit-*` headers report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaState {
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// Requests still allowed now.
+    pub remaining: u32,
+    /// Time until the whole quota is available again.
+    pub reset_after: Duration,
+}
+
+/// The limiter's answer for one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead; the request has been counted.
+    Allowed(QuotaState),
+    /// Refused until `retry_after` has passed.
+    Limited {
+        /// The quota (its `remaining` is 0).
+        state: QuotaState,
+        /// Time until the next request of this kind would be allowed.
+        retry_after: Duration,
+    },
+}
+
+/// Counts requests per user and kind. Async so that a limiter shared by every instance
+/// (e.g. in a network store) can replace the in-process one.
+#[async_trait]
+pub trait RateLimiter: Send + Sync {
+    /// Counts one request of `kind` by `user` and says whether it may proceed.
+    async fn check(&self, user: UserId, kind: AccessKind) -> Decision;
+}
+
+/// Whether requests to `path` are limited per user: the authenticated API under `/api/v1/`,
+/// except the public schema. Not `/internal` (a service acts for many users), nor the
+/// operational routes.
+pub fn is_limited(path: &str) -> bool {
+    path.starts_with("/api/v1/") && path != "/api/v1/settings/schema"
+}
+
+/// Middleware: counts the request against the caller's quota; refuses it with 429 once the
+/// quota is spent. Allowed responses carry the `RateLimit-*` headers too.
+///
+/// # Errors
+/// Only what the inner service returns.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let limited = if is_limited(req.path()) {
+        req.app_data::<Data<dyn RateLimiter>>()
+            .cloned()
+            .zip(caller(&req))
+    } else {
+        None
+    };
+    let Some((limiter, user)) = limited else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let kind = AccessKind::of(req.method());
+    match limiter.check(user, kind).await {
+        Decision::Allowed(state) => {
+            let mut response = next.call(req).await?;
+            insert_quota_headers(response.headers_mut(), &state);
+            Ok(response.map_into_left_body())
+        }
+        Decision::Limited { state, retry_after } => {
+            if let Some(metrics) = req.app_data::<Data<HttpMetrics>>() {
+                metrics.rate_limited(kind);
+            }
+            let response = too_many_requests(kind, &state, retry_after);
+            Ok(req.into_response(response).map_into_right_body())
+        }
+    }
+}
+
+/// The user named by a valid bearer token, if any. Verification is repeated by the handler's
+/// extractor; an HS256 check costs microseconds, and keeping the extractors unaware of the
+/// limiter keeps them simple.
+fn caller(req: &ServiceRequest) -> Option<UserId> {
+    let authenticator = req.app_data::<Data<Authenticator>>()?;
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = crate::auth::bearer_token(value)?;
+    authenticator.verify(token).ok().map(|p| p.user_id)
+}
+
+/// Whole seconds, rounded up: a client that waits this long is not refused again.
+fn ceil_seconds(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn insert_quota_headers(headers: &mut HeaderMap, state: &QuotaState) {
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(state.limit));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(state.remaining));
+    headers.insert(
+        RATELIMIT_RESET,
+        HeaderValue::from(ceil_seconds(state.reset_after)),
+    );
+}
+
+/// 429 problem+json.
+fn too_many_requests(kind: AccessKind, state: &QuotaState, retry_after: Duration) -> HttpResponse {
+    let retry_after = ceil_seconds(retry_after).max(1);
+    let body = json!({
+        "type": "urn:user-settings:problem:rate_limited",
+        "title": "Too Many Requests",
+        "status": 429,
+        "code": "rate_limited",
+        "detail": format!(
+            "the {} quota of {} per hour is spent; retry in {retry_after} s",
+            kind.as_str(),
+            state.limit
+        ),
+    });
+    let mut response = HttpResponse::TooManyRequests();
+    response
+        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
+        .insert_header((header::RETRY_AFTER, retry_after));
+    let mut response = response.body(body.to_string());
+    insert_quota_headers(response.headers_mut(), state);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_map_to_kinds() {
+        assert_eq!(AccessKind::of(&Method::GET), AccessKind::Read);
+        assert_eq!(AccessKind::of(&Method::HEAD), AccessKind::Read);
+        for method in [Method::PUT, Method::PATCH, Method::DELETE, Method::POST] {
+            assert_eq!(AccessKind::of(&method), AccessKind::Write, "{method}");
+        }
+    }
+
+    #[test]
+    fn only_the_authenticated_api_is_limited() {
+        assert!(is_limited("/api/v1/users/me/settings"));
+        assert!(is_limited("/api/v1/users/me/preferences"));
+        assert!(is_limited("/api/v1/admin/users/x/settings"));
+        assert!(!is_limited("/api/v1/settings/schema"));
+        assert!(!is_limited("/internal/v1/users/x/secrets/k"));
+        assert!(!is_limited("/health/ready"));
+        assert!(!is_limited("/metrics"));
+    }
+
+    #[test]
+    fn seconds_round_up() {
+        assert_eq!(ceil_seconds(Duration::from_millis(36_000)), 36);
+        assert_eq!(ceil_seconds(Duration::from_millis(35_001)), 36);
+        assert_eq!(ceil_seconds(Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn refusal_is_problem_json_with_retry_after_and_quota_headers() {
+        let state = QuotaState {
+            limit: 100,
+            remaining: 0,
+            reset_after: Duration::from_millis(3_599_500),
+        };
+        let response = too_many_requests(AccessKind::Write, &state, Duration::from_millis(35_200));
+        assert_eq!(response.status().as_u16(), 429);
+        let headers = response.headers();
+        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(get("content-type"), Some(PROBLEM_JSON));
+        assert_eq!(get("retry-after"), Some("36"));
+        assert_eq!(get("ratelimit-limit"), Some("100"));
+        assert_eq!(get("ratelimit-remaining"), Some("0"));
+        assert_eq!(get("ratelimit-reset"), Some("3600"));
+    }
+}

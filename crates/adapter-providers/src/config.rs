@@ -1,0 +1,193 @@
+//! Configuration of the gateway: per provider, the client credentials, redirect URIs and
+//! endpoint URLs (defaults are the providers' production endpoints; tests point them at a
+//! loopback fake), and the HTTP timeouts.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use domain::integrations::{AuthMethod, ClientRequirement, ProviderId};
+use reqwest::Url;
+use secrecy::SecretString;
+
+use crate::endpoints::{DefaultEndpoints, default_endpoints};
+
+/// What the deployment configured for one provider.
+#[derive(Clone, Debug)]
+pub struct ProviderSettings {
+    /// Off: the provider is listed as not configured whatever else is set.
+    pub enabled: bool,
+    /// OAuth client id (Last.fm: the API key).
+    pub client_id: Option<String>,
+    /// OAuth client secret (Last.fm: the shared secret).
+    pub client_secret: Option<SecretString>,
+    /// Redirect URIs a client may ask for; the first is the default.
+    pub redirect_uris: Vec<String>,
+    /// Authorization endpoint (where the browser goes).
+    pub auth_url: Option<String>,
+    /// Token endpoint.
+    pub token_url: Option<String>,
+    /// API base URL (account look-ups, Last.fm's API endpoint).
+    pub api_url: Option<String>,
+    /// Revocation endpoint (RFC 7009), for providers that offer one.
+    pub revoke_url: Option<String>,
+    /// Scopes requested (the provider's defaults when `None`).
+    pub scopes: Option<Vec<String>>,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            client_id: None,
+            client_secret: None,
+            redirect_uris: Vec::new(),
+            auth_url: None,
+            token_url: None,
+            api_url: None,
+            revoke_url: None,
+            scopes: None,
+        }
+    }
+}
+
+/// The whole gateway configuration.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Longest a whole provider call may take (connect, send, receive): past it, 504.
+    pub timeout: Duration,
+    /// Longest the TCP/TLS connection may take.
+    pub connect_timeout: Duration,
+    /// `User-Agent` sent to providers (some, like MusicBrainz-family APIs, ask for one).
+    pub user_agent: String,
+    /// Per provider; a provider absent here has only its defaults (usually "not configured").
+    pub providers: BTreeMap<ProviderId, ProviderSettings>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            user_agent: concat!("user-settings/", env!("CARGO_PKG_VERSION")).to_owned(),
+            providers: BTreeMap::new(),
+        }
+    }
+}
+
+/// Why the gateway could not be built: names the provider and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayConfigError {
+    /// A URL does not parse or is not http(s).
+    #[error("integrations.{provider}.{field}: {message}")]
+    InvalidUrl {
+        /// The provider.
+        provider: ProviderId,
+        /// The field (`auth_url`, `redirect_uri`, ...).
+        field: &'static str,
+        /// What is wrong (never a secret: URLs here carry none).
+        message: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("the HTTP client for providers could not be built: {0}")]
+    Client(String),
+}
+
+/// A provider's settings, resolved: defaults applied, URLs parsed.
+#[derive(Clone, Debug)]
+pub(crate) struct ResolvedProvider {
+    pub id: ProviderId,
+    pub enabled: bool,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub redirect_uris: Vec<Url>,
+    pub auth_url: Option<Url>,
+    pub token_url: Option<Url>,
+    pub api_url: Option<Url>,
+    pub revoke_url: Option<Url>,
+    pub scopes: Vec<String>,
+}
+
+impl ResolvedProvider {
+    pub(crate) fn resolve(
+        id: ProviderId,
+        settings: &ProviderSettings,
+    ) -> Result<Self, GatewayConfigError> {
+        let DefaultEndpoints {
+            auth,
+            token,
+            api,
+            revoke,
+            scopes,
+        } = default_endpoints(id);
+        let url = |field: &'static str, configured: &Option<String>, default: Option<&str>| {
+            configured
+                .as_deref()
+                .filter(|u| !u.trim().is_empty())
+                .or(default)
+                .map(|u| parse_url(id, field, u))
+                .transpose()
+        };
+        Ok(Self {
+            id,
+            enabled: settings.enabled,
+            client_id: settings.client_id.clone().filter(|c| !c.trim().is_empty()),
+            client_secret: settings.client_secret.clone(),
+            redirect_uris: settings
+                .redirect_uris
+                .iter()
+                .map(|u| parse_url(id, "redirect_uri", u))
+                .collect::<Result<_, _>>()?,
+            auth_url: url("auth_url", &settings.auth_url, auth)?,
+            token_url: url("token_url", &settings.token_url, token)?,
+            api_url: url("api_url", &settings.api_url, api)?,
+            revoke_url: url("revoke_url", &settings.revoke_url, revoke)?,
+            scopes: settings
+                .scopes
+                .clone()
+                .unwrap_or_else(|| scopes.iter().map(|s| (*s).to_owned()).collect()),
+        })
+    }
+
+    /// Everything the provider's flow needs is configured.
+    pub(crate) fn is_configured(&self) -> bool {
+        use secrecy::ExposeSecret;
+        let spec = self.id.spec();
+        let has_id = self.client_id.is_some();
+        let has_secret = self
+            .client_secret
+            .as_ref()
+            .is_some_and(|s| !s.expose_secret().is_empty());
+        let client = match spec.client {
+            ClientRequirement::None => true,
+            ClientRequirement::ClientId => has_id,
+            ClientRequirement::ClientIdAndSecret => has_id && has_secret,
+        };
+        let endpoints = match spec.auth {
+            AuthMethod::AuthorizationCode { .. } => {
+                self.auth_url.is_some() && self.token_url.is_some() && self.api_url.is_some()
+            }
+            AuthMethod::PasswordGrant => self.token_url.is_some() && self.api_url.is_some(),
+            AuthMethod::LastfmWebAuth => self.auth_url.is_some() && self.api_url.is_some(),
+            AuthMethod::UserToken => self.api_url.is_some(),
+            AuthMethod::StoredPassword => true,
+        };
+        let redirect = !spec.auth.uses_redirect() || !self.redirect_uris.is_empty();
+        self.enabled && client && endpoints && redirect
+    }
+}
+
+fn parse_url(
+    provider: ProviderId,
+    field: &'static str,
+    raw: &str,
+) -> Result<Url, GatewayConfigError> {
+    let invalid = |message: String| GatewayConfigError::InvalidUrl {
+        provider,
+        field,
+        message,
+    };
+    let url = Url::parse(raw.trim()).map_err(|e| invalid(format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must be an http or https URL".into()));
+    }
+    Ok(url)
+}

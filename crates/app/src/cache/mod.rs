@@ -1,0 +1,24 @@
+//! Read-through caches as decorators of the repository ports (DESIGN §7): preferences per
+//! user, settings per user and key, and per-user listings.
+//!
+//! - Concurrent misses of one entry load it once (moka's `try_get_with`); absent rows are
+//!   cached too (a later write invalidates them like any other entry).
+//! - Every local write invalidates its user's entries, whatever its outcome.
+//! - The store's change feed invalidates the entries another instance changed; `FlushAll`
+//!   (after every feed reconnect) and a listener that fell behind drop everything.
+//! - A load that began before an invalidation is never served after it (`generations`).
+//! - The TTL is the backstop for anything missed; a TTL of 0 disables a cache (the app then
+//!   wires the repository without decorator).
+
+mod generations;
+mod invalidation;
+mod preferences;
+mod read_through;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+pub use invalidation::{Caches, spawn_invalidation};
+pub use preferences::{CachedPreferencesRepository, PreferencesCache};
+pub use read_through::CacheCounters;
+pub use settings::{CachedSettingsRepository, SettingsCache};

@@ -1,0 +1,454 @@
+//! Unit tests of the cache decorators: mocked or fake repositories, counted calls.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use adapter_postgres::ChangeEvent;
+use async_trait::async_trait;
+use domain::{
+    RepositoryError, UserId,
+    ports::{
+        MockPreferencesRepository, MockSettingsRepository, PreferencesRepository,
+        SettingDeleteError, SettingWriteError, SettingsRepository,
+    },
+    preferences::StoredPreferences,
+    settings::{
+        Category, DataType, Precondition, Setting, SettingKey, SettingWrite, UpsertOutcome,
+    },
+};
+use mockall::predicate::eq;
+use prometheus::IntCounter;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::sync::{Notify, broadcast};
+use uuid::Uuid;
+
+use super::*;
+
+const TTL: Duration = Duration::from_secs(300);
+
+fn counters() -> CacheCounters {
+    CacheCounters {
+        hits: IntCounter::new("hits", "hits").unwrap(),
+        misses: IntCounter::new("misses", "misses").unwrap(),
+    }
+}
+
+fn settings_cache() -> Arc<SettingsCache> {
+    Arc::new(SettingsCache::new(TTL, 1000, counters(), counters()))
+}
+
+fn user() -> UserId {
+    UserId::new(Uuid::new_v4())
+}
+
+fn key() -> SettingKey {
+    SettingKey::parse("ui.theme.mode").unwrap()
+}
+
+fn setting(user: UserId, value: &str, version: i64) -> Setting {
+    Setting {
+        user_id: user,
+        key: key(),
+        value: json!(value),
+        description: None,
+        category: None,
+        data_type: DataType::String,
+        version,
+        created_at: OffsetDateTime::UNIX_EPOCH,
+        updated_at: OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
+fn write(value: &str) -> SettingWrite {
+    SettingWrite {
+        key: key(),
+        value: json!(value),
+        description: None,
+        category: None,
+        data_type: DataType::String,
+    }
+}
+
+#[tokio::test]
+async fn a_cached_read_does_not_reach_the_repository() {
+    let alice = user();
+    let mut mock = MockSettingsRepository::new();
+    mock.expect_get()
+        .times(1)
+        .returning(move |u, _| Ok(Some(setting(u, "dark", 1))));
+    let by_key = counters();
+    let cache = Arc::new(SettingsCache::new(TTL, 1000, by_key.clone(), counters()));
+    let repo = CachedSettingsRepository::new(mock, Arc::clone(&cache));
+
+    let first = repo.get(alice, &key()).await.unwrap();
+    let second = repo.get(alice, &key()).await.unwrap();
+
+    assert_eq!(first, second);
+    assert_eq!((by_key.hits.get(), by_key.misses.get()), (1, 1));
+}
+
+#[tokio::test]
+async fn absent_settings_are_cached_too() {
+    let mut mock = MockSettingsRepository::new();
+    mock.expect_get().times(1).returning(|_, _| Ok(None));
+    let repo = CachedSettingsRepository::new(mock, settings_cache());
+    let alice = user();
+    assert_eq!(repo.get(alice, &key()).await.unwrap(), None);
+    assert_eq!(repo.get(alice, &key()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn errors_are_not_cached() {
+    let mut mock = MockSettingsRepository::new();
+    let mut calls = 0;
+    mock.expect_get().times(2).returning(move |u, _| {
+        calls += 1;
+        if calls == 1 {
+            Err(RepositoryError::Unavailable("down".into()))
+        } else {
+            Ok(Some(setting(u, "dark", 1)))
+        }
+    });
+    let repo = CachedSettingsRepository::new(mock, settings_cache());
+    let alice = user();
+    assert!(matches!(
+        repo.get(alice, &key()).await,
+        Err(RepositoryError::Unavailable(_))
+    ));
+    assert!(repo.get(alice, &key()).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_local_write_invalidates_the_entry_and_the_listings() {
+    let alice = user();
+    let mut mock = MockSettingsRepository::new();
+    let mut version = 0;
+    mock.expect_get().times(2).returning(move |u, _| {
+        version += 1;
+        Ok(Some(setting(u, "dark", version)))
+    });
+    mock.expect_list()
+        .with(eq(alice), eq(None::<Category>))
+        .times(2)
+        .returning(|_, _| Ok(vec![]));
+    mock.expect_upsert().times(1).returning(|u, _, _, _| {
+        Ok(UpsertOutcome {
+            setting: setting(u, "light", 2),
+            created: false,
+        })
+    });
+    let repo = CachedSettingsRepository::new(mock, settings_cache());
+
+    repo.get(alice, &key()).await.unwrap();
+    repo.list(alice, None).await.unwrap();
+    repo.upsert(alice, &write("light"), Precondition::Any, 100)
+        .await
+        .unwrap();
+    let after = repo.get(alice, &key()).await.unwrap().unwrap();
+    repo.list(alice, None).await.unwrap();
+
+    assert_eq!(after.version, 2);
+}
+
+#[tokio::test]
+async fn a_failed_write_invalidates_too() {
+    let alice = user();
+    let mut mock = MockSettingsRepository::new();
+    mock.expect_get()
+        .times(2)
+        .returning(|u, _| Ok(Some(setting(u, "dark", 1))));
+    mock.expect_delete().times(1).returning(|_, _, _| {
+        Err(SettingDeleteError::Repository(
+            RepositoryError::Unavailable("timeout".into()),
+        ))
+    });
+    let repo = CachedSettingsRepository::new(mock, settings_cache());
+
+    repo.get(alice, &key()).await.unwrap();
+    assert!(repo.delete(alice, &key(), Precondition::Any).await.is_err());
+    repo.get(alice, &key()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_bulk_write_invalidates_the_users_entries() {
+    let alice = user();
+    let mut mock = MockSettingsRepository::new();
+    mock.expect_get()
+        .times(2)
+        .returning(|u, _| Ok(Some(setting(u, "dark", 1))));
+    mock.expect_upsert_many()
+        .times(1)
+        .returning(|_, _, _| Err(SettingWriteError::QuotaExceeded { limit: 1 }));
+    let repo = CachedSettingsRepository::new(mock, settings_cache());
+
+    repo.get(alice, &key()).await.unwrap();
+    let _ = repo.upsert_many(alice, &[write("light")], 1).await;
+    repo.get(alice, &key()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_change_event_invalidates_only_the_named_users_entries() {
+    let cache = settings_cache();
+    let alice = user();
+    // Users share generation stripes; Bob must not share Alice's for this test.
+    let bob = std::iter::repeat_with(user)
+        .find(|b| !cache.share_generation(alice, *b))
+        .unwrap();
+    let mut mock = MockSettingsRepository::new();
+    mock.expect_get()
+        .with(eq(alice), eq(key()))
+        .times(2)
+        .returning(|u, _| Ok(Some(setting(u, "dark", 1))));
+    mock.expect_get()
+        .with(eq(bob), eq(key()))
+        .times(1)
+        .returning(|u, _| Ok(Some(setting(u, "dark", 1))));
+    let caches = Caches {
+        settings: Some(Arc::clone(&cache)),
+        preferences: None,
+    };
+    let repo = CachedSettingsRepository::new(mock, cache);
+
+    repo.get(alice, &key()).await.unwrap();
+    repo.get(bob, &key()).await.unwrap();
+    caches
+        .apply(&ChangeEvent::Settings {
+            user_id: alice,
+            key: key(),
+        })
+        .await;
+    repo.get(alice, &key()).await.unwrap();
+    repo.get(bob, &key()).await.unwrap();
+}
+
+#[tokio::test]
+async fn flush_all_and_a_lagging_listener_drop_everything() {
+    let alice = user();
+    let mut mock = MockSettingsRepository::new();
+    mock.expect_get()
+        .times(3)
+        .returning(|u, _| Ok(Some(setting(u, "dark", 1))));
+    let cache = settings_cache();
+    let repo = CachedSettingsRepository::new(mock, Arc::clone(&cache));
+    let (events, receiver) = broadcast::channel(1);
+    let listener = spawn_invalidation(
+        receiver,
+        Caches {
+            settings: Some(cache),
+            preferences: None,
+        },
+    );
+
+    repo.get(alice, &key()).await.unwrap();
+    events.send(ChangeEvent::FlushAll).unwrap();
+    settle().await;
+    repo.get(alice, &key()).await.unwrap();
+
+    // Two events into a channel of one: the listener lags and must flush.
+    let other = user();
+    events
+        .send(ChangeEvent::Preferences { user_id: other })
+        .unwrap();
+    events
+        .send(ChangeEvent::Preferences { user_id: other })
+        .unwrap();
+    settle().await;
+    repo.get(alice, &key()).await.unwrap();
+
+    drop(events);
+    listener.await.unwrap();
+}
+
+/// Lets the listener task run.
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+#[tokio::test]
+async fn preferences_are_cached_and_invalidated_by_writes_and_events() {
+    let alice = user();
+    let mut mock = MockPreferencesRepository::new();
+    mock.expect_get()
+        .times(3)
+        .returning(|u| Ok(Some(StoredPreferences::defaults(u))));
+    mock.expect_upsert()
+        .times(1)
+        .returning(|u, _, _| Ok(StoredPreferences::defaults(u)));
+    let cache = Arc::new(PreferencesCache::new(TTL, 1000, counters()));
+    let caches = Caches {
+        settings: None,
+        preferences: Some(Arc::clone(&cache)),
+    };
+    let repo = CachedPreferencesRepository::new(mock, cache);
+
+    repo.get(alice).await.unwrap();
+    repo.get(alice).await.unwrap();
+    repo.upsert(alice, &Default::default(), Precondition::Any)
+        .await
+        .unwrap();
+    repo.get(alice).await.unwrap();
+    caches
+        .apply(&ChangeEvent::Preferences { user_id: alice })
+        .await;
+    repo.get(alice).await.unwrap();
+}
+
+/// A settings store whose first load reads the current value, then waits for the test.
+#[derive(Default)]
+struct SlowStore {
+    value: Mutex<&'static str>,
+    loads: AtomicUsize,
+    first_load_started: Notify,
+    finish_first_load: Notify,
+}
+
+#[async_trait]
+impl SettingsRepository for SlowStore {
+    async fn get(
+        &self,
+        user: UserId,
+        _key: &SettingKey,
+    ) -> Result<Option<Setting>, RepositoryError> {
+        let n = self.loads.fetch_add(1, Ordering::SeqCst);
+        let value = *self.value.lock().unwrap();
+        if n == 0 {
+            self.first_load_started.notify_one();
+            self.finish_first_load.notified().await;
+        }
+        Ok(Some(setting(user, value, 1)))
+    }
+
+    async fn list(&self, _: UserId, _: Option<Category>) -> Result<Vec<Setting>, RepositoryError> {
+        unimplemented!("not used")
+    }
+
+    async fn upsert(
+        &self,
+        _: UserId,
+        _: &SettingWrite,
+        _: Precondition,
+        _: u32,
+    ) -> Result<UpsertOutcome, SettingWriteError> {
+        unimplemented!("not used")
+    }
+
+    async fn upsert_many(
+        &self,
+        _: UserId,
+        _: &[SettingWrite],
+        _: u32,
+    ) -> Result<Vec<UpsertOutcome>, SettingWriteError> {
+        unimplemented!("not used")
+    }
+
+    async fn delete(
+        &self,
+        _: UserId,
+        _: &SettingKey,
+        _: Precondition,
+    ) -> Result<(), SettingDeleteError> {
+        unimplemented!("not used")
+    }
+
+    async fn count(&self, _: UserId) -> Result<u64, RepositoryError> {
+        unimplemented!("not used")
+    }
+}
+
+fn slow_repo() -> (
+    Arc<SlowStore>,
+    Arc<SettingsCache>,
+    Arc<CachedSettingsRepository<Arc<SlowStore>>>,
+) {
+    let store = Arc::new(SlowStore {
+        value: Mutex::new("old"),
+        ..SlowStore::default()
+    });
+    let cache = settings_cache();
+    let repo = Arc::new(CachedSettingsRepository::new(
+        Arc::clone(&store),
+        Arc::clone(&cache),
+    ));
+    (store, cache, repo)
+}
+
+fn value_of(setting: Option<Setting>) -> String {
+    setting.unwrap().value.as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn concurrent_misses_load_once() {
+    let (store, _cache, repo) = slow_repo();
+    let alice = user();
+    let readers: Vec<_> = (0..8)
+        .map(|_| {
+            let repo = Arc::clone(&repo);
+            tokio::spawn(async move { repo.get(alice, &key()).await })
+        })
+        .collect();
+    store.first_load_started.notified().await;
+    settle().await;
+    store.finish_first_load.notify_one();
+    for reader in readers {
+        assert_eq!(value_of(reader.await.unwrap().unwrap()), "old");
+    }
+    assert_eq!(store.loads.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_slow_load_does_not_write_back_a_stale_value_after_an_invalidation() {
+    let (store, cache, repo) = slow_repo();
+    let alice = user();
+    let slow_reader = {
+        let repo = Arc::clone(&repo);
+        tokio::spawn(async move { repo.get(alice, &key()).await })
+    };
+    store.first_load_started.notified().await;
+
+    // A write lands and is announced while the slow load still holds the old value.
+    *store.value.lock().unwrap() = "new";
+    cache.setting_changed(alice, &key()).await;
+    store.finish_first_load.notify_one();
+
+    // The slow read was concurrent with the write: either answer is fine for it.
+    slow_reader.await.unwrap().unwrap();
+    // Every read that begins after the invalidation sees the new value.
+    assert_eq!(value_of(repo.get(alice, &key()).await.unwrap()), "new");
+    assert_eq!(value_of(repo.get(alice, &key()).await.unwrap()), "new");
+    assert_eq!(store.loads.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_read_joining_a_load_begun_before_an_invalidation_loads_again() {
+    let (store, cache, repo) = slow_repo();
+    let alice = user();
+    let slow_reader = {
+        let repo = Arc::clone(&repo);
+        tokio::spawn(async move { repo.get(alice, &key()).await })
+    };
+    store.first_load_started.notified().await;
+    *store.value.lock().unwrap() = "new";
+    cache.setting_changed(alice, &key()).await;
+
+    // Begins after the invalidation, while the old load is still running.
+    let late_reader = {
+        let repo = Arc::clone(&repo);
+        tokio::spawn(async move { repo.get(alice, &key()).await })
+    };
+    settle().await;
+    store.finish_first_load.notify_one();
+
+    slow_reader.await.unwrap().unwrap();
+    assert_eq!(value_of(late_reader.await.unwrap().unwrap()), "new");
+}

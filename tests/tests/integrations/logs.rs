@@ -1,0 +1,62 @@
+//! Log capture: one subscriber per test process writes every event into a buffer the tests
+//! search for secrets. (nextest runs each test in its own process, so the buffer holds one
+//! test's lines; under `cargo test` it holds all of them, which only makes the check wider.)
+
+use std::{
+    io::Write,
+    sync::{Mutex, OnceLock},
+};
+
+use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
+
+static BUFFER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+static INSTALLED: OnceLock<()> = OnceLock::new();
+
+#[derive(Clone, Copy)]
+struct BufferWriter;
+
+impl Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        BUFFER.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for BufferWriter {
+    type Writer = BufferWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
+/// Installs the capturing subscriber (once per process): everything at `info`, the
+/// service's own crates at `debug`.
+pub fn install() {
+    INSTALLED.get_or_init(|| {
+        let filter = EnvFilter::new(
+            "info,domain=debug,adapter_http=debug,adapter_providers=debug,adapter_postgres=debug,app=debug",
+        );
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(BufferWriter)
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
+/// Everything logged so far.
+pub fn captured() -> String {
+    String::from_utf8_lossy(&BUFFER.lock().unwrap()).into_owned()
+}
+
+#[test]
+fn the_buffer_captures_events() {
+    install();
+    tracing::info!(marker = "capture-check", "hello");
+    assert!(captured().contains("capture-check"));
+}

@@ -1,0 +1,133 @@
+//! `/metrics`: what traffic leaves behind, in the Prometheus text format.
+
+use e2e::{TestApp, json_with_status, new_user};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::{header, setting};
+
+/// The value of the sample `series` (name and labels exactly as exposed).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_appear_after_traffic() {
+    let app = TestApp::spawn().await;
+    let user = new_user();
+    let token = app.token(user, &[]);
+    json_with_status(
+        app.put(&setting("ui.metrics.probe"), &token, &json!({"value": 1}))
+            .await,
+        201,
+    )
+    .await;
+    for _ in 0..2 {
+        json_with_status(app.get(&setting("ui.metrics.probe"), &token).await, 200).await;
+    }
+    let secret = json!({"value": "s3cr3t", "data_type": "encrypted"});
+    json_with_status(
+        app.put(&setting("ui.metrics.secret"), &token, &secret)
+            .await,
+        201,
+    )
+    .await;
+    let missing = app
+        .request(Method::GET, "/no/such/route", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    let response = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(header(&response, "content-type").starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+
+    let route = r#"route="/api/v1/users/me/settings/{key}""#;
+    assert_eq!(
+        sample(
+            &text,
+            &format!(r#"user_settings_http_requests_total{{method="PUT",{route},status="201"}}"#)
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!(
+                r#"user_settings_http_request_duration_seconds_count{{method="GET",{route}}}"#
+            )
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"user_settings_http_requests_total{method="GET",route="unmatched",status="404"}"#
+        ),
+        Some(1.0)
+    );
+    let hits = sample(&text, r#"user_settings_cache_hits_total{cache="settings"}"#).unwrap();
+    let misses = sample(
+        &text,
+        r#"user_settings_cache_misses_total{cache="settings"}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        hits + misses,
+        2.0,
+        "every read of a setting is a hit or a miss"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"user_settings_crypto_operations_total{operation="seal",outcome="ok"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "user_settings_db_pool_max_size"), Some(16.0));
+    assert!(sample(&text, "user_settings_db_pool_size").is_some_and(|n| n >= 1.0));
+    assert!(sample(&text, "user_settings_db_pool_available").is_some());
+    assert_eq!(sample(&text, "user_settings_db_pool_waiting"), Some(0.0));
+    assert_eq!(
+        sample(&text, "user_settings_change_feed_reconnects_total"),
+        Some(0.0)
+    );
+    assert!(sample(&text, "user_settings_rate_limiter_tracked_users").is_some_and(|n| n >= 1.0));
+    assert!(!text.contains(&user.to_string()), "no label names a user");
+    assert!(!text.contains("ui.metrics.probe"), "no label names a key");
+}
+
+#[tokio::test]
+async fn refused_requests_are_counted() {
+    let app = TestApp::spawn_with(|c| c.rate_limiting.writes_per_hour = 1).await;
+    let token = app.token(new_user(), &[]);
+    for value in [1, 2, 3] {
+        app.put(
+            &setting("ui.metrics.limited"),
+            &token,
+            &json!({"value": value}),
+        )
+        .await;
+    }
+    let text = app.metrics().await;
+    assert_eq!(
+        sample(&text, r#"user_settings_rate_limited_total{kind="write"}"#),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"user_settings_http_requests_total{method="PUT",route="/api/v1/users/me/settings/{key}",status="429"}"#
+        ),
+        Some(2.0)
+    );
+}

@@ -1,0 +1,234 @@
+//! The benchmark's database: `DATABASE_URL`, or else a throw-away cluster in
+//! `target/pg/bench-<pid>` (stopped and deleted on drop, also on failure); seeding with psql
+//! and the SQL under `xtask/bench/`; pgbench.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use crate::cluster::{self, Cluster, Durability};
+use crate::pg_install::PgInstall;
+use crate::{process, workspace};
+
+/// Server settings of the bench cluster, on top of `cluster.rs`'s ephemeral ones (fsync, full
+/// page writes and synchronous commit off: the same for the service and for pgbench).
+const BENCH_SERVER_SETTINGS: &str = "\n# Added by `cargo xtask bench`.\n\
+     shared_buffers = '1GB'\n\
+     max_wal_size = '8GB'\n\
+     checkpoint_timeout = '30min'\n";
+
+pub struct Database {
+    url: String,
+    cluster: Option<BenchCluster>,
+    /// Directory of psql and pgbench (the server's bindir), or `None` for PATH.
+    bindir: Option<PathBuf>,
+}
+
+impl Database {
+    /// `DATABASE_URL` when set, else a fresh cluster.
+    pub fn open() -> Result<Self, String> {
+        let install = PgInstall::find();
+        let bindir = install.as_ref().ok().map(|i| i.bindir().to_path_buf());
+        match env::var("DATABASE_URL") {
+            Ok(url) if !url.is_empty() => {
+                eprintln!("using DATABASE_URL from the environment (PostgreSQL CPU not measured)");
+                Ok(Self {
+                    url,
+                    cluster: None,
+                    bindir,
+                })
+            }
+            _ => {
+                let cluster = BenchCluster::start(install?)?;
+                Ok(Self {
+                    url: cluster.0.url()?,
+                    cluster: Some(cluster),
+                    bindir,
+                })
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The postmaster's pid, when the cluster is ours (for its CPU time).
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let cluster = self.cluster.as_ref()?;
+        let text = fs::read_to_string(cluster.0.dir().join("data").join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// A client program (psql, pgbench) of the PostgreSQL installation, run as the current
+    /// user: clients, unlike the server, may run as root.
+    fn client(&self, program: &str) -> Command {
+        match &self.bindir {
+            Some(dir) if dir.join(program).is_file() => Command::new(dir.join(program)),
+            _ => Command::new(program),
+        }
+    }
+
+    fn psql(&self) -> Command {
+        let mut cmd = self.client("psql");
+        cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url]);
+        cmd
+    }
+
+    /// Runs one SQL command and returns its unaligned, tuples-only output.
+    pub fn query(&self, sql: &str) -> Result<String, String> {
+        process::output(self.psql().args(["-A", "-t", "-c", sql]))
+    }
+
+    /// Runs an SQL file of `xtask/bench` with psql variables.
+    pub fn run_file(&self, file: &str, vars: &[(&str, String)]) -> Result<(), String> {
+        let mut cmd = self.psql();
+        for (name, value) in vars {
+            cmd.arg("-v").arg(format!("{name}={value}"));
+        }
+        cmd.arg("-f").arg(bench_dir()?.join(file));
+        process::output(&mut cmd).map(drop)
+    }
+
+    /// Seeds users `first..=last` in batches, printing progress; returns the seconds taken.
+    pub fn seed_users(&self, first: u64, last: u64, kid: &str) -> Result<f64, String> {
+        const BATCH: u64 = 50_000;
+        let start = Instant::now();
+        let mut from = first;
+        while from <= last {
+            let to = (from + BATCH - 1).min(last);
+            self.run_file(
+                "seed.sql",
+                &[
+                    ("first", from.to_string()),
+                    ("last", to.to_string()),
+                    ("kid", kid.to_owned()),
+                ],
+            )?;
+            let elapsed = start.elapsed().as_secs_f64();
+            let rate = (to - first + 1) as f64 / elapsed.max(1e-9);
+            eprintln!(
+                "  seeded users {first}..={to} ({:.0} users/s, {elapsed:.0} s so far)",
+                rate
+            );
+            from = to + 1;
+        }
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    /// VACUUM ANALYZE (hint bits, visibility map, statistics) and a checkpoint, so that neither
+    /// happens in the middle of a measurement.
+    pub fn settle(&self) -> Result<(), String> {
+        let start = Instant::now();
+        self.query("VACUUM ANALYZE")?;
+        self.query("CHECKPOINT")?;
+        eprintln!(
+            "VACUUM ANALYZE + CHECKPOINT: {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+
+    /// pgbench with a custom script of `xtask/bench` and `-D` variables; returns its stdout.
+    /// Per-transaction latencies are logged to `<log_prefix>.*` files in `log_dir`.
+    pub fn pgbench(
+        &self,
+        script: &str,
+        vars: &[(&str, String)],
+        opts: &PgbenchOptions,
+        log_dir: &Path,
+        log_prefix: &str,
+    ) -> Result<String, String> {
+        let mut cmd = self.client("pgbench");
+        cmd.current_dir(log_dir)
+            .args(["-n", "-M", "prepared"])
+            .args(["-T", &opts.seconds.to_string()])
+            .args(["-c", &opts.clients.to_string()])
+            .args(["-j", &opts.threads.to_string()])
+            .arg("-l")
+            .arg(format!("--log-prefix={log_prefix}"))
+            .arg("-f")
+            .arg(bench_dir()?.join(script));
+        for (name, value) in vars {
+            cmd.arg("-D").arg(format!("{name}={value}"));
+        }
+        cmd.arg(&self.url);
+        eprintln!("$ {}", process::display(&cmd));
+        process::output(&mut cmd)
+    }
+}
+
+pub struct PgbenchOptions {
+    pub seconds: u64,
+    pub clients: usize,
+    pub threads: usize,
+}
+
+/// `xtask/bench`: the SQL and Lua files of the benchmark.
+pub fn bench_dir() -> Result<PathBuf, String> {
+    Ok(workspace::root()?.join("xtask").join("bench"))
+}
+
+/// A throw-away cluster, stopped and deleted on drop.
+struct BenchCluster(Cluster);
+
+impl BenchCluster {
+    fn start(install: PgInstall) -> Result<Self, String> {
+        let root = cluster::clusters_root()?;
+        remove_orphans(&root, &install);
+        let cluster = Self(Cluster::new(
+            install,
+            root.join(format!("bench-{}", std::process::id())),
+        ));
+        cluster.0.init(Durability::Ephemeral)?;
+        let conf = cluster.0.dir().join("data").join("postgresql.conf");
+        let mut text =
+            fs::read_to_string(&conf).map_err(|e| format!("reading {}: {e}", conf.display()))?;
+        text.push_str(BENCH_SERVER_SETTINGS);
+        fs::write(&conf, text).map_err(|e| format!("writing {}: {e}", conf.display()))?;
+        cluster.0.start()?;
+        Ok(cluster)
+    }
+}
+
+impl Drop for BenchCluster {
+    fn drop(&mut self) {
+        discard(&self.0);
+    }
+}
+
+fn discard(cluster: &Cluster) {
+    if cluster.is_running()
+        && let Err(e) = cluster.stop()
+    {
+        eprintln!("warning: could not stop the bench cluster: {e}");
+    }
+    if cluster.dir().exists()
+        && let Err(e) = cluster.remove()
+    {
+        eprintln!("warning: {e}");
+    }
+}
+
+/// Discards bench clusters of xtask runs that were killed before they could clean up.
+fn remove_orphans(root: &Path, install: &PgInstall) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.strip_prefix("bench-"))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            eprintln!("removing orphaned bench cluster {}", entry.path().display());
+            discard(&Cluster::new(install.clone(), entry.path()));
+        }
+    }
+}
