@@ -11,6 +11,7 @@ const FORBIDDEN_IN_DOMAIN: &[&str] = &[
     "adapter-postgres",
     "adapter-crypto",
     "adapter-http",
+    "adapter-providers",
     "app",
     "tokio",
     "actix-web",
@@ -27,10 +28,14 @@ const FORBIDDEN_IN_DOMAIN: &[&str] = &[
 
 /// Paths that only the named crates' sources may mention.
 const CONFINED_PATHS: &[(&str, &[&str])] = &[
-    ("tokio_postgres", &["adapter-postgres", "app"]),
-    ("deadpool", &["adapter-postgres", "app"]),
+    ("tokio_postgres", &["adapter-postgres"]),
+    ("deadpool", &["adapter-postgres"]),
     ("ring::", &["adapter-crypto"]),
-    ("actix_web", &["adapter-http", "app"]),
+    ("actix_web", &["adapter-http"]),
+    ("reqwest", &["adapter-providers"]),
+    ("oauth2", &["adapter-providers"]),
+    ("governor", &["app"]),
+    ("moka", &["app"]),
 ];
 
 #[test]
