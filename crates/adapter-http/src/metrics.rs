@@ -140,6 +140,9 @@ pub async fn middleware(
     result
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format (keep this route internal)",
+        content_type = "text/plain")))]
 /// `GET /metrics`: the Prometheus text exposition.
 pub async fn exposition(metrics: Data<HttpMetrics>) -> Result<HttpResponse, ApiError> {
     let text = metrics

@@ -30,6 +30,7 @@ use crate::handlers::{
         integrations::list, integrations::status, integrations::authorize,
         integrations::connect, integrations::disconnect, integrations::token,
         health::live, health::ready,
+        crate::metrics::exposition,
     ),
     components(
         schemas(
@@ -253,6 +254,38 @@ pub mod docs {
                 }
             }
         )+};
+    }
+
+    macro_rules! error_sets {
+        ($($(#[$doc:meta])* $name:ident => [$($status:literal => $response:ident),+ $(,)?]),+ $(,)?) => {$(
+            $(#[$doc])*
+            pub struct $name;
+
+            impl utoipa::IntoResponses for $name {
+                fn responses() -> std::collections::BTreeMap<String, RefOr<Response>> {
+                    [$(($status.to_owned(), Ref::from_response_name(stringify!($response)).into())),+]
+                        .into_iter()
+                        .collect()
+                }
+            }
+        )+};
+    }
+
+    error_sets! {
+        /// Errors of every read of the caller's own data.
+        UserReadErrors => ["401" => Unauthorized, "422" => Unprocessable, "429" => TooManyRequests, "503" => Unavailable],
+        /// Errors of every write of the caller's own data.
+        UserWriteErrors => [
+            "400" => BadRequest, "401" => Unauthorized, "404" => NotFound,
+            "412" => PreconditionFailed, "413" => TooLarge, "415" => UnsupportedMediaType,
+            "422" => Unprocessable, "428" => PreconditionRequired, "429" => TooManyRequests,
+            "503" => Unavailable,
+        ],
+        /// Errors of the admin routes.
+        AdminErrors => [
+            "401" => Unauthorized, "403" => Forbidden, "405" => MethodNotAllowed,
+            "429" => TooManyRequests, "503" => Unavailable,
+        ],
     }
 
     problem_responses! {

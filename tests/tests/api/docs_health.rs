@@ -64,6 +64,16 @@ async fn openapi_document_lists_every_route() {
         ("/internal/v1/users/{user_id}/secrets/{key}", &["get"]),
         ("/health/live", &["get"]),
         ("/health/ready", &["get"]),
+        ("/metrics", &["get"]),
+        ("/api/v1/integrations", &["get"]),
+        ("/api/v1/integrations/{provider}/authorize", &["get"]),
+        ("/api/v1/integrations/{provider}/connect", &["post"]),
+        ("/api/v1/integrations/{provider}/status", &["get"]),
+        ("/api/v1/integrations/{provider}/disconnect", &["delete"]),
+        (
+            "/internal/v1/users/{user_id}/integrations/{provider}/token",
+            &["get"],
+        ),
     ] {
         for method in methods {
             assert!(
@@ -73,6 +83,10 @@ async fn openapi_document_lists_every_route() {
         }
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+    let put = &paths["/api/v1/users/me/settings/{key}"]["put"]["responses"];
+    for status in ["201", "412", "413", "415", "422", "429", "503"] {
+        assert!(put.get(status).is_some(), "PUT documents {status}");
+    }
 }
 
 #[tokio::test]

@@ -18,10 +18,7 @@ use crate::{auth::Admin, error::ApiError, openapi::docs, state::ApiState};
     params(("user_id" = Uuid, Path, description = "The user"), ListQuery),
     responses(
         (status = 200, description = "The user's settings; secrets redacted", body = docs::SettingListDoc),
-        (status = 401, response = docs::Unauthorized),
-        (status = 403, response = docs::Forbidden),
-        (status = 405, response = docs::MethodNotAllowed),
-        (status = 503, response = docs::Unavailable),
+        docs::AdminErrors,
     ),
     security(("bearer" = []))
 )]
@@ -45,10 +42,7 @@ pub async fn settings(
     params(("user_id" = Uuid, Path, description = "The user")),
     responses(
         (status = 200, description = "The user's preferences", body = docs::PreferencesDoc),
-        (status = 401, response = docs::Unauthorized),
-        (status = 403, response = docs::Forbidden),
-        (status = 405, response = docs::MethodNotAllowed),
-        (status = 503, response = docs::Unavailable),
+        docs::AdminErrors,
     ),
     security(("bearer" = []))
 )]

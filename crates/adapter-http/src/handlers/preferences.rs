@@ -57,8 +57,7 @@ fn precondition(req: &HttpRequest, state: &ApiState) -> Result<Precondition, Api
         (status = 200, description = "The caller's preferences, or the defaults (version 0)", body = docs::PreferencesDoc,
             headers(("ETag" = String, description = "Strong ETag of the version"))),
         (status = 304, description = "Not modified"),
-        (status = 401, response = docs::Unauthorized),
-        (status = 503, response = docs::Unavailable),
+        docs::UserReadErrors,
     ),
     security(("bearer" = []))
 )]
@@ -84,15 +83,7 @@ pub async fn get(
         description = "The full preferences; omitted fields take their defaults"),
     responses(
         (status = 200, description = "Stored", body = docs::PreferencesDoc),
-        (status = 400, response = docs::BadRequest),
-        (status = 401, response = docs::Unauthorized),
-        (status = 404, response = docs::NotFound),
-        (status = 412, response = docs::PreconditionFailed),
-        (status = 413, response = docs::TooLarge),
-        (status = 415, response = docs::UnsupportedMediaType),
-        (status = 422, response = docs::Unprocessable),
-        (status = 428, response = docs::PreconditionRequired),
-        (status = 503, response = docs::Unavailable),
+        docs::UserWriteErrors,
     ),
     security(("bearer" = []))
 )]
@@ -118,15 +109,7 @@ pub async fn put(
         description = "An RFC 7396 merge patch; null resets a field to its default"),
     responses(
         (status = 200, description = "Stored", body = docs::PreferencesDoc),
-        (status = 400, response = docs::BadRequest),
-        (status = 401, response = docs::Unauthorized),
-        (status = 404, response = docs::NotFound),
-        (status = 412, response = docs::PreconditionFailed),
-        (status = 413, response = docs::TooLarge),
-        (status = 415, response = docs::UnsupportedMediaType),
-        (status = 422, response = docs::Unprocessable),
-        (status = 428, response = docs::PreconditionRequired),
-        (status = 503, response = docs::Unavailable),
+        docs::UserWriteErrors,
     ),
     security(("bearer" = []))
 )]

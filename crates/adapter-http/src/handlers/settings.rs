@@ -61,9 +61,7 @@ pub struct SettingList {
     params(ListQuery),
     responses(
         (status = 200, description = "The caller's settings, ordered by key; secrets redacted", body = docs::SettingListDoc),
-        (status = 401, response = docs::Unauthorized),
-        (status = 422, response = docs::Unprocessable),
-        (status = 503, response = docs::Unavailable),
+        docs::UserReadErrors,
     ),
     security(("bearer" = []))
 )]
@@ -88,10 +86,8 @@ pub async fn list(
         (status = 200, description = "The setting; secrets redacted", body = docs::SettingDoc,
             headers(("ETag" = String, description = "Strong ETag of the version"))),
         (status = 304, description = "Not modified (If-None-Match matched)"),
-        (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
-        (status = 422, response = docs::Unprocessable),
-        (status = 503, response = docs::Unavailable),
+        docs::UserReadErrors,
     ),
     security(("bearer" = []))
 )]
@@ -121,15 +117,7 @@ pub async fn get(
     responses(
         (status = 200, description = "Updated", body = docs::SettingDoc),
         (status = 201, description = "Created", body = docs::SettingDoc),
-        (status = 400, response = docs::BadRequest),
-        (status = 401, response = docs::Unauthorized),
-        (status = 404, response = docs::NotFound),
-        (status = 412, response = docs::PreconditionFailed),
-        (status = 413, response = docs::TooLarge),
-        (status = 415, response = docs::UnsupportedMediaType),
-        (status = 422, response = docs::Unprocessable),
-        (status = 428, response = docs::PreconditionRequired),
-        (status = 503, response = docs::Unavailable),
+        docs::UserWriteErrors,
     ),
     security(("bearer" = []))
 )]
@@ -177,11 +165,7 @@ pub async fn put(
     params(("key" = String, Path, description = "Setting key")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, response = docs::Unauthorized),
-        (status = 404, response = docs::NotFound),
-        (status = 412, response = docs::PreconditionFailed),
-        (status = 428, response = docs::PreconditionRequired),
-        (status = 503, response = docs::Unavailable),
+        docs::UserWriteErrors,
     ),
     security(("bearer" = []))
 )]
@@ -210,12 +194,7 @@ pub async fn delete(
     request_body(content = docs::BulkDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "Every setting written, in one transaction", body = docs::SettingListDoc),
-        (status = 400, response = docs::BadRequest),
-        (status = 401, response = docs::Unauthorized),
-        (status = 413, response = docs::TooLarge),
-        (status = 415, response = docs::UnsupportedMediaType),
-        (status = 422, response = docs::Unprocessable),
-        (status = 503, response = docs::Unavailable),
+        docs::UserWriteErrors,
     ),
     security(("bearer" = []))
 )]
