@@ -1,10 +1,7 @@
 //! Bearer-token authentication: JWT verification (HS256 secret, or RS256/EdDSA public key),
 //! the `Principal` extractors, and minting tokens for development.
 
-use std::{
-    future::{Ready, ready},
-    sync::Arc,
-};
+use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 use domain::{
@@ -73,6 +70,15 @@ pub struct Claims {
     pub aud: Option<String>,
 }
 
+/// What verification reads beyond the registered claims, which `jsonwebtoken` checks itself
+/// (`exp`, and `iss`/`aud` in any of their allowed shapes, e.g. an `aud` array).
+#[derive(Deserialize)]
+struct VerifiedClaims {
+    sub: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
 /// Verifies bearer tokens.
 pub struct Authenticator {
     key: DecodingKey,
@@ -128,7 +134,7 @@ impl Authenticator {
     /// # Errors
     /// [`ApiError::Unauthorized`] with a reason safe to show (never the token).
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
-        let data = decode::<Claims>(token, &self.key, &self.validation).map_err(|e| {
+        let data = decode::<VerifiedClaims>(token, &self.key, &self.validation).map_err(|e| {
             use jsonwebtoken::errors::ErrorKind;
             let reason = match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
@@ -293,6 +299,3 @@ impl FromRequest for Service {
         ready(result)
     }
 }
-
-/// Shared verifier handle, as registered in the app.
-pub type SharedAuthenticator = Arc<Authenticator>;

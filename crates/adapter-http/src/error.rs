@@ -235,15 +235,17 @@ impl From<RepositoryError> for ApiError {
     }
 }
 
-/// A validation failure whose only problem is an oversized value is a 413, not a 422.
+/// A validation failure whose only problems are oversized values is a 413, not a 422; mixed
+/// with other problems it stays a 422 that lists them all.
 fn from_validation(errors: ValidationErrors) -> ApiError {
-    let too_large = errors
-        .errors()
-        .iter()
-        .find(|e| e.code == "too_large" && (e.field == "value" || e.field.ends_with(".value")));
-    match too_large {
-        Some(e) => ApiError::PayloadTooLarge(e.message.clone()),
-        None => ApiError::Validation(errors),
+    let is_oversized = |e: &FieldError| {
+        e.code == "too_large" && (e.field == "value" || e.field.ends_with(".value"))
+    };
+    match errors.errors() {
+        [first, ..] if errors.errors().iter().all(is_oversized) => {
+            ApiError::PayloadTooLarge(first.message.clone())
+        }
+        _ => ApiError::Validation(errors),
     }
 }
 

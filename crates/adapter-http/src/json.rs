@@ -43,27 +43,57 @@ fn to_api_error(err: JsonPayloadError) -> ApiError {
     }
 }
 
-/// serde messages quote the offending input (`invalid type: string "abc"`); the input may be
-/// a secret, so quoted runs are elided. Field names (in backticks) stay.
+/// serde messages quote the offending input (`invalid type: string "abc"`, ``integer `42` ``);
+/// the input may be a secret, so quoted values are elided. Field names (``field `x` ``) stay.
 fn without_quoted_values(message: &str) -> String {
+    const VALUE_KINDS: [&str; 5] = [
+        "integer ",
+        "floating point ",
+        "character ",
+        "boolean ",
+        "char ",
+    ];
     let mut out = String::with_capacity(message.len());
-    let mut inside = false;
-    for c in message.chars() {
-        if c == '"' {
-            if !inside {
-                out.push_str("\"…\"");
-            }
-            inside = !inside;
-        } else if !inside {
-            out.push(c);
+    let mut rest = message;
+    while let Some(i) = rest.find(['"', '`']) {
+        let (before, after) = rest.split_at(i);
+        out.push_str(before);
+        let quote = &after[..1];
+        let Some(end) = after[1..].find(quote) else {
+            out.push_str(after);
+            return out;
+        };
+        let is_value = quote == "\"" || VALUE_KINDS.iter().any(|k| out.ends_with(k));
+        if is_value {
+            out.push_str(quote);
+            out.push('…');
+            out.push_str(quote);
+        } else {
+            out.push_str(&after[..end + 2]);
         }
+        rest = &after[end + 2..];
     }
+    out.push_str(rest);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::without_quoted_values;
+
+    #[test]
+    fn numbers_in_backticks_are_elided_but_field_names_stay() {
+        assert_eq!(
+            without_quoted_values(
+                "invalid type: integer `12345678`, expected a string at `password`"
+            ),
+            "invalid type: integer `…`, expected a string at `password`"
+        );
+        assert_eq!(
+            without_quoted_values("unknown field `colour`, expected one of `value`, `category`"),
+            "unknown field `colour`, expected one of `value`, `category`"
+        );
+    }
 
     #[test]
     fn quoted_input_is_elided_but_field_names_stay() {

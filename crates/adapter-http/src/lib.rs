@@ -170,7 +170,7 @@ pub fn app(
 }
 
 /// A resource that answers 405 problem+json for methods it has no route for.
-fn resource(path: &str) -> actix_web::Resource {
+pub(crate) fn resource(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
     }))

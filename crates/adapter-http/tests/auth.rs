@@ -134,6 +134,19 @@ fn issuer_and_audience_are_enforced_when_configured() {
 }
 
 #[test]
+fn audience_may_be_an_array() {
+    let auth = authenticator(
+        VerificationKey::Hs256(SecretString::from("s")),
+        None,
+        Some("user-settings"),
+    );
+    let token = sign_hs256("s", &claims(json!({"aud": ["other-api", "user-settings"]})));
+    assert!(auth.verify(&token).is_ok());
+    let foreign = sign_hs256("s", &claims(json!({"aud": ["other-api"]})));
+    rejected(auth.verify(&foreign));
+}
+
+#[test]
 fn audience_in_token_is_ignored_when_not_configured() {
     let token = sign_hs256("s", &claims(json!({"aud": "anything"})));
     assert!(hs256("s").verify(&token).is_ok());

@@ -95,7 +95,7 @@ pub struct Config {
 }
 
 /// PostgreSQL settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// Connection string (`DATABASE_URL`).
@@ -106,7 +106,8 @@ pub struct DatabaseConfig {
     /// operation: the bound on a 503.
     #[serde(with = "duration")]
     pub timeout: Duration,
-    /// `statement_timeout` of every session.
+    /// `statement_timeout` of every session, capped at `timeout` so a statement abandoned by
+    /// the client-side deadline does not keep running (and committing) on the server.
     #[serde(with = "duration")]
     pub statement_timeout: Duration,
     /// Run migrations at start-up.
@@ -119,9 +120,22 @@ impl Default for DatabaseConfig {
             url: None,
             max_connections: 16,
             timeout: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(2),
             migrate_on_start: true,
         }
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    // The URL may carry a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &self.url.as_ref().map(|_| "[REDACTED]"))
+            .field("max_connections", &self.max_connections)
+            .field("timeout", &self.timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
     }
 }
 
@@ -172,10 +186,10 @@ impl Default for ServerConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct EncryptionConfig {
     /// The current key.
-    #[serde(serialize_with = "redacted")]
+    #[serde(serialize_with = "redacted", deserialize_with = "lenient::secret")]
     pub key: Option<SecretString>,
     /// Decrypt-only keys, comma-separated.
-    #[serde(serialize_with = "redacted")]
+    #[serde(serialize_with = "redacted", deserialize_with = "lenient::secret")]
     pub previous_keys: Option<SecretString>,
     /// Accepted for compatibility with the seed's YAML; only `aes-256-gcm` is supported.
     pub algorithm: Option<String>,
@@ -186,7 +200,7 @@ pub struct EncryptionConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct JwtConfig {
     /// HS256 shared secret.
-    #[serde(serialize_with = "redacted")]
+    #[serde(serialize_with = "redacted", deserialize_with = "lenient::secret")]
     pub secret: Option<SecretString>,
     /// Path to a PEM public key (RS256 or EdDSA); wins over the secret.
     pub public_key: Option<String>,
@@ -437,6 +451,12 @@ impl Config {
         if self.database.timeout.is_zero() {
             return invalid("user_settings.database.timeout", "must be more than 0");
         }
+        if self.database.statement_timeout.is_zero() {
+            return invalid(
+                "user_settings.database.statement_timeout",
+                "must be more than 0",
+            );
+        }
         if self.cache.max_entries == 0 {
             return invalid(
                 "user_settings.cache.max_entries (USER_SETTINGS_CACHE_MAX_ENTRIES)",
@@ -531,7 +551,15 @@ fn describe(errors: figment::Error) -> String {
                     .map(|s| format!(" (from {s})"))
                     .unwrap_or_default(),
             };
-            format!("{path}{source}: {}", e.kind)
+            // Type errors quote the value; never for a secret (keys, passwords, URLs).
+            let secret = ["key", "secret", "password", "url"]
+                .iter()
+                .any(|word| field.contains(word));
+            if secret {
+                format!("{path}{source}: invalid value (not shown: it may be secret)")
+            } else {
+                format!("{path}{source}: {}", e.kind)
+            }
         })
         .collect::<Vec<_>>()
         .join("; ")
@@ -543,7 +571,10 @@ struct Root {
     user_settings: Config,
 }
 
-fn redacted<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn redacted<S: Serializer>(
+    value: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => s.serialize_str("[REDACTED]"),
         None => s.serialize_none(),
@@ -551,7 +582,41 @@ fn redacted<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, 
 }
 
 /// Durations as text: `250ms`, `5s`, `5m`, `1h`, or `0`.
-mod duration {
+/// Environment values are typed by their look (`12345` is a number): ids and secrets that
+/// happen to be all digits are still text.
+pub(crate) mod lenient {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lenient {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Flag(bool),
+    }
+
+    fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Lenient>::deserialize(d)?.map(|t| match t {
+            Lenient::Text(s) => s,
+            Lenient::Unsigned(n) => n.to_string(),
+            Lenient::Signed(n) => n.to_string(),
+            Lenient::Flag(b) => b.to_string(),
+        }))
+    }
+
+    /// An optional string.
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        text(d)
+    }
+
+    /// An optional secret.
+    pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+        Ok(text(d)?.map(SecretString::from))
+    }
+}
+
+pub(crate) mod duration {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -170,7 +170,7 @@ pub fn pg_config(config: &Config) -> anyhow::Result<PgConfig> {
     pg.create_timeout = db.timeout;
     pg.recycle_timeout = db.timeout;
     pg.connect_timeout = db.timeout;
-    pg.statement_timeout = db.statement_timeout;
+    pg.statement_timeout = db.statement_timeout.min(db.timeout);
     Ok(pg)
 }
 

@@ -128,3 +128,25 @@ fn serve_without_database_url_says_how_to_get_one() {
         stderr(&output)
     );
 }
+
+#[test]
+fn an_all_digit_jwt_secret_is_accepted_as_text() {
+    let output = user_settings(
+        &["token", "--sub", "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b"],
+        &[("USER_SETTINGS_JWT_SECRET", "12345678901234567890")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn configuration_errors_never_print_a_secret_value() {
+    let output = user_settings(
+        &["token", "--sub", "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b"],
+        &[("USER_SETTINGS_JWT_SECRET", "[unbalanced-secret-value")],
+    );
+    assert!(
+        !stderr(&output).contains("unbalanced-secret-value"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -18,8 +18,9 @@ use crate::{
     },
 };
 
-/// A setting as a client submits it (`PUT .../settings/{key}` or one bulk item).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// A setting as a client submits it (`PUT .../settings/{key}` or one bulk item). Its `Debug`
+/// never shows the value: it may be a secret on its way to encryption.
+#[derive(Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingInput {
     /// The key (taken from the path for single writes).
@@ -37,6 +38,18 @@ pub struct SettingInput {
     /// Optional data type; inferred from the value when absent.
     #[serde(default)]
     pub data_type: Option<String>,
+}
+
+impl std::fmt::Debug for SettingInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettingInput")
+            .field("key", &self.key)
+            .field("value", &"[REDACTED]")
+            .field("description", &self.description)
+            .field("category", &self.category)
+            .field("data_type", &self.data_type)
+            .finish()
+    }
 }
 
 /// Why a setting could not be read.

@@ -578,3 +578,11 @@ async fn admin_listing_is_audited_for_the_subject() {
             .is_empty()
     );
 }
+
+#[test]
+fn debug_of_an_input_never_shows_the_value() {
+    let secret = input("a.b", json!({"password": "hunter2"}));
+    let printed = format!("{secret:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("a.b"));
+}
