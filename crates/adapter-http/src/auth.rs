@@ -227,6 +227,11 @@ pub fn bearer_token(header_value: &str) -> Option<&str> {
 }
 
 fn authenticate(req: &HttpRequest) -> Result<Principal, ApiError> {
+    // Already verified by the rate-limit middleware for this very request.
+    if let Some(principal) = req.extensions().get::<Principal>() {
+        tracing::Span::current().record("user_id", tracing::field::display(principal.user_id));
+        return Ok(principal.clone());
+    }
     let Some(auth) = req.app_data::<web::Data<Authenticator>>() else {
         return Err(ApiError::Internal(anyhow::anyhow!(
             "no authenticator configured"

@@ -280,6 +280,9 @@ fn api_state(
     let timeout = config.database.timeout;
     let settings_repo =
         PgSettingsRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout);
+    // Token refresh must see other instances' rotations at once, even while the change feed
+    // reconnects: it reads around the cache.
+    let settings_uncached: Arc<dyn SettingsRepository> = Arc::new(settings_repo.clone());
     let settings_repo: Arc<dyn SettingsRepository> = match &caches.settings {
         Some(cache) => Arc::new(CachedSettingsRepository::new(
             settings_repo,
@@ -307,6 +310,7 @@ fn api_state(
         &pool,
         crate::integrations::IntegrationPorts {
             settings: Arc::clone(&settings_repo),
+            settings_uncached: Some(settings_uncached),
             cipher: Arc::clone(&cipher),
             audit: Arc::clone(&audit),
             registry: Arc::clone(&registry),

@@ -5,8 +5,13 @@ use actix_web::{
     http::header::ETag,
     web::{Data, Json},
 };
-use domain::{preferences::StoredPreferences, settings::Precondition};
+use domain::{
+    preferences::{Preferences, StoredPreferences},
+    settings::Precondition,
+};
+use serde::Serialize;
 use serde_json::Value;
+use time::OffsetDateTime;
 
 use crate::{
     auth::User,
@@ -16,22 +21,27 @@ use crate::{
     state::ApiState,
 };
 
-/// The API representation: the document plus read-only `version` and timestamps.
-pub fn representation(stored: &StoredPreferences) -> Value {
-    let mut document = stored.preferences.to_document();
-    if let Value::Object(map) = &mut document {
-        map.insert("version".into(), stored.version.into());
-        let format = |t: Option<time::OffsetDateTime>| {
-            t.and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .map_or(Value::Null, Value::String)
-        };
-        map.insert("created_at".into(), format(stored.created_at));
-        map.insert("updated_at".into(), format(stored.updated_at));
+/// The API representation: the document plus read-only `version` and timestamps, serialized
+/// straight from the domain type (no intermediate JSON tree on this hot read path).
+#[derive(Serialize)]
+pub struct Representation<'a> {
+    #[serde(flatten)]
+    preferences: &'a Preferences,
+    version: i64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    created_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    updated_at: Option<OffsetDateTime>,
+}
+
+/// The representation of stored (or default) preferences.
+pub fn representation(stored: &StoredPreferences) -> Representation<'_> {
+    Representation {
+        preferences: &stored.preferences,
+        version: stored.version,
+        created_at: stored.created_at,
+        updated_at: stored.updated_at,
     }
-    document
 }
 
 fn respond(stored: &StoredPreferences) -> HttpResponse {
