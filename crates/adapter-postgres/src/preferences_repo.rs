@@ -3,6 +3,10 @@
 //! Full-row writes with the expected version in the statement, as for settings
 //! (`settings_repo`): `Version(0)` and `Absent` insert only when no row exists, `Version(n)`
 //! updates only version `n`, `Any` upserts. A write equal to the stored row writes nothing.
+//!
+//! Versions come from `shared.user_preferences_version_seq` (migration V4): a row created
+//! again after its user was deleted never reuses a version of the old row. Stored versions
+//! are >= 1; version 0 stays "no row" (the defaults).
 
 use std::time::Duration;
 
@@ -74,7 +78,7 @@ const UPSERT: &str = concat!(
     "content_language = EXCLUDED.content_language, ",
     "show_adult_content = EXCLUDED.show_adult_content, ",
     "show_spoilers = EXCLUDED.show_spoilers, auto_play_videos = EXCLUDED.auto_play_videos, ",
-    "version = p.version + 1, updated_at = now() ",
+    "version = nextval('shared.user_preferences_version_seq'), updated_at = now() ",
     "WHERE (p.email_notifications, p.push_notifications, p.digest_notifications, ",
     "p.profile_visibility, p.show_email, p.show_activity, p.theme, p.display_language, ",
     "p.content_language, p.show_adult_content, p.show_spoilers, p.auto_play_videos) ",
@@ -92,7 +96,7 @@ const UPDATE_VERSION: &str = concat!(
     fields!(),
     ") = ",
     typed_params!(),
-    ", version = version + 1, updated_at = now() ",
+    ", version = nextval('shared.user_preferences_version_seq'), updated_at = now() ",
     "WHERE user_id = $1 AND version = $14 AND (",
     fields!(),
     ") IS DISTINCT FROM ",

@@ -6,6 +6,11 @@
 //! same statement would not do: it sees the snapshot from before a concurrent commit the
 //! `UPDATE` waited for, and would report a stale "current" version.)
 //!
+//! Versions: every insert and every change takes a fresh value of
+//! `shared.user_settings_version_seq` (migration V4), so a version never repeats for a
+//! `(user_id, key)`, even across a delete and re-create: a precondition or ETag from before a
+//! delete can never match the new row. Versions are opaque; only equality means anything.
+//!
 //! Quota: writes that may insert first lock the user's row (see `provisioning::lock_user`),
 //! so the count after the write is exact; an insert that takes the user over the limit is
 //! rolled back.
@@ -58,21 +63,38 @@ const LIST_BY_CATEGORY: &str = concat!(
 
 const COUNT: &str = "SELECT count(*) FROM shared.user_settings WHERE user_id = $1";
 
+/// A fresh version for a changed row, never given before (migration V4).
+macro_rules! next_version {
+    () => {
+        "nextval('shared.user_settings_version_seq')"
+    };
+}
+
 /// Insert, or update only when something differs: an unchanged write returns no row and
-/// keeps its version. An update always makes version >= 2, so version 1 means "inserted".
+/// keeps its version. `created` is true only for an insert: the insert draws its version up
+/// front (`drawn`), an update takes another, later one (drawn after the row lock, so a row's
+/// versions grow), so the returned row has the drawn version exactly when it was inserted.
 const UPSERT: &str = concat!(
-    "INSERT INTO shared.user_settings AS s (user_id, key, value, description, category, data_type) ",
-    "VALUES ($1, $2, $3, $4, $5, $6) ",
+    "WITH drawn AS (SELECT ",
+    next_version!(),
+    " AS version) ",
+    "INSERT INTO shared.user_settings AS s ",
+    "(user_id, key, value, description, category, data_type, version) ",
+    "VALUES ($1, $2, $3, $4, $5, $6, (SELECT version FROM drawn)) ",
     "ON CONFLICT (user_id, key) DO UPDATE SET ",
     "value = EXCLUDED.value, description = EXCLUDED.description, ",
     "category = EXCLUDED.category, data_type = EXCLUDED.data_type, ",
-    "version = s.version + 1, updated_at = now() ",
+    "version = ",
+    next_version!(),
+    ", updated_at = now() ",
     "WHERE (s.value, s.description, s.category, s.data_type) IS DISTINCT FROM ",
     "(EXCLUDED.value, EXCLUDED.description, EXCLUDED.category, EXCLUDED.data_type) ",
     "RETURNING ",
-    columns!()
+    columns!(),
+    ", s.version = (SELECT version FROM drawn) AS created"
 );
 
+/// The version comes from the column default (the same sequence).
 const INSERT_ABSENT: &str = concat!(
     "INSERT INTO shared.user_settings (user_id, key, value, description, category, data_type) ",
     "VALUES ($1, $2, $3, $4, $5, $6) ",
@@ -84,7 +106,9 @@ const INSERT_ABSENT: &str = concat!(
 const UPDATE_VERSION: &str = concat!(
     "UPDATE shared.user_settings SET ",
     "value = $3::jsonb, description = $4::text, category = $5::text, data_type = $6::text, ",
-    "version = version + 1, updated_at = now() ",
+    "version = ",
+    next_version!(),
+    ", updated_at = now() ",
     "WHERE user_id = $1 AND key = $2 AND version = $7 ",
     "AND (value, description, category, data_type) IS DISTINCT FROM ",
     "($3::jsonb, $4::text, $5::text, $6::text) ",
@@ -384,7 +408,7 @@ async fn upsert(
     let statement = tx.prepare_cached(UPSERT).await.pg()?;
     if let Some(row) = tx.query_opt(&statement, &params.as_params()).await.pg()? {
         let setting = setting_from_row(user, &row)?;
-        let created = setting.version == 1;
+        let created = row.try_get("created").pg()?;
         return Ok(UpsertOutcome { setting, created });
     }
     // Nothing differed, so nothing was written: report the row as it is.

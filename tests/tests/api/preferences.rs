@@ -1,10 +1,17 @@
 //! The caller's preferences: defaults, full replace, merge patch, conditional requests.
 
+use std::time::{Duration, Instant};
+
 use e2e::{TestApp, json_with_status, new_user};
 use reqwest::Method;
 use serde_json::json;
 
 const PREFS: &str = "/api/v1/users/me/preferences";
+
+/// The response's `ETag`, as sent.
+fn etag(response: &reqwest::Response) -> String {
+    response.headers()["etag"].to_str().unwrap().to_owned()
+}
 
 #[tokio::test]
 async fn new_user_reads_the_defaults_at_version_zero() {
@@ -27,7 +34,7 @@ async fn new_user_reads_the_defaults_at_version_zero() {
 async fn put_replaces_and_omitted_fields_take_defaults() {
     let app = TestApp::spawn().await;
     let token = app.token(new_user(), &[]);
-    json_with_status(
+    let first = json_with_status(
         app.put(
             PREFS,
             &token,
@@ -44,7 +51,7 @@ async fn put_replaces_and_omitted_fields_take_defaults() {
     .await;
     assert_eq!(replaced["theme"], "light");
     assert_eq!(replaced["show_spoilers"], false);
-    assert_eq!(replaced["version"], 2);
+    assert!(replaced["version"].as_i64().unwrap() > first["version"].as_i64().unwrap());
 }
 
 #[tokio::test]
@@ -99,7 +106,9 @@ async fn invalid_preferences_are_422_and_change_nothing() {
 async fn stale_if_match_on_patch_is_412() {
     let app = TestApp::spawn().await;
     let token = app.token(new_user(), &[]);
-    json_with_status(app.put(PREFS, &token, &json!({"theme": "dark"})).await, 200).await;
+    let written = app.put(PREFS, &token, &json!({"theme": "dark"})).await;
+    let current = etag(&written);
+    json_with_status(written, 200).await;
     let stale = app
         .request(Method::PATCH, PREFS, Some(&token))
         .header("If-Match", "\"0\"")
@@ -110,7 +119,7 @@ async fn stale_if_match_on_patch_is_412() {
     assert_eq!(stale.status(), 412);
     let not_modified = app
         .request(Method::GET, PREFS, Some(&token))
-        .header("If-None-Match", "\"1\"")
+        .header("If-None-Match", &current)
         .send()
         .await
         .unwrap();
@@ -134,4 +143,51 @@ async fn if_match_can_be_required_by_configuration() {
         .await
         .unwrap();
     assert_eq!(given.status(), 200);
+}
+
+#[tokio::test]
+async fn etags_from_before_the_user_was_deleted_never_match_new_preferences() {
+    let app = TestApp::spawn().await;
+    app.wait_for_change_feeds(1).await;
+    let user = new_user();
+    let token = app.token(user, &[]);
+    let body = json!({"theme": "dark"});
+    let written = app.put(PREFS, &token, &body).await;
+    let e1 = etag(&written);
+    json_with_status(written, 200).await;
+
+    // The user service deletes the user; the cascade removes the preferences, and the change
+    // feed tells the app's cache.
+    app.execute(&format!("DELETE FROM shared.users WHERE id = '{user}'"))
+        .await;
+    let started = Instant::now();
+    while etag(&app.get(PREFS, &token).await) != "\"0\"" {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the deleted preferences are still served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The same content again: only the ETag tells the two rows apart.
+    let rewritten = app.put(PREFS, &token, &body).await;
+    let e2 = etag(&rewritten);
+    json_with_status(rewritten, 200).await;
+    assert_ne!(e2, e1);
+
+    let stale_write = app
+        .request(Method::PATCH, PREFS, Some(&token))
+        .header("If-Match", &e1)
+        .json(&json!({"theme": "light"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale_write.status(), 412);
+    let stale_cache = app
+        .request(Method::GET, PREFS, Some(&token))
+        .header("If-None-Match", &e1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(etag(&stale_cache), e2);
+    assert_eq!(json_with_status(stale_cache, 200).await["theme"], "dark");
 }

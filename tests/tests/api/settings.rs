@@ -9,6 +9,11 @@ fn path(key: &str) -> String {
     format!("/api/v1/users/me/settings/{key}")
 }
 
+/// The response's `ETag`, as sent.
+fn etag(response: &reqwest::Response) -> String {
+    response.headers()["etag"].to_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn put_creates_then_updates_and_get_reads_back() {
     let app = TestApp::spawn().await;
@@ -20,19 +25,26 @@ async fn put_creates_then_updates_and_get_reads_back() {
             &json!({"value": [{"type": "trending", "position": 0}]}),
         )
         .await;
-    assert_eq!(created.headers()["etag"], "\"1\"");
     assert_eq!(
         created.headers()["location"],
         "/api/v1/users/me/settings/ui.dashboard.widgets"
     );
+    let created_etag = etag(&created);
     let body = json_with_status(created, 201).await;
     assert_eq!(body["data_type"], "json");
     assert_eq!(body["category"], "ui");
+    let created_version = body["version"].as_i64().unwrap();
+    assert_eq!(created_etag, format!("\"{created_version}\""));
 
     let updated = app
         .put(&path("ui.dashboard.widgets"), &token, &json!({"value": []}))
         .await;
-    assert_eq!(json_with_status(updated, 200).await["version"], 2);
+    let updated_etag = etag(&updated);
+    let updated_version = json_with_status(updated, 200).await["version"]
+        .as_i64()
+        .unwrap();
+    assert!(updated_version > created_version);
+    assert_eq!(updated_etag, format!("\"{updated_version}\""));
 
     let read = json_with_status(app.get(&path("ui.dashboard.widgets"), &token).await, 200).await;
     assert_eq!(read["value"], json!([]));
@@ -105,15 +117,13 @@ async fn delete_removes_and_then_404s() {
 async fn if_none_match_gives_304_and_stale_if_match_gives_412() {
     let app = TestApp::spawn().await;
     let token = app.token(new_user(), &[]);
-    json_with_status(
-        app.put(&path("ui.x"), &token, &json!({"value": 1})).await,
-        201,
-    )
-    .await;
+    let created = app.put(&path("ui.x"), &token, &json!({"value": 1})).await;
+    let first = etag(&created);
+    json_with_status(created, 201).await;
 
     let cached = app
         .request(Method::GET, &path("ui.x"), Some(&token))
-        .header("If-None-Match", "\"1\"")
+        .header("If-None-Match", &first)
         .send()
         .await
         .unwrap();
@@ -133,16 +143,18 @@ async fn if_none_match_gives_304_and_stale_if_match_gives_412() {
 
     let fresh = app
         .request(Method::PUT, &path("ui.x"), Some(&token))
-        .header("If-Match", "\"1\"")
+        .header("If-Match", &first)
         .json(&json!({"value": 2}))
         .send()
         .await
         .unwrap();
-    assert_eq!(json_with_status(fresh, 200).await["version"], 2);
+    let second = etag(&fresh);
+    assert_ne!(second, first);
+    assert_eq!(json_with_status(fresh, 200).await["value"], 2);
 
     let stale_delete = app
         .request(Method::DELETE, &path("ui.x"), Some(&token))
-        .header("If-Match", "\"1\"")
+        .header("If-Match", &first)
         .send()
         .await
         .unwrap();
@@ -151,6 +163,58 @@ async fn if_none_match_gives_304_and_stale_if_match_gives_412() {
         json_with_status(app.get(&path("ui.x"), &token).await, 200).await["value"],
         2
     );
+}
+
+#[tokio::test]
+async fn etags_from_before_a_delete_never_match_the_recreated_setting() {
+    let app = TestApp::spawn().await;
+    let token = app.token(new_user(), &[]);
+    // The same body both times: only the ETag tells the two settings apart.
+    let body = json!({"value": "dark"});
+    let created = app.put(&path("ui.theme"), &token, &body).await;
+    let e1 = etag(&created);
+    json_with_status(created, 201).await;
+    json_with_status(app.delete(&path("ui.theme"), &token).await, 204).await;
+
+    let recreated = app.put(&path("ui.theme"), &token, &body).await;
+    let e2 = etag(&recreated);
+    json_with_status(recreated, 201).await;
+    assert_ne!(e2, e1);
+
+    let stale_write = app
+        .request(Method::PUT, &path("ui.theme"), Some(&token))
+        .header("If-Match", &e1)
+        .json(&json!({"value": "light"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json_with_status(stale_write, 412).await["code"],
+        "precondition_failed"
+    );
+    let stale_cache = app
+        .request(Method::GET, &path("ui.theme"), Some(&token))
+        .header("If-None-Match", &e1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(etag(&stale_cache), e2);
+    assert_eq!(json_with_status(stale_cache, 200).await["value"], "dark");
+    let stale_delete = app
+        .request(Method::DELETE, &path("ui.theme"), Some(&token))
+        .header("If-Match", &e1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale_delete.status(), 412);
+
+    let current = app
+        .request(Method::GET, &path("ui.theme"), Some(&token))
+        .header("If-None-Match", &e2)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(current.status(), 304);
 }
 
 #[tokio::test]

@@ -99,7 +99,8 @@ async fn write_silently(app: &TestApp, user: Uuid, key: &str, value: &str) {
          INSERT INTO shared.user_settings (user_id, key, value, data_type, category)
              VALUES ('{user}', '{key}', to_jsonb('{value}'::text), 'string', 'ui')
              ON CONFLICT (user_id, key)
-             DO UPDATE SET value = EXCLUDED.value, version = shared.user_settings.version + 1;
+             DO UPDATE SET value = EXCLUDED.value,
+                 version = nextval('shared.user_settings_version_seq');
          COMMIT;"
     ))
     .await;

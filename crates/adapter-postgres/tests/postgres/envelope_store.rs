@@ -113,7 +113,31 @@ async fn replace_envelope_keeps_the_version_and_skips_a_changed_row() {
     assert_eq!(replaced, [true, false]);
     let repo = settings_repo(&db);
     let a = repo.get(user, &key("s.a")).await.unwrap().unwrap();
-    assert_eq!((a.version, a.value), (1, fresh.to_value()));
+    assert_eq!((a.version, a.value), (cells[0].version, fresh.to_value()));
     let b = repo.get(user, &key("s.b")).await.unwrap().unwrap();
     assert_eq!(b.value["kid"], json!("old2"));
+}
+
+#[tokio::test]
+async fn replace_envelope_skips_a_row_deleted_and_created_again() {
+    let db = TestDatabase::create().await;
+    let user = new_user();
+    store_secret(&db, user, "s.a", json!("old")).await;
+    let store = PgEnvelopeStore::new(db.pool().clone());
+    let cells = store.not_sealed_with("new", None, 10).await.unwrap();
+    let fresh = Envelope::from_value(&sealed_with(json!("new"))).unwrap();
+    // The user deletes the secret and stores another one under the same key after the batch
+    // was read: the rewrap of the old secret must not replace the new one.
+    let repo = settings_repo(&db);
+    repo.delete(user, &key("s.a"), Precondition::Any)
+        .await
+        .unwrap();
+    store_secret(&db, user, "s.a", json!("old2")).await;
+
+    let replaced = store.replace_envelope(&cells[0], &fresh).await.unwrap();
+
+    assert!(!replaced);
+    let a = repo.get(user, &key("s.a")).await.unwrap().unwrap();
+    assert_ne!(a.version, cells[0].version);
+    assert_eq!(a.value, sealed_with(json!("old2")));
 }

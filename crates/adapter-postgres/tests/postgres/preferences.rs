@@ -2,6 +2,7 @@
 
 use adapter_postgres::{PgPreferencesRepository, Provisioning, testing::TestDatabase};
 use domain::{
+    UserId,
     ports::{PreferencesRepository, PreferencesWriteError},
     preferences::{Preferences, Theme},
     settings::Precondition,
@@ -50,7 +51,7 @@ async fn every_column_round_trips() {
         .await
         .unwrap();
 
-    assert_eq!(stored.version, 1);
+    assert!(stored.version >= 1, "a stored row is never at version 0");
     assert_eq!(stored.preferences, customised());
     assert!(stored.created_at.is_some() && stored.updated_at.is_some());
     assert_eq!(repo.get(user).await.unwrap(), Some(stored));
@@ -71,20 +72,21 @@ async fn defaults_round_trip() {
 }
 
 #[tokio::test]
-async fn update_with_the_current_version_increments_it() {
+async fn update_with_the_current_version_gives_a_new_greater_one() {
     let db = TestDatabase::create().await;
     let repo = preferences_repo(&db);
     let user = new_user();
-    repo.upsert(user, &Preferences::default(), Precondition::Version(0))
+    let first = repo
+        .upsert(user, &Preferences::default(), Precondition::Version(0))
         .await
         .unwrap();
 
     let stored = repo
-        .upsert(user, &customised(), Precondition::Version(1))
+        .upsert(user, &customised(), Precondition::Version(first.version))
         .await
         .unwrap();
 
-    assert_eq!(stored.version, 2);
+    assert!(stored.version > first.version);
     assert_eq!(stored.preferences.theme, Theme::Dark);
 }
 
@@ -93,20 +95,26 @@ async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() 
     let db = TestDatabase::create().await;
     let repo = preferences_repo(&db);
     let user = new_user();
-    repo.upsert(user, &Preferences::default(), Precondition::Any)
+    let first = repo
+        .upsert(user, &Preferences::default(), Precondition::Any)
         .await
         .unwrap();
-    repo.upsert(user, &customised(), Precondition::Any)
+    let second = repo
+        .upsert(user, &customised(), Precondition::Any)
         .await
         .unwrap();
 
     let result = repo
-        .upsert(user, &Preferences::default(), Precondition::Version(1))
+        .upsert(
+            user,
+            &Preferences::default(),
+            Precondition::Version(first.version),
+        )
         .await;
 
     assert!(matches!(
         result,
-        Err(PreferencesWriteError::VersionConflict { current: 2 })
+        Err(PreferencesWriteError::VersionConflict { current }) if current == second.version
     ));
     assert_eq!(
         repo.get(user).await.unwrap().unwrap().preferences,
@@ -119,7 +127,8 @@ async fn create_when_a_row_exists_is_a_conflict() {
     let db = TestDatabase::create().await;
     let repo = preferences_repo(&db);
     let user = new_user();
-    repo.upsert(user, &Preferences::default(), Precondition::Absent)
+    let stored = repo
+        .upsert(user, &Preferences::default(), Precondition::Absent)
         .await
         .unwrap();
 
@@ -130,11 +139,11 @@ async fn create_when_a_row_exists_is_a_conflict() {
 
     assert!(matches!(
         absent,
-        Err(PreferencesWriteError::VersionConflict { current: 1 })
+        Err(PreferencesWriteError::VersionConflict { current }) if current == stored.version
     ));
     assert!(matches!(
         version_zero,
-        Err(PreferencesWriteError::VersionConflict { current: 1 })
+        Err(PreferencesWriteError::VersionConflict { current }) if current == stored.version
     ));
 }
 
@@ -168,7 +177,7 @@ async fn unchanged_write_keeps_the_version() {
         .await
         .unwrap();
     let versioned = repo
-        .upsert(user, &customised(), Precondition::Version(1))
+        .upsert(user, &customised(), Precondition::Version(first.version))
         .await
         .unwrap();
 
@@ -181,9 +190,11 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
     let db = TestDatabase::create().await;
     let repo = preferences_repo(&db);
     let user = new_user();
-    repo.upsert(user, &Preferences::default(), Precondition::Any)
+    let first = repo
+        .upsert(user, &Preferences::default(), Precondition::Any)
         .await
-        .unwrap();
+        .unwrap()
+        .version;
 
     let tasks: Vec<_> = (0..6)
         .map(|i| {
@@ -196,23 +207,23 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
                 )
                 .unwrap()
                 .display_language;
-                repo.upsert(user, &next, Precondition::Version(1)).await
+                repo.upsert(user, &next, Precondition::Version(first)).await
             })
         })
         .collect();
-    let mut wins = 0;
+    let mut won = Vec::new();
+    let mut conflicts = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
-            Ok(stored) => {
-                wins += 1;
-                assert_eq!(stored.version, 2);
-            }
-            Err(PreferencesWriteError::VersionConflict { current: 2 }) => {}
+            Ok(stored) => won.push(stored.version),
+            Err(PreferencesWriteError::VersionConflict { current }) => conflicts.push(current),
             Err(other) => panic!("unexpected error: {other:?}"),
         }
     }
 
-    assert_eq!(wins, 1);
+    assert_eq!((won.len(), conflicts.len()), (1, 5));
+    assert!(won[0] > first);
+    assert!(conflicts.iter().all(|&current| current == won[0]));
 }
 
 #[tokio::test]
@@ -240,5 +251,57 @@ async fn external_provisioning_accepts_known_users() {
         .await
         .unwrap();
 
-    assert_eq!(stored.version, 1);
+    assert!(stored.version >= 1);
+}
+
+/// Deletes the user's `shared.users` row; the foreign key cascades to the preferences.
+async fn delete_user(db: &TestDatabase, user: UserId) {
+    let client = db.pool().get().await.unwrap();
+    client
+        .execute("DELETE FROM shared.users WHERE id = $1", &[&user.as_uuid()])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn preferences_recreated_after_the_user_was_deleted_never_reuse_a_version() {
+    let db = TestDatabase::create().await;
+    let repo = preferences_repo(&db);
+    let user = new_user();
+    let created = repo
+        .upsert(user, &Preferences::default(), Precondition::Absent)
+        .await
+        .unwrap();
+    let before = repo
+        .upsert(user, &customised(), Precondition::Version(created.version))
+        .await
+        .unwrap()
+        .version;
+    delete_user(&db, user).await;
+    assert_eq!(repo.get(user).await.unwrap(), None);
+
+    // The same content as the first life: only the version tells the rows apart.
+    let recreated = repo
+        .upsert(user, &Preferences::default(), Precondition::Version(0))
+        .await
+        .unwrap();
+    let stale = [created.version, before].map(Precondition::Version);
+    let mut results = Vec::new();
+    for expected in stale {
+        results.push(repo.upsert(user, &customised(), expected).await);
+        results.push(repo.upsert(user, &Preferences::default(), expected).await);
+    }
+
+    assert!(
+        recreated.version > before,
+        "{} after {before}",
+        recreated.version
+    );
+    for result in results {
+        assert!(
+            matches!(result, Err(PreferencesWriteError::VersionConflict { current }) if current == recreated.version),
+            "{result:?}"
+        );
+    }
+    assert_eq!(repo.get(user).await.unwrap(), Some(recreated));
 }

@@ -3,12 +3,12 @@
 use adapter_postgres::{migrate, migrate_pool, testing::TestDatabase};
 use domain::{
     ports::{PreferencesRepository, SettingsRepository},
-    preferences::Preferences,
+    preferences::{Preferences, Theme},
     settings::Precondition,
 };
 use serde_json::{Value, json};
 
-use crate::support::{insert_user, new_user, preferences_repo, settings_repo, write};
+use crate::support::{insert_user, key, new_user, preferences_repo, settings_repo, write};
 
 #[tokio::test]
 async fn migrating_again_applies_nothing() {
@@ -58,7 +58,15 @@ async fn migrations_are_recorded_in_the_service_history_table() {
         .map(|row| row.get(0))
         .collect();
 
-    assert_eq!(names, ["schema", "change_notifications", "oauth_states"]);
+    assert_eq!(
+        names,
+        [
+            "schema",
+            "change_notifications",
+            "oauth_states",
+            "settings_versions_never_repeat"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -399,7 +407,80 @@ async fn preferences_defaults_are_the_seeds() {
     let stored = preferences_repo(&db).get(user).await.unwrap().unwrap();
 
     assert_eq!(stored.preferences, Preferences::default());
-    assert_eq!(stored.version, 1);
+    assert!(stored.version >= 1);
+}
+
+/// V4 on a database that already holds rows (written the pre-V4 way, versions counted from 1
+/// per row): the rows keep their versions, and every new version is above the largest one.
+#[tokio::test]
+async fn v4_keeps_stored_versions_and_starts_new_ones_above_them() {
+    let db = TestDatabase::create().await;
+    let user = new_user();
+    insert_user(&db, user).await;
+    let client = db.pool().get().await.unwrap();
+    client
+        .batch_execute(
+            "ALTER TABLE shared.user_settings ALTER COLUMN version SET DEFAULT 1; \
+             DROP SEQUENCE shared.user_settings_version_seq; \
+             ALTER TABLE shared.user_preferences ALTER COLUMN version SET DEFAULT 1; \
+             DROP SEQUENCE shared.user_preferences_version_seq;",
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO shared.user_settings (user_id, key, value, data_type, version) \
+             VALUES ($1, 'a.old', '1', 'number', 41), ($1, 'a.young', '1', 'number', 1)",
+            &[&user.as_uuid()],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "INSERT INTO shared.user_preferences (user_id, version) VALUES ($1, 7)",
+            &[&user.as_uuid()],
+        )
+        .await
+        .unwrap();
+
+    client
+        .batch_execute(include_str!(
+            "../../../../migrations/V4__settings_versions_never_repeat.sql"
+        ))
+        .await
+        .unwrap();
+
+    let (settings, preferences) = (settings_repo(&db), preferences_repo(&db));
+    let old = settings.get(user, &key("a.old")).await.unwrap().unwrap();
+    let young = settings.get(user, &key("a.young")).await.unwrap().unwrap();
+    let prefs = preferences.get(user).await.unwrap().unwrap();
+    assert_eq!((old.version, young.version, prefs.version), (41, 1, 7));
+    let changed = settings
+        .upsert(
+            user,
+            &write("a.young", json!(2)),
+            Precondition::Version(1),
+            10,
+        )
+        .await
+        .unwrap();
+    let created = settings
+        .upsert(user, &write("a.new", json!(1)), Precondition::Any, 10)
+        .await
+        .unwrap();
+    let dark = Preferences {
+        theme: Theme::Dark,
+        ..Preferences::default()
+    };
+    let replaced = preferences
+        .upsert(user, &dark, Precondition::Version(7))
+        .await
+        .unwrap();
+
+    assert!(!changed.created && created.created);
+    assert!(changed.setting.version > 41, "{changed:?}");
+    assert!(created.setting.version > 41, "{created:?}");
+    assert!(replaced.version > 7, "{replaced:?}");
 }
 
 #[tokio::test]

@@ -33,7 +33,7 @@ async fn upsert_creates_a_setting_that_get_returns() {
         .unwrap();
 
     assert!(outcome.created);
-    assert_eq!(outcome.setting.version, 1);
+    assert!(outcome.setting.version >= 1);
     assert_eq!(outcome.setting.value, input.value);
     assert_eq!(outcome.setting.description, input.description);
     assert_eq!(outcome.setting.category, input.category);
@@ -53,18 +53,19 @@ async fn get_of_an_absent_setting_is_none() {
 }
 
 #[tokio::test]
-async fn changing_upsert_increments_the_version() {
+async fn changing_upsert_gives_a_new_greater_version() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    repo.upsert(
-        user,
-        &write("ui.theme", json!("dark")),
-        Precondition::Any,
-        MAX,
-    )
-    .await
-    .unwrap();
+    let first = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("dark")),
+            Precondition::Any,
+            MAX,
+        )
+        .await
+        .unwrap();
 
     let outcome = repo
         .upsert(
@@ -77,7 +78,7 @@ async fn changing_upsert_increments_the_version() {
         .unwrap();
 
     assert!(!outcome.created);
-    assert_eq!(outcome.setting.version, 2);
+    assert!(outcome.setting.version > first.setting.version);
     assert_eq!(outcome.setting.value, json!("light"));
     assert!(outcome.setting.updated_at >= outcome.setting.created_at);
 }
@@ -98,7 +99,12 @@ async fn unchanged_upsert_keeps_version_and_timestamp() {
         .await
         .unwrap();
     let with_version = repo
-        .upsert(user, &input, Precondition::Version(1), MAX)
+        .upsert(
+            user,
+            &input,
+            Precondition::Version(first.setting.version),
+            MAX,
+        )
         .await
         .unwrap();
 
@@ -143,25 +149,31 @@ async fn delete_with_a_stale_version_is_a_conflict_and_keeps_the_row() {
     let repo = settings_repo(&db);
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
-    repo.upsert(user, &input, Precondition::Any, MAX)
+    let first = repo
+        .upsert(user, &input, Precondition::Any, MAX)
         .await
         .unwrap();
-    repo.upsert(
-        user,
-        &write("ui.theme", json!("light")),
-        Precondition::Any,
-        MAX,
-    )
-    .await
-    .unwrap();
+    let second = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("light")),
+            Precondition::Any,
+            MAX,
+        )
+        .await
+        .unwrap();
 
     let result = repo
-        .delete(user, &input.key, Precondition::Version(1))
+        .delete(
+            user,
+            &input.key,
+            Precondition::Version(first.setting.version),
+        )
         .await;
 
     assert!(matches!(
         result,
-        Err(SettingDeleteError::VersionConflict { current: 2 })
+        Err(SettingDeleteError::VersionConflict { current }) if current == second.setting.version
     ));
     assert!(repo.get(user, &input.key).await.unwrap().is_some());
 }
@@ -172,15 +184,148 @@ async fn delete_with_the_current_version_succeeds() {
     let repo = settings_repo(&db);
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
-    repo.upsert(user, &input, Precondition::Any, MAX)
+    let stored = repo
+        .upsert(user, &input, Precondition::Any, MAX)
         .await
         .unwrap();
 
-    repo.delete(user, &input.key, Precondition::Version(1))
-        .await
-        .unwrap();
+    repo.delete(
+        user,
+        &input.key,
+        Precondition::Version(stored.setting.version),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(repo.get(user, &input.key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_recreated_setting_gets_a_version_greater_than_any_before() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    let mut seen: Vec<i64> = Vec::new();
+
+    // Three lives of the same key, each begun by another kind of write, each with the same
+    // value: only the version can tell them apart.
+    for life in 0..3 {
+        let input = write("ui.theme", json!("dark"));
+        let created = match life {
+            0 => repo.upsert(user, &input, Precondition::Any, MAX).await,
+            1 => repo.upsert(user, &input, Precondition::Absent, MAX).await,
+            _ => repo
+                .upsert_many(user, std::slice::from_ref(&input), MAX)
+                .await
+                .map(|mut outcomes| outcomes.remove(0)),
+        }
+        .unwrap();
+        let changed = repo
+            .upsert(
+                user,
+                &write("ui.theme", json!("light")),
+                Precondition::Version(created.setting.version),
+                MAX,
+            )
+            .await
+            .unwrap();
+
+        assert!(created.created, "life {life}");
+        assert!(!changed.created, "life {life}");
+        for version in [created.setting.version, changed.setting.version] {
+            assert!(
+                seen.iter().all(|&before| version > before),
+                "life {life}: version {version} after {seen:?}"
+            );
+            seen.push(version);
+        }
+        repo.delete(
+            user,
+            &input.key,
+            Precondition::Version(changed.setting.version),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_version_from_before_a_delete_conflicts_with_the_recreated_setting() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let user = new_user();
+    let input = write("ui.theme", json!("dark"));
+    let before = repo
+        .upsert(user, &input, Precondition::Any, MAX)
+        .await
+        .unwrap()
+        .setting
+        .version;
+    repo.delete(user, &input.key, Precondition::Any)
+        .await
+        .unwrap();
+    let recreated = repo
+        .upsert(user, &input, Precondition::Any, MAX)
+        .await
+        .unwrap();
+    let current = recreated.setting.version;
+
+    let changed = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("light")),
+            Precondition::Version(before),
+            MAX,
+        )
+        .await;
+    // Even a write of what is stored is refused: the precondition names another row.
+    let unchanged = repo
+        .upsert(user, &input, Precondition::Version(before), MAX)
+        .await;
+    let deleted = repo
+        .delete(user, &input.key, Precondition::Version(before))
+        .await;
+
+    assert!(recreated.created);
+    assert!(current > before, "{current} after {before}");
+    assert!(
+        matches!(changed, Err(SettingWriteError::VersionConflict { current: Some(c) }) if c == current),
+        "{changed:?}"
+    );
+    assert!(
+        matches!(unchanged, Err(SettingWriteError::VersionConflict { current: Some(c) }) if c == current),
+        "{unchanged:?}"
+    );
+    assert!(
+        matches!(deleted, Err(SettingDeleteError::VersionConflict { current: c }) if c == current),
+        "{deleted:?}"
+    );
+    assert_eq!(
+        repo.get(user, &input.key).await.unwrap(),
+        Some(recreated.setting)
+    );
+}
+
+#[tokio::test]
+async fn versions_are_never_shared_between_settings() {
+    let db = TestDatabase::create().await;
+    let repo = settings_repo(&db);
+    let (alice, bob) = (new_user(), new_user());
+    let mut versions = Vec::new();
+    for (user, raw) in [(alice, "ui.a"), (alice, "ui.b"), (bob, "ui.a")] {
+        for value in [1, 2] {
+            let outcome = repo
+                .upsert(user, &write(raw, json!(value)), Precondition::Any, MAX)
+                .await
+                .unwrap();
+            versions.push(outcome.setting.version);
+        }
+    }
+
+    let mut distinct = versions.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), versions.len(), "{versions:?}");
 }
 
 #[tokio::test]
@@ -268,14 +413,17 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    repo.upsert(
-        user,
-        &write("ui.theme", json!("dark")),
-        Precondition::Any,
-        MAX,
-    )
-    .await
-    .unwrap();
+    let first = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("dark")),
+            Precondition::Any,
+            MAX,
+        )
+        .await
+        .unwrap()
+        .setting
+        .version;
 
     let tasks: Vec<_> = (0..8)
         .map(|i| {
@@ -284,27 +432,29 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
                 repo.upsert(
                     user,
                     &write("ui.theme", json!(format!("writer-{i}"))),
-                    Precondition::Version(1),
+                    Precondition::Version(first),
                     MAX,
                 )
                 .await
             })
         })
         .collect();
-    let mut wins = 0;
-    let mut conflicts = 0;
+    let mut won = Vec::new();
+    let mut conflicts = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
-            Ok(outcome) => {
-                wins += 1;
-                assert_eq!(outcome.setting.version, 2);
-            }
-            Err(SettingWriteError::VersionConflict { current: Some(2) }) => conflicts += 1,
+            Ok(outcome) => won.push(outcome.setting.version),
+            Err(SettingWriteError::VersionConflict {
+                current: Some(current),
+            }) => conflicts.push(current),
             Err(other) => panic!("unexpected error: {other:?}"),
         }
     }
 
-    assert_eq!((wins, conflicts), (1, 7));
+    assert_eq!((won.len(), conflicts.len()), (1, 7));
+    assert!(won[0] > first);
+    // Every loser is told the winner's version.
+    assert!(conflicts.iter().all(|&current| current == won[0]));
 }
 
 #[tokio::test]
@@ -312,29 +462,32 @@ async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() 
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
+    let mut versions = Vec::new();
     for value in ["a", "b", "c"] {
-        repo.upsert(
-            user,
-            &write("ui.theme", json!(value)),
-            Precondition::Any,
-            MAX,
-        )
-        .await
-        .unwrap();
+        let outcome = repo
+            .upsert(
+                user,
+                &write("ui.theme", json!(value)),
+                Precondition::Any,
+                MAX,
+            )
+            .await
+            .unwrap();
+        versions.push(outcome.setting.version);
     }
 
     let result = repo
         .upsert(
             user,
             &write("ui.theme", json!("d")),
-            Precondition::Version(2),
+            Precondition::Version(versions[1]),
             MAX,
         )
         .await;
 
     assert!(matches!(
         result,
-        Err(SettingWriteError::VersionConflict { current: Some(3) })
+        Err(SettingWriteError::VersionConflict { current: Some(current) }) if current == versions[2]
     ));
     let stored = repo.get(user, &key("ui.theme")).await.unwrap().unwrap();
     assert_eq!(stored.value, json!("c"));
@@ -365,14 +518,15 @@ async fn create_only_write_of_an_existing_setting_is_a_conflict() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    repo.upsert(
-        user,
-        &write("ui.theme", json!("dark")),
-        Precondition::Absent,
-        MAX,
-    )
-    .await
-    .unwrap();
+    let created = repo
+        .upsert(
+            user,
+            &write("ui.theme", json!("dark")),
+            Precondition::Absent,
+            MAX,
+        )
+        .await
+        .unwrap();
 
     let result = repo
         .upsert(
@@ -383,9 +537,11 @@ async fn create_only_write_of_an_existing_setting_is_a_conflict() {
         )
         .await;
 
+    assert!(created.created);
     assert!(matches!(
         result,
-        Err(SettingWriteError::VersionConflict { current: Some(1) })
+        Err(SettingWriteError::VersionConflict { current: Some(current) })
+            if current == created.setting.version
     ));
 }
 
@@ -417,10 +573,13 @@ async fn update_at_the_quota_is_allowed() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
+    let mut first = Vec::new();
     for raw in ["a.one", "a.two"] {
-        repo.upsert(user, &write(raw, json!(1)), Precondition::Any, 2)
+        let outcome = repo
+            .upsert(user, &write(raw, json!(1)), Precondition::Any, 2)
             .await
             .unwrap();
+        first.push(outcome.setting.version);
     }
 
     let outcome = repo
@@ -428,7 +587,8 @@ async fn update_at_the_quota_is_allowed() {
         .await
         .unwrap();
 
-    assert_eq!(outcome.setting.version, 2);
+    assert!(!outcome.created);
+    assert!(outcome.setting.version > first[0]);
 }
 
 #[tokio::test]
@@ -469,7 +629,8 @@ async fn bulk_upsert_stores_every_item_in_order() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    repo.upsert(user, &write("b.existing", json!(1)), Precondition::Any, MAX)
+    let existing = repo
+        .upsert(user, &write("b.existing", json!(1)), Precondition::Any, MAX)
         .await
         .unwrap();
     let mut secret = write_in("c.secret", envelope(), "integrations");
@@ -482,18 +643,24 @@ async fn bulk_upsert_stores_every_item_in_order() {
 
     let outcomes = repo.upsert_many(user, &writes, MAX).await.unwrap();
 
-    let summary: Vec<(&str, bool, i64)> = outcomes
+    let summary: Vec<(&str, bool)> = outcomes
         .iter()
-        .map(|o| (o.setting.key.as_str(), o.created, o.setting.version))
+        .map(|o| (o.setting.key.as_str(), o.created))
         .collect();
     assert_eq!(
         summary,
-        [
-            ("b.existing", false, 2),
-            ("a.new", true, 1),
-            ("c.secret", true, 1)
-        ]
+        [("b.existing", false), ("a.new", true), ("c.secret", true)]
     );
+    // Every write took a fresh version, above the one the existing row had.
+    let versions: Vec<i64> = outcomes.iter().map(|o| o.setting.version).collect();
+    assert!(
+        versions.iter().all(|&v| v > existing.setting.version),
+        "{versions:?}"
+    );
+    let mut distinct = versions.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), versions.len(), "{versions:?}");
     assert_eq!(repo.count(user).await.unwrap(), 3);
 }
 
