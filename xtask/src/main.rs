@@ -40,7 +40,8 @@ commands:
                (defaults: 100000 users, 10s, 32 connections, 10000 tokens; needs wrk)
   bench scale [--small N] [--large N] [--duration S] [--connections C] [--tokens T]
                p99 of one-setting and list reads at N vs N' users (default 10000 vs
-               1000000), and lists of 10/100/1000 settings; target/bench/scale.{md,json}
+               1000000; tokens default 100000), and lists of 10/100/1000 settings;
+               writes target/bench/scale.{md,json}
   help         this text
 ";
 

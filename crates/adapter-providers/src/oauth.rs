@@ -268,10 +268,11 @@ fn token_error(
 }
 
 fn token_set(response: &BasicTokenResponse) -> TokenSet {
+    // `expires_in` is the provider's number: one too large for the calendar is "no expiry".
     let expires_at = response
         .expires_in()
         .and_then(|d| time::Duration::try_from(d).ok())
-        .map(|d| OffsetDateTime::now_utc() + d);
+        .and_then(|d| OffsetDateTime::now_utc().checked_add(d));
     let scope = response.scopes().map(|scopes| {
         scopes
             .iter()

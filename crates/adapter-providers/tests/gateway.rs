@@ -340,6 +340,62 @@ async fn trakt_revocation_posts_the_token_with_the_client_credentials() {
     assert_eq!(outcome, Revocation::Revoked);
 }
 
+#[tokio::test]
+async fn providers_without_revocation_are_not_called_even_with_a_revoke_url() {
+    let server = MockServer::start().await;
+    let tokens = || {
+        Credentials::OAuth(TokenSet {
+            access_token: SecretString::from("acc-1"),
+            refresh_token: None,
+            expires_at: None,
+            scope: None,
+        })
+    };
+    // Spotify offers no RFC 7009 revocation; the configured URL is not used.
+    let outcome = gateway(
+        ProviderId::Spotify,
+        settings(&server),
+        Duration::from_secs(5),
+    )
+    .revoke(ProviderId::Spotify, tokens())
+    .await
+    .unwrap();
+    assert_eq!(outcome, Revocation::NotSupported);
+    // Nor are credentials that are not OAuth tokens revoked.
+    let outcome = gateway(
+        ProviderId::Listenbrainz,
+        settings(&server),
+        Duration::from_secs(5),
+    )
+    .revoke(
+        ProviderId::Listenbrainz,
+        Credentials::UserToken {
+            user_token: SecretString::from("t"),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome, Revocation::NotSupported);
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_expires_in_beyond_the_calendar_is_no_expiry() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "acc-2",
+            "token_type": "bearer",
+            "expires_in": i64::MAX,
+        })))
+        .mount(&server)
+        .await;
+    let tokens = refresh(&server, ProviderId::Trakt).await.unwrap();
+    assert_eq!(tokens.access_token.expose_secret(), "acc-2");
+    assert_eq!(tokens.expires_at, None);
+}
+
 async fn refresh(server: &MockServer, provider: ProviderId) -> Result<TokenSet, ProviderError> {
     gateway(provider, settings(server), Duration::from_secs(5))
         .refresh(provider, SecretString::from("ref-secret"))

@@ -102,11 +102,8 @@ async fn trakt_connects_through_the_browser_round_trip() {
     assert_eq!(stored["user_slug"], "trakt-user");
     assert_eq!(stored["user_id"], "trakt-uuid-1");
     assert!(stored["expires_at"].is_string());
-    let logged = logs::captured();
-    assert!(
-        logged.contains("integration connected"),
-        "the app's logs are captured"
-    );
+    let logged = logs::captured_after("/api/v1/integrations/{provider}/connect");
+    assert!(logged.contains("integration connected"), "{logged}");
     assert_no_secret(&logged, "the logs");
 }
 

@@ -31,7 +31,10 @@ async fn a_provider_error_is_a_502_naming_the_provider_without_its_body() {
     assert_eq!(problem["code"], "provider_error");
     assert!(problem["detail"].as_str().unwrap().contains("Trakt"));
     assert!(world.rows().await.is_empty());
-    assert_no_secret(&logs::captured(), "the logs");
+    assert_no_secret(
+        &logs::captured_after("/api/v1/integrations/{provider}/connect"),
+        "the logs",
+    );
 }
 
 #[tokio::test]

@@ -41,17 +41,32 @@ pub fn install() {
         let filter = EnvFilter::new(
             "info,domain=debug,adapter_http=debug,adapter_providers=debug,adapter_postgres=debug,app=debug",
         );
-        let _ = tracing_subscriber::fmt()
+        tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(BufferWriter)
             .with_ansi(false)
-            .try_init();
+            .try_init()
+            .expect("no other global subscriber: the logs would not be captured");
     });
 }
 
 /// Everything logged so far.
 pub fn captured() -> String {
     String::from_utf8_lossy(&BUFFER.lock().unwrap()).into_owned()
+}
+
+/// Everything logged so far, once it is checked to hold the access-log line of a request to
+/// `route` (the route pattern, e.g. `/api/v1/integrations/{provider}/connect`): a check for
+/// secrets must not pass on a buffer that captured nothing.
+pub fn captured_after(route: &str) -> String {
+    let logged = captured();
+    assert!(
+        logged
+            .lines()
+            .any(|line| line.contains("request handled") && line.contains(route)),
+        "the request to {route} was not logged; is the capture working?\n{logged}"
+    );
+    logged
 }
 
 #[test]

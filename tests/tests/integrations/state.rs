@@ -166,11 +166,26 @@ async fn a_different_redirect_uri_is_refused() {
 #[tokio::test]
 async fn the_pkce_verifier_is_stored_sealed() {
     let world = World::spawn().await;
-    world.authorize("myanimelist").await;
+    let start = world.authorize("myanimelist").await;
+    // MyAnimeList uses plain PKCE: the challenge in the URL is the verifier itself.
+    let url = reqwest::Url::parse(start["authorization_url"].as_str().unwrap()).unwrap();
+    let (_, verifier) = url
+        .query_pairs()
+        .find(|(name, _)| name == "code_challenge")
+        .expect("a code challenge");
+    assert!(verifier.len() >= 43, "{verifier}");
     let stored = world
         .app
-        .query_json("SELECT pkce_verifier FROM shared.user_settings_oauth_states")
+        .query_json("SELECT to_json(s) FROM shared.user_settings_oauth_states s")
         .await;
     assert_eq!(stored.len(), 1);
-    assert!(stored[0].get("ciphertext").is_some(), "{}", stored[0]);
+    let row = stored[0].to_string();
+    assert!(
+        !row.contains(verifier.as_ref()),
+        "the verifier is stored in clear: {row}"
+    );
+    assert!(
+        stored[0]["pkce_verifier"].get("ciphertext").is_some(),
+        "{row}"
+    );
 }

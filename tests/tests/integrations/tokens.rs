@@ -92,7 +92,10 @@ async fn a_token_near_expiry_is_refreshed_and_the_new_pair_stored() {
     assert_eq!(again["access_token"], "acc-SECRET-2");
     let metadata = world.status("trakt").await;
     assert_eq!(metadata["needs_reauth"], false);
-    assert_no_secret(&logs::captured(), "the logs");
+    assert_no_secret(
+        &logs::captured_after("/internal/v1/users/{user_id}/integrations/{provider}/token"),
+        "the logs",
+    );
 }
 
 #[tokio::test]
@@ -112,6 +115,25 @@ async fn two_concurrent_requests_cause_exactly_one_refresh() {
     assert_eq!(second.0, 200, "{}", second.1);
     assert_eq!(first.1["access_token"], "acc-SECRET-2");
     assert_eq!(second.1["access_token"], "acc-SECRET-2");
+    world.server.verify().await;
+}
+
+#[tokio::test]
+async fn callers_queued_behind_a_failing_refresh_share_its_failure() {
+    let world = World::spawn().await;
+    connected_trakt(&world, 30).await;
+    refresh_answers(
+        &world,
+        ResponseTemplate::new(500).set_delay(Duration::from_millis(500)),
+        1,
+    )
+    .await;
+
+    let (first, second) = tokio::join!(world.service_token("trakt"), world.service_token("trakt"));
+    assert_eq!(first.0, 502, "{}", first.1);
+    assert_eq!(second.0, 502, "{}", second.1);
+    assert_eq!(second.1["code"], "provider_error");
+    // The provider was asked once (the mock expects one call).
     world.server.verify().await;
 }
 

@@ -131,7 +131,8 @@ impl Database {
         Ok(())
     }
 
-    /// pgbench with a custom script of `xtask/bench` and `-D` variables; returns its stdout.
+    /// pgbench with a custom script of `xtask/bench` and `-D` variables; returns its stdout
+    /// and the CPU seconds pgbench used.
     /// Per-transaction latencies are logged to `<log_prefix>.*` files in `log_dir`.
     pub fn pgbench(
         &self,
@@ -140,7 +141,7 @@ impl Database {
         opts: &PgbenchOptions,
         log_dir: &Path,
         log_prefix: &str,
-    ) -> Result<String, String> {
+    ) -> Result<(String, Option<f64>), String> {
         let mut cmd = self.client("pgbench");
         cmd.current_dir(log_dir)
             .args(["-n", "-M", "prepared"])
@@ -156,7 +157,7 @@ impl Database {
         }
         cmd.arg(&self.url);
         eprintln!("$ {}", process::display(&cmd));
-        process::output(&mut cmd)
+        super::load::output_with_cpu(&mut cmd)
     }
 }
 

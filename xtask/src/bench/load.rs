@@ -3,10 +3,14 @@
 
 use std::env;
 use std::fs;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
 
 use super::database::bench_dir;
+use super::procstat;
 use crate::process;
 
 pub const WRK_HINT: &str =
@@ -26,6 +30,50 @@ pub struct Measurement {
     pub http_errors: u64,
     /// Socket errors and timeouts (wrk), aborted clients (pgbench).
     pub other_errors: u64,
+    /// CPU seconds the load generator itself used.
+    pub generator_cpu: Option<f64>,
+}
+
+/// Runs `cmd` to completion like `process::output`, and also returns the CPU seconds it used
+/// (sampled from `/proc` until it exits: a zombie still reports its totals).
+pub fn output_with_cpu(cmd: &mut Command) -> Result<(String, Option<f64>), String> {
+    let shown = process::display(cmd);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not run `{shown}`: {e}"))?;
+    let pid = child.id();
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let mut cpu = None;
+    let status = loop {
+        if let Some(seconds) = procstat::process_cpu(pid) {
+            cpu = Some(seconds);
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(format!("waiting for `{shown}`: {e}")),
+        }
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    if status.success() {
+        Ok((stdout, cpu))
+    } else {
+        Err(format!("`{shown}` failed ({status}):\n{stdout}{stderr}"))
+    }
 }
 
 /// The `wrk` executable on PATH.
@@ -62,8 +110,10 @@ impl WrkRun<'_> {
             cmd.arg(tokens).arg(self.threads.to_string());
         }
         eprintln!("$ {}", process::display(&cmd));
-        let out = process::output(&mut cmd)?;
-        parse_wrk(&out)
+        let (out, cpu) = output_with_cpu(&mut cmd)?;
+        let mut m = parse_wrk(&out)?;
+        m.generator_cpu = cpu;
+        Ok(m)
     }
 }
 
@@ -94,6 +144,7 @@ fn parse_wrk(out: &str) -> Result<Measurement, String> {
             + get("read_errors")?
             + get("write_errors")?
             + get("timeouts")?) as u64,
+        generator_cpu: None,
     })
 }
 
@@ -152,6 +203,7 @@ pub fn parse_pgbench(out: &str, dir: &Path, prefix: &str) -> Result<Measurement,
         max_ms: pct(100.0),
         http_errors: failed as u64 + unparsable,
         other_errors: 0,
+        generator_cpu: None,
     })
 }
 

@@ -382,8 +382,10 @@ impl Bench {
         let vars = [("users", users.to_string()), ("tokens", tokens.to_string())];
         let prefix = format!("pgbench-{id}");
         let row = self.measure(None, id, name, || {
-            let out = self.db.pgbench(script, &vars, &opts, &self.out, &prefix)?;
-            load::parse_pgbench(&out, &self.out, &prefix)
+            let (out, cpu) = self.db.pgbench(script, &vars, &opts, &self.out, &prefix)?;
+            let mut m = load::parse_pgbench(&out, &self.out, &prefix)?;
+            m.generator_cpu = cpu;
+            Ok(m)
         })?;
         print_row(&row);
         Ok(row)
@@ -396,6 +398,7 @@ impl Bench {
         name: &str,
         run: impl FnOnce() -> Result<Measurement, String>,
     ) -> Result<Row, String> {
+        wait_for_quiet_machine();
         let pid = svc.map(Service::pid);
         if let Some(pid) = pid {
             procstat::reset_peak_rss(pid);
@@ -405,12 +408,23 @@ impl Bench {
         let m = run()?;
         let after = Sample::take(pid, postmaster);
         let (service_cores, db_cores, machine_cores) = before.cores_until(&after);
+        let generator_cores = m
+            .generator_cpu
+            .map(|cpu| cpu / before.seconds_until(&after));
+        let other_cores = machine_cores.map(|machine| {
+            machine
+                - service_cores.unwrap_or(0.0)
+                - db_cores.unwrap_or(0.0)
+                - generator_cores.unwrap_or(0.0)
+        });
         Ok(Row {
             id: id.to_owned(),
             name: name.to_owned(),
             m,
             service_cores,
             db_cores,
+            generator_cores,
+            other_cores,
             machine_cores,
             peak_rss_mib: pid.and_then(procstat::peak_rss_mib),
         })
@@ -444,10 +458,36 @@ impl Bench {
     }
 }
 
+/// Cores that other processes may use before a measurement without it being postponed.
+const QUIET_CORES: f64 = 0.25;
+
+/// Other processes (a build, a test run) distort every number: before a measurement, waits up
+/// to a minute for the machine to be idle (the service and PostgreSQL are idle between
+/// scenarios), then measures anyway; the report's "CPU other" column shows any interference.
+fn wait_for_quiet_machine() {
+    let start = Instant::now();
+    let mut warned = false;
+    while let Some(busy) = procstat::machine_cores_over(std::time::Duration::from_secs(1)) {
+        if busy <= QUIET_CORES {
+            return;
+        }
+        if start.elapsed().as_secs() >= 60 {
+            eprintln!("   the machine is still busy ({busy:.2} cores); measuring anyway");
+            return;
+        }
+        if !warned {
+            eprintln!(
+                "   other processes use {busy:.2} cores; waiting up to 60 s for the machine to be idle"
+            );
+            warned = true;
+        }
+    }
+}
+
 fn print_row(row: &Row) {
     eprintln!(
         "   {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} non-2xx, {} socket errors; CPU: service {}, \
-         PostgreSQL {}, machine {}; service peak RSS {} MiB",
+         PostgreSQL {}, load generator {}, other {}, machine {}; service peak RSS {} MiB",
         row.m.per_second,
         row.m.p50_ms,
         row.m.p99_ms,
@@ -455,6 +495,8 @@ fn print_row(row: &Row) {
         row.m.other_errors,
         fmt_opt(row.service_cores),
         fmt_opt(row.db_cores),
+        fmt_opt(row.generator_cores),
+        fmt_opt(row.other_cores),
         fmt_opt(row.machine_cores),
         fmt_opt(row.peak_rss_mib),
     );

@@ -122,9 +122,14 @@ impl Sample {
         }
     }
 
+    /// Wall-clock seconds from `self` to `later`.
+    pub fn seconds_until(&self, later: &Sample) -> f64 {
+        later.at.duration_since(self.at).as_secs_f64().max(1e-9)
+    }
+
     /// Average cores used between `self` and `later`: (service, PostgreSQL, whole machine).
     pub fn cores_until(&self, later: &Sample) -> (Option<f64>, Option<f64>, Option<f64>) {
-        let wall = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        let wall = self.seconds_until(later);
         let rate = |a: Option<f64>, b: Option<f64>| Some((b? - a?).max(0.0) / wall);
         (
             rate(self.service, later.service),
@@ -132,4 +137,11 @@ impl Sample {
             rate(self.machine, later.machine),
         )
     }
+}
+
+/// Cores the machine used over `window` (all processes).
+pub fn machine_cores_over(window: std::time::Duration) -> Option<f64> {
+    let start = machine_busy()?;
+    std::thread::sleep(window);
+    Some((machine_busy()? - start) / window.as_secs_f64())
 }

@@ -16,9 +16,13 @@ pub struct Row {
     pub id: String,
     pub name: String,
     pub m: Measurement,
-    /// Average cores used by the service, PostgreSQL, and the whole machine.
+    /// Average cores used by the service, PostgreSQL, the load generator (wrk or pgbench),
+    /// everything else (machine minus those three: other processes, kernel threads), and the
+    /// whole machine.
     pub service_cores: Option<f64>,
     pub db_cores: Option<f64>,
+    pub generator_cores: Option<f64>,
+    pub other_cores: Option<f64>,
     pub machine_cores: Option<f64>,
     /// The service's peak RSS during the scenario, MiB.
     pub peak_rss_mib: Option<f64>,
@@ -46,13 +50,14 @@ fn opt(value: Option<f64>, decimals: usize) -> String {
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
         "| | scenario | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | \
-         service CPU | PostgreSQL CPU | machine CPU | service peak RSS MiB |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         CPU service | CPU PostgreSQL | CPU load gen. | CPU other | \
+         service µs CPU/req | PostgreSQL µs CPU/req | service peak RSS MiB |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.id,
             r.name,
             r.m.per_second,
@@ -63,11 +68,38 @@ pub fn table(rows: &[Row]) -> String {
             r.m.other_errors,
             opt(r.service_cores, 2),
             opt(r.db_cores, 2),
-            opt(r.machine_cores, 2),
+            opt(r.generator_cores, 2),
+            opt(r.other_cores, 2),
+            opt(r.per_request_us(r.service_cores), 1),
+            opt(r.per_request_us(r.db_cores), 1),
             opt(r.peak_rss_mib, 1),
         );
     }
+    let disturbed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.other_cores.is_some_and(|c| c > DISTURBED_CORES))
+        .map(|r| r.id.as_str())
+        .collect();
+    if !disturbed.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n**Disturbed**: other processes used more than {DISTURBED_CORES} cores during {}; \
+             those rows understate what this machine can do.",
+            disturbed.join(", ")
+        );
+    }
     out
+}
+
+/// "CPU other" above this (cores) marks a measurement as disturbed by other processes.
+const DISTURBED_CORES: f64 = 0.25;
+
+impl Row {
+    /// Microseconds of CPU per request (or transaction) for a consumer using `cores`.
+    pub fn per_request_us(&self, cores: Option<f64>) -> Option<f64> {
+        let cores = cores?;
+        (self.m.per_second > 0.0 && cores > 0.0).then(|| cores / self.m.per_second * 1e6)
+    }
 }
 
 /// The ratios as a markdown table.
@@ -128,7 +160,9 @@ pub fn row_json(r: &Row) -> String {
         "{{\"id\": {}, \"name\": {}, \"requests\": {}, \"seconds\": {}, \"requests_per_second\": {}, \
          \"p50_ms\": {}, \"p90_ms\": {}, \"p99_ms\": {}, \"max_ms\": {}, \"non_2xx\": {}, \
          \"socket_errors\": {}, \"service_cpu_cores\": {}, \"postgres_cpu_cores\": {}, \
-         \"machine_cpu_cores\": {}, \"service_peak_rss_mib\": {}}}",
+         \"load_generator_cpu_cores\": {}, \"other_cpu_cores\": {}, \"machine_cpu_cores\": {}, \
+         \"service_cpu_us_per_request\": {}, \"postgres_cpu_us_per_request\": {}, \
+         \"service_peak_rss_mib\": {}}}",
         json_str(&r.id),
         json_str(&r.name),
         r.m.requests,
@@ -142,7 +176,11 @@ pub fn row_json(r: &Row) -> String {
         r.m.other_errors,
         json_num(r.service_cores),
         json_num(r.db_cores),
+        json_num(r.generator_cores),
+        json_num(r.other_cores),
         json_num(r.machine_cores),
+        json_num(r.per_request_us(r.service_cores)),
+        json_num(r.per_request_us(r.db_cores)),
         json_num(r.peak_rss_mib),
     )
 }

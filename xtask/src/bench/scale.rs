@@ -18,7 +18,7 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     let mut large: u64 = 1_000_000;
     let mut seconds = 10;
     let mut connections = 32;
-    let mut tokens: u64 = 10_000;
+    let mut tokens: u64 = 100_000;
     let mut flags = Flags::new(args);
     while let Some(flag) = flags.next_flag()? {
         match flag.as_str() {

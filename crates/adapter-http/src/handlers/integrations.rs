@@ -29,6 +29,7 @@ use crate::{
     auth::{Service, User},
     error::ApiError,
     openapi::docs,
+    resource,
 };
 
 /// The connection use cases as the HTTP layer holds them.
@@ -75,13 +76,6 @@ pub fn configure(cfg: &mut ServiceConfig, api: IntegrationsApi) {
             resource("/internal/v1/users/{user_id}/integrations/{provider}/token")
                 .route(web::get().to(token)),
         );
-}
-
-/// A resource that answers 405 problem+json for methods it has no route for.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
-    }))
 }
 
 /// Query of `authorize`.
@@ -286,6 +280,11 @@ pub async fn disconnect(
             %provider,
             %reason,
             "disconnected; revoking the token at the provider failed"
+        ),
+        RevocationOutcome::Skipped(reason) => tracing::warn!(
+            %provider,
+            %reason,
+            "disconnected; the token was not revoked: the stored credentials are unreadable"
         ),
     }
     Ok(HttpResponse::NoContent().finish())

@@ -4,21 +4,11 @@
 
 use std::time::Duration;
 
+use domain::integrations::ProviderId;
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
-/// Every provider's name in variables (`TRAKT`) and in the configuration (`trakt`).
-const PROVIDERS: [(&str, &str); 9] = [
-    ("TRAKT", "trakt"),
-    ("LASTFM", "lastfm"),
-    ("LISTENBRAINZ", "listenbrainz"),
-    ("SIMKL", "simkl"),
-    ("LETTERBOXD", "letterboxd"),
-    ("ANILIST", "anilist"),
-    ("MYANIMELIST", "myanimelist"),
-    ("KITSU", "kitsu"),
-    ("SPOTIFY", "spotify"),
-];
+use crate::config::{duration, lenient, redacted};
 
 /// Per-provider fields settable from the environment.
 const FIELDS: [(&str, &str); 8] = [
@@ -56,20 +46,28 @@ pub fn env_path(variable: &str) -> Option<String> {
         return Some(format!("integrations.{field}"));
     }
     let rest = variable.strip_prefix("USER_SETTINGS_")?;
-    PROVIDERS.iter().find_map(|(upper, lower)| {
-        let field = rest.strip_prefix(upper)?.strip_prefix('_')?;
+    // Variables name a provider by its slug in capitals (`TRAKT`, `MYANIMELIST`).
+    ProviderId::ALL.into_iter().find_map(|provider| {
+        let lower = provider.as_str();
+        let field = rest
+            .strip_prefix(&lower.to_ascii_uppercase())?
+            .strip_prefix('_')?;
         let path = FIELDS
             .iter()
             .find(|(name, _)| *name == field)
             .map(|(_, path)| *path)
-            .or(match (*lower, field) {
-                ("lastfm", "API_KEY") => Some("client_id"),
-                ("lastfm", "SHARED_SECRET") => Some("client_secret"),
+            .or(match (provider, field) {
+                (ProviderId::Lastfm, "API_KEY") => Some("client_id"),
+                (ProviderId::Lastfm, "SHARED_SECRET") => Some("client_secret"),
                 _ => None,
             })?;
         Some(format!("integrations.{lower}.{path}"))
     })
 }
+
+/// The longest `state_ttl` accepted: an authorization is a browser round trip, and a
+/// pending one holds a sealed PKCE verifier.
+pub const MAX_STATE_TTL: Duration = Duration::from_secs(3600);
 
 /// The `integrations:` section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -84,7 +82,7 @@ pub struct IntegrationsConfig {
     /// A token expiring sooner than this is refreshed before it is handed out.
     #[serde(with = "duration")]
     pub token_refresh_skew: Duration,
-    /// How long an authorization (`state`) stays valid.
+    /// How long an authorization (`state`) stays valid (at most [`MAX_STATE_TTL`]).
     #[serde(with = "duration")]
     pub state_ttl: Duration,
     /// Trakt (OAuth 2.0).
@@ -124,6 +122,31 @@ impl Default for IntegrationsConfig {
             kitsu: ProviderConfig::default(),
             spotify: ProviderConfig::default(),
         }
+    }
+}
+
+impl IntegrationsConfig {
+    /// Checks the durations.
+    ///
+    /// # Errors
+    /// A message naming the field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (field, value) in [
+            ("http_timeout", self.http_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("state_ttl", self.state_ttl),
+        ] {
+            anyhow::ensure!(
+                !value.is_zero(),
+                "invalid configuration: user_settings.integrations.{field}: must be more than 0"
+            );
+        }
+        anyhow::ensure!(
+            self.state_ttl <= MAX_STATE_TTL,
+            "invalid configuration: user_settings.integrations.state_ttl: must be at most {}",
+            humantime::format_duration(MAX_STATE_TTL)
+        );
+        Ok(())
     }
 }
 
@@ -172,67 +195,6 @@ impl Default for ProviderConfig {
     }
 }
 
-fn redacted<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str("[REDACTED]"),
-        None => s.serialize_none(),
-    }
-}
-
-/// Environment values are typed by their look (`12345` is a number): ids and secrets that
-/// happen to be all digits are still text.
-mod lenient {
-    use super::*;
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Lenient {
-        Text(String),
-        Unsigned(u64),
-        Signed(i64),
-    }
-
-    fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        Ok(Option::<Lenient>::deserialize(d)?.map(|t| match t {
-            Lenient::Text(s) => s,
-            Lenient::Unsigned(n) => n.to_string(),
-            Lenient::Signed(n) => n.to_string(),
-        }))
-    }
-
-    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        text(d)
-    }
-
-    pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-        Ok(text(d)?.map(SecretString::from))
-    }
-}
-
-/// Durations as text: `250ms`, `5s`, `5m`, `1h`.
-mod duration {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Seconds(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Seconds(s) => Ok(Duration::from_secs(s)),
-            Raw::Text(t) => humantime::parse_duration(t.trim()).map_err(|e| {
-                serde::de::Error::custom(format!("{t:?} is not a duration such as 10s or 5m: {e}"))
-            }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +217,26 @@ mod tests {
             env_path("USER_SETTINGS_INTEGRATIONS_TOKEN_REFRESH_SKEW").as_deref(),
             Some("integrations.token_refresh_skew")
         );
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert!(IntegrationsConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_state_ttl_above_an_hour_or_of_zero_is_refused_by_name() {
+        for ttl in [Duration::from_secs(3601), Duration::ZERO] {
+            let config = IntegrationsConfig {
+                state_ttl: ttl,
+                ..IntegrationsConfig::default()
+            };
+            let message = config.validate().unwrap_err().to_string();
+            assert!(
+                message.contains("user_settings.integrations.state_ttl"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

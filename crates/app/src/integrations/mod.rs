@@ -20,13 +20,18 @@ use domain::{
     settings::Limits,
 };
 
-pub use config::{IntegrationsConfig, ProviderConfig, env_path};
+pub use config::{IntegrationsConfig, MAX_STATE_TTL, ProviderConfig, env_path};
 
 /// The ports the integration services share with the settings service. Pass the same
 /// (decorated) handles, so caches see the integrations' writes.
 pub struct IntegrationPorts {
-    /// The settings store.
+    /// The settings store, as the settings service uses it (with its cache): every write
+    /// goes through it, so local caches are invalidated at once.
     pub settings: Arc<dyn SettingsRepository>,
+    /// The same store without the cache, for the reads that decide a token refresh: a
+    /// rotation by another instance must be seen even while the change feed is down.
+    /// `None` when `settings` has no cache.
+    pub settings_uncached: Option<Arc<dyn SettingsRepository>>,
     /// The cipher.
     pub cipher: Arc<dyn SecretCipher>,
     /// The audit log (`token_read`).
@@ -48,16 +53,7 @@ pub fn build(
     pool: &Pool,
     ports: IntegrationPorts,
 ) -> anyhow::Result<IntegrationsApi> {
-    for (field, value) in [
-        ("http_timeout", config.http_timeout),
-        ("connect_timeout", config.connect_timeout),
-        ("state_ttl", config.state_ttl),
-    ] {
-        anyhow::ensure!(
-            !value.is_zero(),
-            "invalid configuration: user_settings.integrations.{field}: must be more than 0"
-        );
-    }
+    config.validate()?;
     let gateway: Arc<dyn ProviderGateway> = Arc::new(
         HttpProviderGateway::new(&gateway_config(config))
             .context("invalid configuration: user_settings.integrations")?,
@@ -65,13 +61,15 @@ pub fn build(
     let states: Arc<dyn OAuthStateStore> = Arc::new(
         PgOAuthStateStore::new(pool.clone()).with_operation_timeout(ports.database_timeout),
     );
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let vault = Arc::new(CredentialVault::new(
-        ports.settings,
-        ports.cipher,
-        ports.registry,
-        ports.limits,
-    ));
+    // With tokio's timer, so the domain can bound how long a caller waits for a refresh.
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::with_timer(|duration| {
+        Box::pin(tokio::time::sleep(duration))
+    }));
+    let vault = CredentialVault::new(ports.settings, ports.cipher, ports.registry, ports.limits);
+    let vault = Arc::new(match ports.settings_uncached {
+        Some(uncached) => vault.with_uncached_reads(uncached),
+        None => vault,
+    });
     Ok(IntegrationsApi {
         connections: Arc::new(ConnectionService::new(
             Arc::clone(&vault),
@@ -80,13 +78,17 @@ pub fn build(
             Arc::clone(&clock),
             config.state_ttl,
         )),
-        tokens: Arc::new(TokenService::new(
-            vault,
-            ports.audit,
-            gateway,
-            clock,
-            config.token_refresh_skew,
-        )),
+        tokens: Arc::new(
+            TokenService::new(
+                vault,
+                ports.audit,
+                gateway,
+                clock,
+                config.token_refresh_skew,
+            )
+            // A caller waits for another's refresh at most about two provider calls.
+            .with_lock_wait(config.http_timeout.saturating_mul(2)),
+        ),
     })
 }
 

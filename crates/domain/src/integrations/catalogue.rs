@@ -1,8 +1,9 @@
 //! The provider catalogue: every external service of the seed's integration tables, how a
-//! user connects it, where its credentials are stored, and how its tokens live.
+//! user connects it, where its credentials are stored, and whether it revokes tokens.
 //!
 //! Facts, not behaviour: the outbound adapter implements the flows; the use cases read this
-//! table to know which flow applies, which keys to write and whether a token can be refreshed.
+//! table to know which flow applies and which keys to write. (Whether a token can be
+//! refreshed follows from what the provider handed out: a refresh token or not.)
 
 use std::{fmt, str::FromStr};
 
@@ -58,18 +59,8 @@ impl ProviderId {
 
     /// The catalogue entry.
     pub fn spec(self) -> &'static ProviderSpec {
-        let index = match self {
-            ProviderId::Trakt => 0,
-            ProviderId::Lastfm => 1,
-            ProviderId::Listenbrainz => 2,
-            ProviderId::Simkl => 3,
-            ProviderId::Letterboxd => 4,
-            ProviderId::Anilist => 5,
-            ProviderId::Myanimelist => 6,
-            ProviderId::Kitsu => 7,
-            ProviderId::Spotify => 8,
-        };
-        &CATALOGUE[index]
+        // The variants are declared in catalogue order (a unit test checks every entry's id).
+        &CATALOGUE[self as usize]
     }
 
     /// The human-readable name (`Trakt`, `Last.fm`, ...).
@@ -148,14 +139,6 @@ impl AuthMethod {
         }
     }
 
-    /// Whether the stored credential holds an OAuth access token (and maybe a refresh token).
-    pub fn is_oauth(self) -> bool {
-        matches!(
-            self,
-            AuthMethod::AuthorizationCode { .. } | AuthMethod::PasswordGrant
-        )
-    }
-
     /// The name shown by the API (`authorization_code`, `password_grant`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -166,18 +149,6 @@ impl AuthMethod {
             AuthMethod::StoredPassword => "username_password",
         }
     }
-}
-
-/// How long what the provider hands out stays valid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TokenLifetime {
-    /// Valid until revoked by the user (session keys, user tokens, Simkl tokens).
-    UntilRevoked,
-    /// Expires; a refresh token gets a new one (the refresh token may rotate).
-    ExpiresRefreshable,
-    /// Expires and cannot be refreshed: the user connects again (AniList, after a year).
-    ExpiresNotRefreshable,
 }
 
 /// What the deployment must configure before users can connect a provider.
@@ -212,14 +183,11 @@ pub struct ProviderSpec {
     pub legacy_keys: &'static [&'static str],
     /// The per-service sync settings key, for services that have one.
     pub settings_key: Option<&'static str>,
-    /// How long the credential lives.
-    pub lifetime: TokenLifetime,
-    /// Whether the provider offers token revocation (called, best effort, on disconnect).
+    /// Whether the provider offers token revocation (the gateway calls it, best effort, on
+    /// disconnect).
     pub revocation: bool,
     /// What the deployment must configure.
     pub client: ClientRequirement,
-    /// Where the remote username comes from.
-    pub username_source: &'static str,
 }
 
 /// The catalogue, in [`ProviderId::ALL`] order (a unit test keeps the two aligned).
@@ -235,10 +203,8 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
         storage_key: "scrobbling.trakt.oauth_tokens",
         legacy_keys: &[],
         settings_key: Some("scrobbling.trakt.settings"),
-        lifetime: TokenLifetime::ExpiresRefreshable,
         revocation: true,
         client: ClientRequirement::ClientIdAndSecret,
-        username_source: "GET /users/settings → user.username, user.ids.slug",
     },
     ProviderSpec {
         id: ProviderId::Lastfm,
@@ -248,10 +214,8 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
         storage_key: "scrobbling.lastfm.session",
         legacy_keys: &["music.lastfm.session"],
         settings_key: Some("scrobbling.lastfm.settings"),
-        lifetime: TokenLifetime::UntilRevoked,
         revocation: false,
         client: ClientRequirement::ClientIdAndSecret,
-        username_source: "auth.getSession → session.name",
     },
     ProviderSpec {
         id: ProviderId::Listenbrainz,
@@ -261,10 +225,8 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
         storage_key: "scrobbling.listenbrainz.token",
         legacy_keys: &["music.listenbrainz.token"],
         settings_key: Some("scrobbling.listenbrainz.settings"),
-        lifetime: TokenLifetime::UntilRevoked,
         revocation: false,
         client: ClientRequirement::None,
-        username_source: "GET /1/validate-token → user_name",
     },
     ProviderSpec {
         id: ProviderId::Simkl,
@@ -274,10 +236,8 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
         storage_key: "scrobbling.simkl.oauth_tokens",
         legacy_keys: &[],
         settings_key: Some("scrobbling.simkl.settings"),
-        lifetime: TokenLifetime::UntilRevoked,
         revocation: false,
         client: ClientRequirement::ClientIdAndSecret,
-        username_source: "POST /users/settings → user.name, account.id",
     },
     ProviderSpec {
         id: ProviderId::Letterboxd,
@@ -287,10 +247,8 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
         storage_key: "scrobbling.letterboxd.credentials",
         legacy_keys: &[],
         settings_key: Some("scrobbling.letterboxd.settings"),
-        lifetime: TokenLifetime::UntilRevoked,
         revocation: false,
         client: ClientRequirement::None,
-        username_source: "the username the user entered (not verified: no public API)",
     },
     ProviderSpec {
         id: ProviderId::Anilist,
@@ -300,10 +258,8 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
         storage_key: "anime.anilist.oauth_tokens",
         legacy_keys: &[],
         settings_key: None,
-        lifetime: TokenLifetime::ExpiresNotRefreshable,
         revocation: false,
         client: ClientRequirement::ClientIdAndSecret,
-        username_source: "GraphQL `Viewer { id name }`",
     },
     ProviderSpec {
         id: ProviderId::Myanimelist,
@@ -315,10 +271,8 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
         storage_key: "anime.myanimelist.oauth_tokens",
         legacy_keys: &[],
         settings_key: None,
-        lifetime: TokenLifetime::ExpiresRefreshable,
         revocation: false,
         client: ClientRequirement::ClientId,
-        username_source: "GET /v2/users/@me → id, name",
     },
     ProviderSpec {
         id: ProviderId::Kitsu,
@@ -328,10 +282,8 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
         storage_key: "anime.kitsu.oauth_tokens",
         legacy_keys: &[],
         settings_key: None,
-        lifetime: TokenLifetime::ExpiresRefreshable,
         revocation: true,
         client: ClientRequirement::ClientIdAndSecret,
-        username_source: "GET /edge/users?filter[self]=true → data[0].id, attributes.name",
     },
     ProviderSpec {
         id: ProviderId::Spotify,
@@ -343,10 +295,8 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
         storage_key: "music.spotify.oauth_tokens",
         legacy_keys: &[],
         settings_key: None,
-        lifetime: TokenLifetime::ExpiresRefreshable,
         revocation: false,
         client: ClientRequirement::ClientIdAndSecret,
-        username_source: "GET /v1/me → id, display_name",
     },
 ];
 

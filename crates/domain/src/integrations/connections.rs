@@ -15,14 +15,12 @@ use super::{
     ports::{
         Clock, ConnectProof, OAuthStateStore, PendingAuthorization, ProviderGateway, Revocation,
     },
-    vault::CredentialVault,
+    vault::{CredentialVault, VaultReadError},
 };
 use crate::{
-    error::{FieldError, RepositoryError, ValidationErrors},
+    error::{FieldError, ValidationErrors},
     ids::UserId,
     ports::{SecretCipher, SettingsRepository},
-    secrets::SecretValue,
-    settings::SettingKey,
 };
 
 /// Longest Letterboxd username accepted.
@@ -75,10 +73,13 @@ pub struct AuthorizationStart {
 pub enum RevocationOutcome {
     /// The provider revoked the token.
     Revoked,
-    /// The provider offers no revocation.
+    /// The provider offers no revocation (or nothing revocable was stored).
     NotSupported,
     /// Revocation failed (the connection was removed anyway); the reason is safe to log.
     Failed(String),
+    /// Not attempted: the stored credentials could not be read (a lost key, a corrupt
+    /// row); they were removed anyway. The reason is safe to log.
+    Skipped(String),
 }
 
 /// The user-facing integration use cases.
@@ -98,7 +99,8 @@ where
     S: OAuthStateStore,
     K: Clock,
 {
-    /// Builds the service. `state_ttl` bounds how long an authorization may take (10 min).
+    /// Builds the service. `state_ttl` bounds how long an authorization may take (10 min
+    /// unless it cannot be represented).
     pub fn new(
         vault: Arc<CredentialVault<R, C>>,
         gateway: G,
@@ -177,14 +179,14 @@ where
             .authorization_request(provider, redirect_uri)
             .map_err(|e| AuthorizeError::from_gateway(provider, e))?;
         let pkce_verifier = match &request.pkce_verifier {
-            Some(verifier) => Some(self.vault.cipher().seal(
-                user,
-                &pkce_key(provider)?,
-                verifier.expose_secret().as_bytes(),
-            )?),
+            Some(verifier) => Some(self.vault.seal_pkce(user, provider, verifier)?),
             None => None,
         };
-        let expires_at = self.clock.now() + self.state_ttl;
+        let expires_at = self
+            .clock
+            .now()
+            .checked_add(self.state_ttl)
+            .ok_or_else(|| anyhow::anyhow!("the state's expiry is out of the date range"))?;
         self.states
             .save(&PendingAuthorization {
                 state: request.state.clone(),
@@ -239,21 +241,20 @@ where
         Ok(ConnectionStatus::new(provider, true, true, Some(&metadata)))
     }
 
-    /// Removes the connection: revokes the token at the provider where it offers revocation
-    /// (best effort: a failure is reported, not fatal), then deletes every row of the
-    /// connection.
+    /// Removes the connection: has the gateway revoke the token where the provider offers
+    /// revocation (best effort: a failure is reported, not fatal), then deletes every row of
+    /// the connection.
     ///
     /// # Errors
-    /// [`DisconnectError::NotConnected`] when nothing was stored, or a store failure.
+    /// [`DisconnectError::NotConnected`] when nothing was stored, or a store failure (then
+    /// nothing is revoked or removed).
     pub async fn disconnect(
         &self,
         user: UserId,
         provider: ProviderId,
     ) -> Result<RevocationOutcome, DisconnectError> {
-        // Unreadable credentials (a lost key, a corrupt row) must not block removing them.
-        let stored = self.vault.read(user, provider).await.ok().flatten();
-        let outcome = match stored {
-            Some(stored) if provider.spec().revocation => {
+        let outcome = match self.vault.read(user, provider).await {
+            Ok(Some(stored)) => {
                 match self
                     .gateway
                     .revoke(provider, stored.grant.credentials)
@@ -264,7 +265,12 @@ where
                     Err(e) => RevocationOutcome::Failed(e.to_string()),
                 }
             }
-            _ => RevocationOutcome::NotSupported,
+            Ok(None) => RevocationOutcome::NotSupported,
+            // Unreadable credentials (a lost key, a corrupt row) must not block removing them.
+            Err(e @ (VaultReadError::Cipher(_) | VaultReadError::Malformed(_))) => {
+                RevocationOutcome::Skipped(e.to_string())
+            }
+            Err(VaultReadError::Repository(e)) => return Err(e.into()),
         };
         if !self.vault.remove(user, provider).await? {
             return Err(DisconnectError::NotConnected(provider));
@@ -292,16 +298,7 @@ where
             AuthMethod::AuthorizationCode { .. } => {
                 let pending = self.take_state(user, provider, &request).await?;
                 let pkce_verifier = match &pending.pkce_verifier {
-                    Some(sealed) => {
-                        let bytes = self
-                            .vault
-                            .cipher()
-                            .open(user, &pkce_key(provider)?, sealed)?;
-                        let secret = SecretValue::from_bytes(bytes);
-                        Some(SecretString::from(
-                            String::from_utf8_lossy(secret.expose_bytes()).into_owned(),
-                        ))
-                    }
+                    Some(sealed) => Some(self.vault.open_pkce(user, provider, sealed)?),
                     None => None,
                 };
                 ConnectProof::AuthorizationCode {
@@ -355,15 +352,6 @@ where
         }
         Ok(pending)
     }
-}
-
-/// The key the PKCE verifier is sealed for (it is never stored as a setting; the key only
-/// binds the ciphertext to its purpose). Slugs are lowercase ASCII, so it always parses.
-fn pkce_key(provider: ProviderId) -> Result<SettingKey, RepositoryError> {
-    let name = format!("integrations.{}.pkce_verifier", provider.as_str());
-    SettingKey::parse(&name).map_err(|e| {
-        RepositoryError::Unknown(anyhow::anyhow!("{name:?} is invalid: {}", e.message))
-    })
 }
 
 /// The fields each method needs; every problem at once. The `state` is checked later, so a

@@ -211,3 +211,71 @@ impl From<VaultWriteError> for TokenError {
         }
     }
 }
+
+// Copies of errors, for the callers that share one failed refresh (see `single_flight`).
+// The causes kept for the logs (`anyhow`) are not `Clone`: the copies keep their message.
+
+impl TokenError {
+    /// An equivalent error (same variant and meaning).
+    pub(super) fn duplicate(&self) -> Self {
+        match self {
+            Self::NotConnected(p) => Self::NotConnected(*p),
+            Self::NoAccessToken(p) => Self::NoAccessToken(*p),
+            Self::NeedsReauth(p) => Self::NeedsReauth(*p),
+            Self::NotConfigured(p) => Self::NotConfigured(*p),
+            Self::Provider { provider, source } => Self::Provider {
+                provider: *provider,
+                source: source.duplicate(),
+            },
+            Self::Store(e) => Self::Store(e.duplicate()),
+            Self::Unreadable(e) => Self::Unreadable(e.duplicate()),
+            Self::Repository(e) => Self::Repository(duplicate_repository(e)),
+        }
+    }
+}
+
+impl ProviderError {
+    /// An equivalent error (same variant and meaning).
+    pub(super) fn duplicate(&self) -> Self {
+        match self {
+            Self::NotConfigured => Self::NotConfigured,
+            Self::Rejected { code } => Self::Rejected { code: code.clone() },
+            Self::InvalidGrant => Self::InvalidGrant,
+            Self::Status { status } => Self::Status { status: *status },
+            Self::Timeout => Self::Timeout,
+            Self::Unreachable => Self::Unreachable,
+            Self::InvalidResponse(what) => Self::InvalidResponse(what.clone()),
+            Self::Unknown(e) => Self::Unknown(anyhow::anyhow!("{e:#}")),
+        }
+    }
+}
+
+impl VaultWriteError {
+    fn duplicate(&self) -> Self {
+        match self {
+            Self::Invalid(errors) => Self::Invalid(errors.clone()),
+            Self::VersionConflict => Self::VersionConflict,
+            Self::QuotaExceeded { limit } => Self::QuotaExceeded { limit: *limit },
+            Self::UserNotFound => Self::UserNotFound,
+            Self::Cipher(e) => Self::Cipher(e.clone()),
+            Self::Repository(e) => Self::Repository(duplicate_repository(e)),
+        }
+    }
+}
+
+impl VaultReadError {
+    fn duplicate(&self) -> Self {
+        match self {
+            Self::Cipher(e) => Self::Cipher(e.clone()),
+            Self::Malformed(e) => Self::Malformed(*e),
+            Self::Repository(e) => Self::Repository(duplicate_repository(e)),
+        }
+    }
+}
+
+fn duplicate_repository(e: &RepositoryError) -> RepositoryError {
+    match e {
+        RepositoryError::Unavailable(cause) => RepositoryError::Unavailable(cause.clone()),
+        RepositoryError::Unknown(cause) => RepositoryError::Unknown(anyhow::anyhow!("{cause:#}")),
+    }
+}

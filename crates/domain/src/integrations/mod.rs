@@ -24,7 +24,7 @@ mod vault;
 mod tests;
 
 pub use catalogue::{
-    AuthMethod, CATALOGUE, ClientRequirement, PkceMethod, ProviderId, ProviderSpec, TokenLifetime,
+    AuthMethod, CATALOGUE, ClientRequirement, PkceMethod, ProviderId, ProviderSpec,
     UnknownProvider, metadata_key,
 };
 pub use connection::{ConnectionMetadata, ConnectionStatus};
@@ -37,10 +37,12 @@ pub use errors::{
 };
 pub use ports::{
     AuthorizationRequest, AuthorizationUrlError, Clock, ConnectProof, OAuthStateStore,
-    PendingAuthorization, ProviderError, ProviderGateway, Revocation, SystemClock,
+    PendingAuthorization, ProviderError, ProviderGateway, Revocation, SystemClock, TimedClock,
 };
 #[cfg(any(test, feature = "mocks"))]
 pub use ports::{MockClock, MockOAuthStateStore, MockProviderGateway};
-pub use single_flight::KeyedLocks;
+pub use single_flight::{Flight, KeyedLocks};
 pub use tokens::{ProviderToken, TokenService};
-pub use vault::{CredentialVault, StoredConnection, StoredGrant, VaultReadError, VaultWriteError};
+pub use vault::{
+    CredentialVault, MetadataUpdate, StoredConnection, StoredGrant, VaultReadError, VaultWriteError,
+};

@@ -2,6 +2,7 @@
 //! authorizations (`state` + PKCE verifier), and the clock.
 
 use async_trait::async_trait;
+use futures_util::future::BoxFuture;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
@@ -206,20 +207,57 @@ pub trait OAuthStateStore: Send + Sync {
     ) -> Result<Option<PendingAuthorization>, RepositoryError>;
 }
 
-/// The current time (a port so unit tests can move it).
+/// The current time, and a timer to bound waits (a port so unit tests can move it, and
+/// because the domain has no async runtime of its own).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait Clock: Send + Sync {
     /// Now, in UTC.
     fn now(&self) -> OffsetDateTime;
+
+    /// Completes after `duration`. The default never completes: a clock without a timer
+    /// leaves waits bounded only by what they wait for.
+    fn sleep(&self, duration: std::time::Duration) -> BoxFuture<'static, ()> {
+        let _ = duration;
+        Box::pin(futures_util::future::pending())
+    }
 }
 
-/// The system clock.
+/// The system clock, without a timer (see [`Clock::sleep`]); the application supplies one
+/// with its runtime's timer.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
+    }
+}
+
+impl SystemClock {
+    /// The system clock with `timer` (the runtime's sleep) as [`Clock::sleep`].
+    pub fn with_timer<T>(timer: T) -> TimedClock<T>
+    where
+        T: Fn(std::time::Duration) -> BoxFuture<'static, ()> + Send + Sync,
+    {
+        TimedClock { timer }
+    }
+}
+
+/// The system clock with a timer; see [`SystemClock::with_timer`].
+pub struct TimedClock<T> {
+    timer: T,
+}
+
+impl<T> Clock for TimedClock<T>
+where
+    T: Fn(std::time::Duration) -> BoxFuture<'static, ()> + Send + Sync,
+{
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> BoxFuture<'static, ()> {
+        (self.timer)(duration)
     }
 }
 
@@ -283,5 +321,9 @@ impl<T: OAuthStateStore + ?Sized> OAuthStateStore for std::sync::Arc<T> {
 impl<T: Clock + ?Sized> Clock for std::sync::Arc<T> {
     fn now(&self) -> OffsetDateTime {
         (**self).now()
+    }
+
+    fn sleep(&self, duration: std::time::Duration) -> BoxFuture<'static, ()> {
+        (**self).sleep(duration)
     }
 }

@@ -1,10 +1,19 @@
 //! `CredentialVault`: the settings rows of a connection — the sealed credentials under the
 //! seed's storage key and the clear metadata under `integrations.{provider}.connection` —
-//! read, written (validated against the registry, sealed, version-checked) and removed.
+//! read, written (validated against the registry, sealed, version-checked) and removed; and
+//! the sealing of the PKCE verifier of a pending authorization. The cipher stays inside.
+//!
+//! Writes go through the (cached) settings repository, so local caches are invalidated at
+//! once. Reads that decide a refresh or a metadata write (`read_current`,
+//! `current_metadata`, `update_metadata`) go to the store itself when the vault has an
+//! uncached reader: another instance's token rotation must be seen even while the change
+//! feed that would invalidate the cache is down.
 
 use std::{collections::HashMap, sync::Arc};
 
 use serde_json::Value;
+
+use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     catalogue::{ProviderId, metadata_key},
@@ -22,6 +31,9 @@ use crate::{
 
 /// The category every row of a connection is stored under.
 const CATEGORY: &str = "integrations";
+
+/// How often a metadata write is tried when the metadata row changes under it.
+const METADATA_ATTEMPTS: usize = 3;
 
 /// Stored credentials and the version of their row (for version-checked replacement).
 #[derive(Debug)]
@@ -93,9 +105,21 @@ impl From<SettingWriteError> for VaultWriteError {
     }
 }
 
+/// What a metadata update did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataUpdate {
+    /// The metadata was written.
+    Written,
+    /// Not written: the credentials are gone or were replaced (a disconnect or a new
+    /// connection since they were read), or the metadata kept changing under the write.
+    Skipped,
+}
+
 /// The rows of every connection of every user.
 pub struct CredentialVault<R, C> {
     repo: R,
+    /// Reads that must not be served from a cache; `None`: `repo` reads the store itself.
+    uncached: Option<R>,
     cipher: C,
     registry: Arc<KeyRegistry>,
     limits: Limits,
@@ -107,18 +131,62 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
     pub fn new(repo: R, cipher: C, registry: Arc<KeyRegistry>, limits: Limits) -> Self {
         Self {
             repo,
+            uncached: None,
             cipher,
             registry,
             limits,
         }
     }
 
-    /// The cipher, for sealing values bound to a user (the PKCE verifier).
-    pub fn cipher(&self) -> &C {
-        &self.cipher
+    /// Reads that decide a refresh or a metadata write use `uncached` (the store without
+    /// the cache that decorates `repo`); writes still go through `repo`.
+    #[must_use]
+    pub fn with_uncached_reads(mut self, uncached: R) -> Self {
+        self.uncached = Some(uncached);
+        self
     }
 
-    /// The decrypted credentials of a connection, if stored.
+    /// The repository that reads the store itself.
+    fn store(&self) -> &R {
+        self.uncached.as_ref().unwrap_or(&self.repo)
+    }
+
+    /// Seals the PKCE verifier of a pending authorization for `user`, bound to a key of its
+    /// own so it cannot be opened as anything else.
+    ///
+    /// # Errors
+    /// When sealing fails.
+    pub fn seal_pkce(
+        &self,
+        user: UserId,
+        provider: ProviderId,
+        verifier: &SecretString,
+    ) -> Result<Envelope, CipherError> {
+        self.cipher.seal(
+            user,
+            &pkce_key(provider)?,
+            verifier.expose_secret().as_bytes(),
+        )
+    }
+
+    /// Opens what [`Self::seal_pkce`] sealed.
+    ///
+    /// # Errors
+    /// When the envelope does not open for this user and provider.
+    pub fn open_pkce(
+        &self,
+        user: UserId,
+        provider: ProviderId,
+        sealed: &Envelope,
+    ) -> Result<SecretString, CipherError> {
+        let bytes =
+            SecretValue::from_bytes(self.cipher.open(user, &pkce_key(provider)?, sealed)?);
+        let verifier =
+            std::str::from_utf8(bytes.expose_bytes()).map_err(|_| CipherError::Malformed)?;
+        Ok(SecretString::from(verifier.to_owned()))
+    }
+
+    /// The decrypted credentials of a connection, if stored (may be served from a cache).
     ///
     /// # Errors
     /// [`VaultReadError`].
@@ -127,8 +195,29 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
         user: UserId,
         provider: ProviderId,
     ) -> Result<Option<StoredGrant>, VaultReadError> {
+        self.read_from(&self.repo, user, provider).await
+    }
+
+    /// As [`Self::read`], from the store itself (never a cache).
+    ///
+    /// # Errors
+    /// [`VaultReadError`].
+    pub async fn read_current(
+        &self,
+        user: UserId,
+        provider: ProviderId,
+    ) -> Result<Option<StoredGrant>, VaultReadError> {
+        self.read_from(self.store(), user, provider).await
+    }
+
+    async fn read_from(
+        &self,
+        repo: &R,
+        user: UserId,
+        provider: ProviderId,
+    ) -> Result<Option<StoredGrant>, VaultReadError> {
         let key = storage_key(provider)?;
-        let Some(setting) = self.repo.get(user, &key).await? else {
+        let Some(setting) = repo.get(user, &key).await? else {
             return Ok(None);
         };
         if setting.data_type != DataType::Encrypted {
@@ -147,21 +236,104 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
         }))
     }
 
-    /// The connection metadata, if stored and readable.
+    /// The connection metadata, if stored and readable, from the store itself (never a
+    /// cache).
     ///
     /// # Errors
     /// When the store fails.
-    pub async fn read_metadata(
+    pub async fn current_metadata(
         &self,
         user: UserId,
         provider: ProviderId,
     ) -> Result<Option<ConnectionMetadata>, RepositoryError> {
-        let key = key(&metadata_key(provider))?;
+        let key = setting_key(&metadata_key(provider))?;
         Ok(self
-            .repo
+            .store()
             .get(user, &key)
             .await?
             .and_then(|s| ConnectionMetadata::from_json(&s.value)))
+    }
+
+    /// Rewrites the metadata with `update` (given what is stored, if readable), but only
+    /// while the credentials row still has `credentials_version`: a disconnect or a new
+    /// connection since the credentials were read wins, so a stale writer can neither mark a
+    /// fresh connection nor re-create the metadata of a removed one. The write carries the
+    /// metadata row's own version; when that row changes meanwhile the update is tried
+    /// again, a few times.
+    ///
+    /// # Errors
+    /// [`VaultWriteError`] (never `VersionConflict`: a lost race is
+    /// [`MetadataUpdate::Skipped`]).
+    pub async fn update_metadata(
+        &self,
+        user: UserId,
+        provider: ProviderId,
+        credentials_version: i64,
+        mut update: impl FnMut(Option<ConnectionMetadata>) -> ConnectionMetadata + Send,
+    ) -> Result<MetadataUpdate, VaultWriteError> {
+        let key = setting_key(&metadata_key(provider))?;
+        for _ in 0..METADATA_ATTEMPTS {
+            // The metadata row first, then the credentials: a connection made after this read
+            // has either changed the credentials' version (seen below) or the metadata row's
+            // (the write conflicts), since it writes both in one transaction.
+            let row = self.store().get(user, &key).await?;
+            if !self
+                .credentials_at(user, provider, credentials_version)
+                .await?
+            {
+                return Ok(MetadataUpdate::Skipped);
+            }
+            let expected = row
+                .as_ref()
+                .map_or(Precondition::Absent, |r| Precondition::Version(r.version));
+            let metadata = update(row.and_then(|r| ConnectionMetadata::from_json(&r.value)));
+            let write = self.clear_write(provider, &metadata)?;
+            let outcome = match self
+                .repo
+                .upsert(user, &write, expected, self.limits.max_settings_per_user)
+                .await
+            {
+                Ok(outcome) => outcome,
+                Err(SettingWriteError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if outcome.created
+                && !self
+                    .credentials_at(user, provider, credentials_version)
+                    .await?
+            {
+                // A disconnect removed the credentials between the check and this insert:
+                // take the row back rather than leave metadata without a connection.
+                let undo = self
+                    .repo
+                    .delete(user, &key, Precondition::Version(outcome.setting.version))
+                    .await;
+                return match undo {
+                    Ok(())
+                    | Err(
+                        SettingDeleteError::NotFound | SettingDeleteError::VersionConflict { .. },
+                    ) => Ok(MetadataUpdate::Skipped),
+                    Err(SettingDeleteError::Repository(e)) => Err(e.into()),
+                };
+            }
+            return Ok(MetadataUpdate::Written);
+        }
+        Ok(MetadataUpdate::Skipped)
+    }
+
+    /// Whether the credentials row exists with `version` (in the store itself).
+    async fn credentials_at(
+        &self,
+        user: UserId,
+        provider: ProviderId,
+        version: i64,
+    ) -> Result<bool, RepositoryError> {
+        let key = storage_key(provider)?;
+        Ok(self
+            .store()
+            .get(user, &key)
+            .await?
+            .is_some_and(|row| row.version == version))
     }
 
     /// What is stored for every provider (one query; nothing decrypted).
@@ -238,28 +410,6 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
         Ok(outcome.setting.version)
     }
 
-    /// Writes the metadata, whatever is there.
-    ///
-    /// # Errors
-    /// [`VaultWriteError`].
-    pub async fn write_metadata(
-        &self,
-        user: UserId,
-        provider: ProviderId,
-        metadata: &ConnectionMetadata,
-    ) -> Result<(), VaultWriteError> {
-        let write = self.clear_write(provider, metadata)?;
-        self.repo
-            .upsert(
-                user,
-                &write,
-                Precondition::Any,
-                self.limits.max_settings_per_user,
-            )
-            .await?;
-        Ok(())
-    }
-
     /// Removes every row of the connection (credentials, legacy copies, metadata). Returns
     /// whether anything was removed. The per-service sync settings are kept: they are the
     /// user's preferences, not part of the connection.
@@ -278,7 +428,11 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
             .chain(std::iter::once(metadata.as_str()));
         let mut removed = false;
         for name in names {
-            match self.repo.delete(user, &key(name)?, Precondition::Any).await {
+            match self
+                .repo
+                .delete(user, &setting_key(name)?, Precondition::Any)
+                .await
+            {
                 Ok(()) => removed = true,
                 Err(SettingDeleteError::NotFound | SettingDeleteError::VersionConflict { .. }) => {}
                 Err(SettingDeleteError::Repository(e)) => return Err(e),
@@ -313,7 +467,7 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
         provider: ProviderId,
         metadata: &ConnectionMetadata,
     ) -> Result<SettingWrite, VaultWriteError> {
-        let key = key(&metadata_key(provider))?;
+        let key = setting_key(&metadata_key(provider))?;
         let value = metadata.to_json();
         self.validate(&key, &value)?;
         Ok(SettingWrite {
@@ -334,16 +488,21 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
 }
 
 fn storage_key(provider: ProviderId) -> Result<SettingKey, RepositoryError> {
-    key(provider.spec().storage_key)
+    setting_key(provider.spec().storage_key)
 }
 
-/// The catalogue's keys are valid by construction (a unit test parses them all); this only
-/// turns the impossible failure into an error instead of a panic.
-fn key(name: &str) -> Result<SettingKey, RepositoryError> {
+/// The key the PKCE verifier is sealed for. It is never stored as a setting: it only binds
+/// the ciphertext to its purpose, user and provider.
+fn pkce_key(provider: ProviderId) -> Result<SettingKey, CipherError> {
+    setting_key(&format!("integrations.{}.pkce_verifier", provider.as_str()))
+        .map_err(|e| CipherError::Internal(e.to_string()))
+}
+
+/// The vault's keys come from the catalogue's slugs and keys, valid by construction (a unit
+/// test parses them all); this only turns the impossible failure into an error instead of a
+/// panic.
+fn setting_key(name: &str) -> Result<SettingKey, RepositoryError> {
     SettingKey::parse(name).map_err(|e| {
-        RepositoryError::Unknown(anyhow::anyhow!(
-            "catalogue key {name:?} is invalid: {}",
-            e.message
-        ))
+        RepositoryError::Unknown(anyhow::anyhow!("key {name:?} is invalid: {}", e.message))
     })
 }

@@ -389,12 +389,85 @@ async fn disconnect_also_removes_the_legacy_music_copy() {
     rows.upsert(&legacy, crate::settings::Precondition::Any)
         .unwrap();
     let mut gateway = configured();
-    gateway.expect_revoke().never();
+    // The gateway knows ListenBrainz offers no revocation.
+    gateway
+        .expect_revoke()
+        .times(1)
+        .returning(|_, _| Ok(Revocation::NotSupported));
     service(&rows, gateway, MockOAuthStateStore::new())
         .disconnect(user(), ProviderId::Listenbrainz)
         .await
         .unwrap();
     assert!(rows.keys().is_empty());
+}
+
+#[tokio::test]
+async fn unreadable_credentials_are_removed_without_revocation() {
+    let rows = Rows::default();
+    let garbage = crate::settings::SettingWrite {
+        key: crate::settings::SettingKey::parse("scrobbling.trakt.oauth_tokens").unwrap(),
+        value: super::seal_bytes(b"not json").to_value(),
+        description: None,
+        category: None,
+        data_type: crate::settings::DataType::Encrypted,
+    };
+    rows.upsert(&garbage, crate::settings::Precondition::Any)
+        .unwrap();
+    let mut gateway = configured();
+    gateway.expect_revoke().never();
+    let outcome = service(&rows, gateway, MockOAuthStateStore::new())
+        .disconnect(user(), ProviderId::Trakt)
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, RevocationOutcome::Skipped(_)),
+        "{outcome:?}"
+    );
+    assert!(rows.keys().is_empty());
+}
+
+#[tokio::test]
+async fn disconnect_with_the_store_unavailable_fails_and_removes_nothing() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_get()
+        .returning(|_, _| Err(crate::RepositoryError::Unavailable("down".into())));
+    repo.expect_delete().never();
+    let vault = std::sync::Arc::new(super::vault_over(repo));
+    let mut gateway = configured();
+    gateway.expect_revoke().never();
+    let err = ConnectionService::new(vault, gateway, MockOAuthStateStore::new(), clock(), TTL)
+        .disconnect(user(), ProviderId::Trakt)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DisconnectError::Repository(crate::RepositoryError::Unavailable(_))
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_authorization_expiry_beyond_the_calendar_is_an_error_not_a_panic() {
+    let rows = Rows::default();
+    let mut gateway = configured();
+    gateway.expect_authorization_request().returning(|_, _| {
+        Ok(AuthorizationRequest {
+            url: "https://trakt.example/authorize?state=st".into(),
+            state: "st".into(),
+            pkce_verifier: None,
+            redirect_uri: "https://app.example/cb".into(),
+        })
+    });
+    let mut states = MockOAuthStateStore::new();
+    states.expect_save().never();
+    let ttl = StdDuration::from_secs(i64::MAX.unsigned_abs());
+    let err = ConnectionService::new(vault(&rows), gateway, states, clock(), ttl)
+        .authorize(user(), ProviderId::Trakt, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AuthorizeError::Unknown(_)), "{err:?}");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 mod catalogue;
 mod connections;
 mod tokens;
+mod vault;
 
 use std::{
     collections::HashMap,
@@ -83,6 +84,11 @@ impl Rows {
             (Precondition::Version(_), None) => {
                 return Err(SettingWriteError::VersionConflict { current: None });
             }
+            (Precondition::Absent, Some(row)) => {
+                return Err(SettingWriteError::VersionConflict {
+                    current: Some(row.version),
+                });
+            }
             _ => {}
         }
         let version = current.map_or(1, |r| r.version + 1);
@@ -138,10 +144,51 @@ impl Rows {
         let row = self.get(&metadata_key(provider)).expect("metadata row");
         ConnectionMetadata::from_json(&row.value).expect("readable metadata")
     }
+
+    fn version(&self, key: &str) -> i64 {
+        self.get(key).expect("row exists").version
+    }
+
+    fn remove(&self, key: &str) {
+        self.0.lock().unwrap().remove(key);
+    }
+
+    /// An independent copy, as a cache holding what it loaded earlier would see it.
+    fn snapshot(&self) -> Rows {
+        Rows(Arc::new(Mutex::new(self.0.lock().unwrap().clone())))
+    }
+
+    fn delete(&self, key: &str, expected: Precondition) -> Result<(), SettingDeleteError> {
+        let mut rows = self.0.lock().unwrap();
+        match (rows.get(key), expected) {
+            (None, _) => Err(SettingDeleteError::NotFound),
+            (Some(row), Precondition::Version(v)) if row.version != v => {
+                Err(SettingDeleteError::VersionConflict {
+                    current: row.version,
+                })
+            }
+            _ => {
+                rows.remove(key);
+                Ok(())
+            }
+        }
+    }
 }
+
+/// What a test does before (or instead of) a repository upsert: `None` lets the upsert
+/// proceed.
+type UpsertHook = Box<
+    dyn FnMut(&SettingWrite, Precondition) -> Option<Result<UpsertOutcome, SettingWriteError>>
+        + Send,
+>;
 
 /// A repository mock whose calls read and write `rows`.
 fn repository(rows: &Rows) -> MockSettingsRepository {
+    repository_with(rows, Box::new(|_, _| None))
+}
+
+/// As [`repository`], with `hook` run before every single-row upsert.
+fn repository_with(rows: &Rows, mut hook: UpsertHook) -> MockSettingsRepository {
     let mut repo = MockSettingsRepository::new();
     let r = rows.clone();
     repo.expect_get()
@@ -154,7 +201,9 @@ fn repository(rows: &Rows) -> MockSettingsRepository {
     });
     let r = rows.clone();
     repo.expect_upsert()
-        .returning(move |_, write, expected, _| r.upsert(write, expected));
+        .returning(move |_, write, expected, _| {
+            hook(write, expected).unwrap_or_else(|| r.upsert(write, expected))
+        });
     let r = rows.clone();
     repo.expect_upsert_many().returning(move |_, writes, _| {
         writes
@@ -163,12 +212,8 @@ fn repository(rows: &Rows) -> MockSettingsRepository {
             .collect()
     });
     let r = rows.clone();
-    repo.expect_delete().returning(move |_, key, _| {
-        match r.0.lock().unwrap().remove(key.as_str()) {
-            Some(_) => Ok(()),
-            None => Err(SettingDeleteError::NotFound),
-        }
-    });
+    repo.expect_delete()
+        .returning(move |_, key, expected| r.delete(key.as_str(), expected));
     repo
 }
 
@@ -200,13 +245,19 @@ fn cipher() -> MockSecretCipher {
     cipher
 }
 
-fn vault(rows: &Rows) -> Arc<CredentialVault<MockSettingsRepository, MockSecretCipher>> {
-    Arc::new(CredentialVault::new(
-        repository(rows),
+type Vault = CredentialVault<MockSettingsRepository, MockSecretCipher>;
+
+fn vault(rows: &Rows) -> Arc<Vault> {
+    Arc::new(vault_over(repository(rows)))
+}
+
+fn vault_over(repo: MockSettingsRepository) -> Vault {
+    CredentialVault::new(
+        repo,
         cipher(),
         Arc::new(KeyRegistry::builtin().unwrap()),
         Limits::default(),
-    ))
+    )
 }
 
 fn oauth_grant(access: &str, refresh: Option<&str>, expires_at: Option<OffsetDateTime>) -> Grant {

@@ -1,11 +1,20 @@
 //! Token service: skew, refresh and rotation, single-flight, version conflicts,
 //! `invalid_grant`, audit.
 
-use std::time::Duration as StdDuration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration as StdDuration,
+};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{NOW, Rows, clock, in_minutes, oauth_grant, service_actor, user, vault};
+use super::{
+    NOW, Rows, clock, in_minutes, oauth_grant, repository, repository_with, service_actor, user,
+    vault, vault_over,
+};
 use crate::{
     RepositoryError,
     audit::AuditAction,
@@ -13,7 +22,7 @@ use crate::{
         ConnectionMetadata, MockClock, MockProviderGateway, ProviderError, ProviderId, TokenError,
         TokenService, TokenSet,
     },
-    ports::{MockAuditLog, MockSecretCipher, MockSettingsRepository},
+    ports::{MockAuditLog, MockSecretCipher, MockSettingsRepository, SettingWriteError},
 };
 
 type Service = TokenService<
@@ -159,6 +168,211 @@ async fn concurrent_callers_for_one_connection_cause_one_refresh() {
     );
     assert_eq!(first.unwrap().access_token.expose_secret(), "new-access");
     assert_eq!(second.unwrap().access_token.expose_secret(), "new-access");
+}
+
+#[tokio::test]
+async fn callers_queued_behind_a_failed_refresh_get_its_failure_without_asking_again() {
+    let rows = Rows::default();
+    connected(&rows, ProviderId::Spotify, Some(-1), Some("old-refresh"));
+    let mut gateway = MockProviderGateway::new();
+    gateway
+        .expect_refresh()
+        .times(1)
+        .returning(|_, _| Err(ProviderError::Status { status: 500 }));
+    let service = service(&rows, audit_ok(), gateway);
+
+    // Hold the connection's flight lock so all three callers queue up.
+    let held = service.flights.lock(&(user(), ProviderId::Spotify)).await;
+    let release = async {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+    };
+    let actor = service_actor();
+    let (first, second, third, ()) = tokio::join!(
+        service.valid_access_token(&actor, user(), ProviderId::Spotify),
+        service.valid_access_token(&actor, user(), ProviderId::Spotify),
+        service.valid_access_token(&actor, user(), ProviderId::Spotify),
+        release,
+    );
+    for result in [first, second, third] {
+        assert!(
+            matches!(
+                result,
+                Err(TokenError::Provider {
+                    provider: ProviderId::Spotify,
+                    source: ProviderError::Status { status: 500 }
+                })
+            ),
+            "{result:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_caller_that_waits_longer_than_the_bound_gets_a_timeout() {
+    let rows = Rows::default();
+    connected(&rows, ProviderId::Trakt, Some(-1), Some("r"));
+    let mut gateway = MockProviderGateway::new();
+    gateway.expect_refresh().never();
+    let mut clock = MockClock::new();
+    clock.expect_now().return_const(NOW);
+    // The timer fires at once.
+    clock
+        .expect_sleep()
+        .withf(|d| *d == StdDuration::from_secs(20))
+        .times(1)
+        .returning(|_| Box::pin(std::future::ready(())));
+    let service = TokenService::new(vault(&rows), audit_ok(), gateway, clock, SKEW)
+        .with_lock_wait(StdDuration::from_secs(20));
+
+    let _held = service.flights.lock(&(user(), ProviderId::Trakt)).await;
+    let err = service
+        .valid_access_token(&service_actor(), user(), ProviderId::Trakt)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TokenError::Provider {
+                provider: ProviderId::Trakt,
+                source: ProviderError::Timeout
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rotation_by_another_instance_is_seen_past_a_stale_cache() {
+    let store = Rows::default();
+    connected(&store, ProviderId::Trakt, Some(-1), Some("rotated-away"));
+    // This instance's cache loaded the old pair; then another instance rotated it.
+    let cache = store.snapshot();
+    store.put_grant(
+        ProviderId::Trakt,
+        &oauth_grant("theirs", Some("their-refresh"), in_minutes(600)),
+    );
+    let mut gateway = MockProviderGateway::new();
+    gateway.expect_refresh().never();
+    let vault = vault_over(repository(&cache)).with_uncached_reads(repository(&store));
+
+    let token = TokenService::new(Arc::new(vault), audit_ok(), gateway, clock(), SKEW)
+        .valid_access_token(&service_actor(), user(), ProviderId::Trakt)
+        .await
+        .unwrap();
+    assert_eq!(token.access_token.expose_secret(), "theirs");
+    assert!(!store.metadata(ProviderId::Trakt).needs_reauth);
+}
+
+/// A repository over `rows` whose credential writes fail with `Unavailable` the first
+/// `failures` times; counts the attempts.
+fn flaky_store(rows: &Rows, failures: usize) -> (MockSettingsRepository, Arc<AtomicUsize>) {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&attempts);
+    let repo = repository_with(
+        rows,
+        Box::new(move |write, _| {
+            if !write.key.as_str().ends_with(".oauth_tokens") {
+                return None;
+            }
+            let attempt = counter.fetch_add(1, Ordering::SeqCst);
+            (attempt < failures).then(|| {
+                Err(SettingWriteError::Repository(RepositoryError::Unavailable(
+                    "blip".into(),
+                )))
+            })
+        }),
+    );
+    (repo, attempts)
+}
+
+#[tokio::test]
+async fn a_rotated_pair_is_stored_despite_a_store_blip() {
+    let rows = Rows::default();
+    connected(&rows, ProviderId::Trakt, Some(-1), Some("old-refresh"));
+    let (repo, attempts) = flaky_store(&rows, 2);
+    let mut gateway = MockProviderGateway::new();
+    gateway
+        .expect_refresh()
+        .times(1)
+        .returning(|_, _| Ok(new_pair("new-access", Some("new-refresh"), 60)));
+
+    let token = TokenService::new(
+        Arc::new(vault_over(repo)),
+        audit_ok(),
+        gateway,
+        clock(),
+        SKEW,
+    )
+    .valid_access_token(&service_actor(), user(), ProviderId::Trakt)
+    .await
+    .unwrap();
+    assert_eq!(token.access_token.expose_secret(), "new-access");
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        rows.plaintext("scrobbling.trakt.oauth_tokens")["refresh_token"],
+        "new-refresh"
+    );
+}
+
+#[tokio::test]
+async fn storing_a_rotated_pair_is_given_up_after_a_few_attempts() {
+    let rows = Rows::default();
+    connected(&rows, ProviderId::Trakt, Some(-1), Some("old-refresh"));
+    let (repo, attempts) = flaky_store(&rows, usize::MAX);
+    let mut gateway = MockProviderGateway::new();
+    gateway
+        .expect_refresh()
+        .times(1)
+        .returning(|_, _| Ok(new_pair("new-access", Some("new-refresh"), 60)));
+
+    let err = TokenService::new(
+        Arc::new(vault_over(repo)),
+        audit_ok(),
+        gateway,
+        clock(),
+        SKEW,
+    )
+    .valid_access_token(&service_actor(), user(), ProviderId::Trakt)
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, TokenError::Repository(RepositoryError::Unavailable(_))),
+        "{err:?}"
+    );
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn invalid_grant_does_not_mark_a_connection_made_meanwhile() {
+    let rows = Rows::default();
+    connected(&rows, ProviderId::Trakt, Some(-1), Some("revoked"));
+    let user_reconnects = rows.clone();
+    let mut gateway = MockProviderGateway::new();
+    gateway.expect_refresh().times(1).returning(move |_, _| {
+        // The user connects again while the refresh is refused (with a token that is
+        // itself close to expiry, so it is not taken for a rotation).
+        let grant = oauth_grant("reconnected", Some("new-refresh"), in_minutes(1));
+        user_reconnects.put_grant(ProviderId::Trakt, &grant);
+        user_reconnects.put_metadata(&ConnectionMetadata::connected(
+            ProviderId::Trakt,
+            &grant,
+            NOW,
+        ));
+        Err(ProviderError::InvalidGrant)
+    });
+
+    let err = service(&rows, audit_ok(), gateway)
+        .valid_access_token(&service_actor(), user(), ProviderId::Trakt)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TokenError::NeedsReauth(ProviderId::Trakt)));
+    assert!(
+        !rows.metadata(ProviderId::Trakt).needs_reauth,
+        "the new connection is not marked"
+    );
 }
 
 #[tokio::test]
