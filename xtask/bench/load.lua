@@ -6,8 +6,9 @@
 -- walking the tokens in order: each thread its share, to fill the cache), get (GET one of
 -- the 19 plain settings), list (GET every setting), put (PUT a plain JSON setting whose value
 -- changes every time), put-secret (PUT an encrypted setting).
--- TOKENS_FILE holds one token per line. Requests are built by hand from pre-built header
--- lines: wrk.format() per request would cost the load generator CPU that the service needs.
+-- TOKENS_FILE holds one token per line. Requests are pre-built per token where the path is
+-- fixed, and otherwise concatenated from pre-built pieces: wrk.format() per request would cost
+-- the load generator CPU that the service needs (wrk shares the machine with it).
 -- done() prints one machine-readable `BENCH key=value ...` line for xtask.
 
 local thread_number = 0
@@ -17,7 +18,9 @@ function setup(thread)
    thread_number = thread_number + 1
 end
 
-local mode, auth, host, counter, step, position
+local mode, host, counter, step, position
+-- Per token: the whole request (fixed paths), or the headers after the request line.
+local whole, tail, count
 
 local function read_tokens(file)
    local lines = {}
@@ -33,23 +36,35 @@ end
 function init(args)
    mode = args[1]
    local id = thread_id or 0
+   host = "Host: " .. wrk.headers["Host"] .. "\r\n"
    if args[2] then
-      auth = read_tokens(args[2])
+      local auth = read_tokens(args[2])
+      count = #auth
+      whole, tail = {}, {}
+      local path = (mode == "list") and "/api/v1/users/me/settings"
+         or "/api/v1/users/me/preferences"
+      local fixed = mode == "list" or mode == "prefs" or mode == "prefs-warm"
+      for i, header in ipairs(auth) do
+         if fixed then
+            whole[i] = "GET " .. path .. " HTTP/1.1\r\n" .. host .. header .. "\r\n"
+         else
+            tail[i] = " HTTP/1.1\r\n" .. host .. header
+         end
+      end
    end
    step = tonumber(args[3] or "1")
    position = id
-   host = "Host: " .. wrk.headers["Host"] .. "\r\n"
    math.randomseed(os.time() * 1000 + id)
    -- Distinct values across threads, so every write changes the row.
    counter = id * 100000000 + math.random(1, 10000000)
 end
 
-local function token()
+local function pick()
    if mode == "prefs-warm" then
       position = position + step
-      return auth[(position % #auth) + 1]
+      return (position % count) + 1
    end
-   return auth[math.random(#auth)]
+   return math.random(count)
 end
 
 local function setting_key()
@@ -57,7 +72,7 @@ local function setting_key()
 end
 
 local function put(path, body)
-   return "PUT " .. path .. " HTTP/1.1\r\n" .. host .. token()
+   return "PUT " .. path .. tail[pick()]
       .. "Content-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body
 end
 
@@ -68,13 +83,10 @@ function request()
    if mode == "live" then
       live = live or ("GET /health/live HTTP/1.1\r\n" .. host .. "\r\n")
       return live
-   elseif mode == "prefs" or mode == "prefs-warm" then
-      return "GET /api/v1/users/me/preferences HTTP/1.1\r\n" .. host .. token() .. "\r\n"
+   elseif mode == "prefs" or mode == "prefs-warm" or mode == "list" then
+      return whole[pick()]
    elseif mode == "get" then
-      return "GET /api/v1/users/me/settings/" .. setting_key() .. " HTTP/1.1\r\n" .. host
-         .. token() .. "\r\n"
-   elseif mode == "list" then
-      return "GET /api/v1/users/me/settings HTTP/1.1\r\n" .. host .. token() .. "\r\n"
+      return "GET /api/v1/users/me/settings/" .. setting_key() .. tail[pick()] .. "\r\n"
    elseif mode == "put" then
       return put("/api/v1/users/me/settings/" .. setting_key(),
          string.format('{"value":{"enabled":true,"level":%d,"label":"written by wrk"},'

@@ -34,10 +34,11 @@ commands:
                with development secrets kept in target/dev-secrets.env
   token [args] print a token for the dev service (default user, or --sub UUID;
                --role admin|service; --ttl 1h)
-  bench [--users N] [--duration S] [--connections C] [--tokens T]
+  bench [--users N] [--duration S] [--connections C] [--tokens T] [--repeat R]
                release build against its own PostgreSQL (or DATABASE_URL): wrk scenarios
                A-F and pgbench P1/P2 with ratios; writes target/bench/report.{md,json}
-               (defaults: 100000 users, 10s, 32 connections, 10000 tokens; needs wrk)
+               (defaults: 100000 users, 10s, 32 connections, 10000 tokens, 1 round;
+               needs wrk; docs/BENCHMARKS.md)
   bench scale [--small N] [--large N] [--duration S] [--connections C] [--tokens T]
                p99 of one-setting and list reads at N vs N' users (default 10000 vs
                1000000; tokens default 100000), and lists of 10/100/1000 settings;

@@ -29,7 +29,7 @@ use service::Service;
 use crate::{dev_secrets, process, workspace};
 
 pub const USAGE: &str = "\
-usage: cargo xtask bench [--users N] [--duration S] [--connections C] [--tokens T]
+usage: cargo xtask bench [--users N] [--duration S] [--connections C] [--tokens T] [--repeat R]
        cargo xtask bench scale [--small N] [--large N] [--duration S] [--connections C] [--tokens T]";
 
 /// Settings seeded per user (19 plain JSON + 1 encrypted); the scripts under xtask/bench agree.
@@ -50,6 +50,7 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         seconds: 10,
         connections: 32,
         tokens: 10_000,
+        repeat: 1,
     };
     let mut flags = Flags::new(args);
     while let Some(flag) = flags.next_flag()? {
@@ -60,6 +61,7 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
                 opts.connections = usize::try_from(flags.number(&flag)?).unwrap_or(1)
             }
             "--tokens" => opts.tokens = flags.number(&flag)?,
+            "--repeat" => opts.repeat = flags.number(&flag)?,
             _ => return Err(format!("unknown option `{flag}`\n{USAGE}")),
         }
     }
@@ -75,11 +77,18 @@ pub struct Options {
     pub connections: usize,
     /// Users the load generators rotate over (a sample spread over all users).
     pub tokens: u64,
+    /// Rounds of all scenarios; the report shows each scenario's median round.
+    pub repeat: u64,
 }
 
 impl Options {
     fn check(&mut self) -> Result<(), String> {
-        if self.users == 0 || self.seconds == 0 || self.connections == 0 || self.tokens == 0 {
+        if self.users == 0
+            || self.seconds == 0
+            || self.connections == 0
+            || self.tokens == 0
+            || self.repeat == 0
+        {
             return Err(format!("every option must be at least 1\n{USAGE}"));
         }
         self.tokens = self.tokens.min(self.users);
@@ -440,7 +449,25 @@ impl Bench {
 
     /// The run's parameters, for the reports.
     pub fn parameters(&self) -> Vec<(&'static str, String)> {
+        let wrk_version = Command::new(&self.wrk)
+            .arg("-v")
+            .output()
+            .ok()
+            .and_then(|o| {
+                let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                text.lines()
+                    .next()
+                    .map(|l| l.split(" Copyright").next().unwrap_or(l).to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
         vec![
+            (
+                "PostgreSQL",
+                self.db
+                    .query("SHOW server_version")
+                    .unwrap_or_else(|_| "unknown".to_owned()),
+            ),
+            ("wrk", wrk_version),
             (
                 "duration per scenario",
                 format!("{} s (after a 1-2 s warm-up)", self.seconds),
@@ -519,95 +546,16 @@ fn main_benchmark(opts: &Options) -> Result<ExitCode, String> {
     let machine = report::machine();
     let tokens = bench.mint_tokens(opts.users, opts.tokens, "tokens.txt")?;
 
-    let mut rows = Vec::new();
-    let cached = bench.start_service("cached", true)?;
-    bench.preflight(&cached, &tokens)?;
-    rows.push(bench.http_scenario(&cached, "A", "GET /health/live", "live", None)?);
-    bench.warm_preferences(&cached, &tokens, opts.tokens)?;
-    rows.push(bench.http_scenario(
-        &cached,
-        "B",
-        "GET preferences (cached)",
-        "prefs",
-        Some(&tokens),
-    )?);
-    rows.push(bench.http_scenario(
-        &cached,
-        "D",
-        "PUT setting (plain JSON)",
-        "put",
-        Some(&tokens),
-    )?);
-    rows.push(bench.http_scenario(
-        &cached,
-        "E",
-        "PUT setting (encrypted)",
-        "put-secret",
-        Some(&tokens),
-    )?);
-    cached.stop();
+    let mut rounds = Vec::new();
+    for round in 1..=opts.repeat {
+        if opts.repeat > 1 {
+            eprintln!("\n=== round {round} of {}", opts.repeat);
+        }
+        rounds.push(run_round(&bench, opts, &tokens)?);
+    }
+    let rows = median_rows(&rounds);
 
-    let uncached = bench.start_service("uncached", false)?;
-    rows.push(bench.http_scenario(
-        &uncached,
-        "C",
-        "GET one setting (cache off)",
-        "get",
-        Some(&tokens),
-    )?);
-    rows.push(bench.http_scenario(
-        &uncached,
-        "F",
-        "GET list of 20 settings (cache off)",
-        "list",
-        Some(&tokens),
-    )?);
-    uncached.stop();
-
-    rows.push(bench.pgbench_scenario(
-        "P1",
-        "pgbench: the service's SELECT of one setting",
-        "pg_get.sql",
-        opts.users,
-        opts.tokens,
-    )?);
-    rows.push(bench.pgbench_scenario(
-        "P2",
-        "pgbench: the service's upsert transaction",
-        "pg_upsert.sql",
-        opts.users,
-        opts.tokens,
-    )?);
-    let order = ["A", "B", "C", "D", "E", "F", "P1", "P2"];
-    rows.sort_by_key(|r| order.iter().position(|id| *id == r.id));
-
-    let ratios = vec![
-        Ratio {
-            name: "B/A (cached read vs HTTP ceiling)",
-            value: report::ratio(&rows, "B", "A"),
-            target: Some(0.7),
-        },
-        Ratio {
-            name: "C/P1 (uncached read vs database SELECT)",
-            value: report::ratio(&rows, "C", "P1"),
-            target: Some(0.5),
-        },
-        Ratio {
-            name: "D/P2 (write vs database upsert)",
-            value: report::ratio(&rows, "D", "P2"),
-            target: Some(0.7),
-        },
-        Ratio {
-            name: "E/D (encrypted vs plain write)",
-            value: report::ratio(&rows, "E", "D"),
-            target: Some(0.9),
-        },
-        Ratio {
-            name: "F/C (list of 20 vs one setting)",
-            value: report::ratio(&rows, "F", "C"),
-            target: None,
-        },
-    ];
+    let ratios = ratios(&rows, &rounds);
     let http_rows = || rows.iter().filter(|r| !r.id.starts_with('P'));
     let non_2xx: u64 = http_rows()
         .map(|r| r.m.http_errors + r.m.other_errors)
@@ -631,6 +579,10 @@ fn main_benchmark(opts: &Options) -> Result<ExitCode, String> {
             format!("{} users, spread evenly over all users", opts.tokens),
         ),
         ("seeding", format!("{seed_seconds:.1} s")),
+        (
+            "rounds",
+            format!("{} (each scenario's row is its median round)", opts.repeat),
+        ),
     ];
     params.extend(bench.parameters());
     let generated = now_utc();
@@ -675,6 +627,130 @@ fn main_benchmark(opts: &Options) -> Result<ExitCode, String> {
     println!("\n{md}");
     eprintln!("wrote {} and {}", md_path.display(), json_path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// One round: every scenario once. The scenarios of each ratio run next to each other, so that
+/// drift of the machine (a shared VM) distorts the ratios as little as possible. No service
+/// runs during P2: its change-feed listener would process the notifications of pgbench's writes.
+fn run_round(bench: &Bench, opts: &Options, tokens: &Path) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    let cached = bench.start_service("cached", true)?;
+    bench.preflight(&cached, tokens)?;
+    rows.push(bench.http_scenario(&cached, "A", "GET /health/live", "live", None)?);
+    bench.warm_preferences(&cached, tokens, opts.tokens)?;
+    rows.push(bench.http_scenario(
+        &cached,
+        "B",
+        "GET preferences (cached)",
+        "prefs",
+        Some(tokens),
+    )?);
+    rows.push(bench.http_scenario(
+        &cached,
+        "D",
+        "PUT setting (plain JSON)",
+        "put",
+        Some(tokens),
+    )?);
+    cached.stop();
+    rows.push(bench.pgbench_scenario(
+        "P2",
+        "pgbench: the service's upsert transaction",
+        "pg_upsert.sql",
+        opts.users,
+        opts.tokens,
+    )?);
+    let writer = bench.start_service("cached-2", true)?;
+    rows.push(bench.http_scenario(
+        &writer,
+        "E",
+        "PUT setting (encrypted)",
+        "put-secret",
+        Some(tokens),
+    )?);
+    writer.stop();
+
+    let uncached = bench.start_service("uncached", false)?;
+    rows.push(bench.http_scenario(
+        &uncached,
+        "C",
+        "GET one setting (cache off)",
+        "get",
+        Some(tokens),
+    )?);
+    // The idle service does not disturb pgbench's reads.
+    rows.push(bench.pgbench_scenario(
+        "P1",
+        "pgbench: the service's SELECT of one setting",
+        "pg_get.sql",
+        opts.users,
+        opts.tokens,
+    )?);
+    rows.push(bench.http_scenario(
+        &uncached,
+        "F",
+        "GET list of 20 settings (cache off)",
+        "list",
+        Some(tokens),
+    )?);
+    uncached.stop();
+
+    let order = ["A", "B", "C", "D", "E", "F", "P1", "P2"];
+    rows.sort_by_key(|r| order.iter().position(|id| *id == r.id));
+    Ok(rows)
+}
+
+/// Per scenario, the round with the median throughput (the lower middle for an even count).
+fn median_rows(rounds: &[Vec<Row>]) -> Vec<Row> {
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .filter_map(|row| {
+            let mut runs: Vec<&Row> = rounds
+                .iter()
+                .filter_map(|round| round.iter().find(|r| r.id == row.id))
+                .collect();
+            runs.sort_by(|a, b| a.m.per_second.total_cmp(&b.m.per_second));
+            runs.get((runs.len() - 1) / 2).map(|r| (*r).clone())
+        })
+        .collect()
+}
+
+/// The issue's ratios of the median rows, with their range over the rounds.
+fn ratios(rows: &[Row], rounds: &[Vec<Row>]) -> Vec<Ratio> {
+    [
+        ("B/A (cached read vs HTTP ceiling)", "B", "A", Some(0.7)),
+        (
+            "C/P1 (uncached read vs database SELECT)",
+            "C",
+            "P1",
+            Some(0.5),
+        ),
+        ("D/P2 (write vs database upsert)", "D", "P2", Some(0.7)),
+        ("E/D (encrypted vs plain write)", "E", "D", Some(0.9)),
+        ("F/C (list of 20 vs one setting)", "F", "C", None),
+    ]
+    .into_iter()
+    .map(|(name, a, b, target)| {
+        let per_round: Vec<f64> = rounds
+            .iter()
+            .filter_map(|round| report::ratio(round, a, b))
+            .collect();
+        let range = (per_round.len() > 1).then(|| {
+            per_round
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(*v), hi.max(*v)))
+        });
+        Ratio {
+            name,
+            value: report::ratio(rows, a, b),
+            target,
+            range,
+        }
+    })
+    .collect()
 }
 
 pub fn kv_json(pairs: &[(&str, String)]) -> String {

@@ -34,6 +34,8 @@ pub struct Ratio {
     pub value: Option<f64>,
     /// `None`: reported, no target.
     pub target: Option<f64>,
+    /// Lowest and highest value over the rounds, when there were several.
+    pub range: Option<(f64, f64)>,
 }
 
 impl Ratio {
@@ -104,7 +106,9 @@ impl Row {
 
 /// The ratios as a markdown table.
 pub fn ratio_table(ratios: &[Ratio]) -> String {
-    let mut out = String::from("| ratio | value | target | met |\n|---|---:|---:|---|\n");
+    let mut out = String::from(
+        "| ratio | value | target | met | range over rounds |\n|---|---:|---:|---|---|\n",
+    );
     for r in ratios {
         let met = match r.met() {
             Some(true) => "yes",
@@ -187,11 +191,13 @@ pub fn row_json(r: &Row) -> String {
 
 pub fn ratio_json(r: &Ratio) -> String {
     format!(
-        "{{\"name\": {}, \"value\": {}, \"target\": {}, \"met\": {}}}",
+        "{{\"name\": {}, \"value\": {}, \"target\": {}, \"met\": {}, \"min\": {}, \"max\": {}}}",
         json_str(r.name),
         json_num(r.value),
         json_num(r.target),
-        r.met().map_or("null".to_owned(), |m| m.to_string())
+        r.met().map_or("null".to_owned(), |m| m.to_string()),
+        json_num(r.range.map(|(lo, _)| lo)),
+        json_num(r.range.map(|(_, hi)| hi)),
     )
 }
 
