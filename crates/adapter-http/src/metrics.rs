@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::{
-    Error, HttpResponse,
+    Error, HttpMessage, HttpResponse,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
     http::Method,
@@ -128,7 +128,12 @@ pub async fn middleware(
     let Some(metrics) = req.app_data::<Data<HttpMetrics>>().cloned() else {
         return next.call(req).await;
     };
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<crate::request_id::RoutePattern>()
+        .map(|r| r.0.clone())
+        .or_else(|| req.match_pattern())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
     let started = Instant::now();
     let result = next.call(req).await;

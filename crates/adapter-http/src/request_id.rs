@@ -20,6 +20,11 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// The route template the request matched (`unmatched` when none), stored in the request's
+/// extensions.
+#[derive(Clone, Debug)]
+pub struct RoutePattern(pub String);
+
 fn well_formed(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
@@ -41,14 +46,20 @@ pub async fn middleware(
         .and_then(|v| v.to_str().ok())
         .filter(|v| well_formed(v))
         .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
-    req.extensions_mut().insert(RequestId(id.clone()));
+    // Matching the route template costs a routing pass: do it once, for the span and metrics.
+    let route = RoutePattern(req.match_pattern().unwrap_or_else(|| "unmatched".into()));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %req.method(),
-        route = req.match_pattern().unwrap_or_else(|| "unmatched".into()),
+        route = %route.0,
         user_id = tracing::field::Empty,
     );
+    {
+        let mut extensions = req.extensions_mut();
+        extensions.insert(RequestId(id.clone()));
+        extensions.insert(route);
+    }
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
