@@ -1,4 +1,4 @@
--- V1: tables of the user-settings service (DESIGN §3), in schema `shared`.
+-- V1: tables of the user-settings service (docs/design.md, "Data model"), in schema `shared`.
 --
 -- CHECK constraints mirror the domain's rules so that no bad row can exist, even when written
 -- by another program. They are named so the adapter can report which one a row violated; the
@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS shared.users (
 
 -- The flexible key/value store. fillfactor 90 leaves free space on each page so an update
 -- can put the new row version on the same page. (Updates are not HOT: they change updated_at,
--- which the seed indexes; the same-page placement still keeps the heap compact.)
+-- which an index covers; the same-page placement still keeps the heap compact.)
 CREATE TABLE IF NOT EXISTS shared.user_settings (
     user_id     uuid         NOT NULL,
     key         varchar(255) NOT NULL,
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS shared.user_settings (
         END
     ),
 
-    -- A secret is stored only as the sealed envelope of DESIGN §5, never as plaintext.
+    -- A secret is stored only as the sealed envelope (docs/design.md, "Secrets"), never as plaintext.
     CONSTRAINT user_settings_encrypted_envelope CHECK (
         data_type <> 'encrypted'
         OR (jsonb_typeof(value) = 'object'
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS shared.user_settings (
     CONSTRAINT user_settings_version_positive CHECK (version >= 1)
 ) WITH (fillfactor = 90);
 
--- The seed's idx_user_settings_user_id (user_id) is not created: the primary key
+-- No separate index on (user_id) is created: the primary key
 -- (user_id, key) already serves every lookup by user_id (a leading-column prefix), and a
 -- second index would only cost writes and space.
 
@@ -91,8 +91,8 @@ CREATE INDEX IF NOT EXISTS idx_user_settings_encrypted_kid
     ON shared.user_settings ((value ->> 'kid'))
     WHERE data_type = 'encrypted';
 
--- One structured row per user, with the seed's columns and defaults. Columns that have a
--- default in the seed are NOT NULL here: the application always writes full rows, and a NULL
+-- One structured row per user, with typed columns and their defaults. Columns that have a
+-- default are NOT NULL here: the application always writes full rows, and a NULL
 -- would have no meaning distinct from the default.
 CREATE TABLE IF NOT EXISTS shared.user_preferences (
     user_id              uuid         NOT NULL,

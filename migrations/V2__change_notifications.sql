@@ -1,4 +1,4 @@
--- V2: change notifications, so every instance can invalidate its caches (DESIGN §7).
+-- V2: change notifications, so every instance can invalidate its caches.
 --
 -- Channel: `user_settings_changes`
 -- Payload: JSON text, one notification per changed row:

@@ -1,4 +1,4 @@
--- V3: pending OAuth authorizations (issue 7, DESIGN §6).
+-- V3: pending OAuth authorizations of the integrations.
 --
 -- `GET /api/v1/integrations/{provider}/authorize` stores one row; `POST .../connect` consumes
 -- it with `DELETE ... RETURNING`, so a `state` is single-use even under concurrent requests.
@@ -6,7 +6,7 @@
 -- application refuses it after `expires_at`; expired rows are purged on every insert).
 --
 -- `pkce_verifier` is the PKCE code verifier sealed like a secret setting (the envelope of
--- DESIGN §5, bound to the user), never plaintext. `state` is a random 128+-bit token.
+-- docs/design.md, "Secrets", bound to the user), never plaintext. `state` is a random 128+-bit token.
 -- There is no foreign key to shared.users: a user who never finishes an authorization has
 -- no row in shared.users yet (rows are provisioned on first write).
 

@@ -1,4 +1,4 @@
-//! Tidy checks, run as tests: the architecture invariants of DESIGN.md §2 and the module-doc rule
+//! Tidy checks, run as tests: the architecture invariants of docs/design.md, "Shape", and the module-doc rule
 //! (for `crates/*/src`, and for xtask itself).
 
 use std::fs;
@@ -110,6 +110,94 @@ fn technology_crates_are_named_only_in_their_adapters() {
         }
     }
     assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// Phrases that point outside the repository: the design a clone follows must live in it
+/// (`docs/design.md`). Spelled in pieces so that this file does not match itself.
+const OUTSIDE_REFERENCES: &[&str] = &[
+    concat!("..", "/shared"),
+    concat!("DESIGN", " §"),
+    concat!("DESIGN", ".md"),
+    concat!("the ", "seed"),
+    concat!("seed", "/USER_SETTINGS"),
+];
+
+#[test]
+fn no_file_points_outside_the_repository() {
+    let root = workspace::root().unwrap();
+    let listed = std::process::Command::new("git")
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "git ls-files failed");
+    let mut violations = Vec::new();
+    for name in listed.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let Ok(text) = fs::read_to_string(root.join(&name)) else {
+            continue; // binary, or deleted in the work tree
+        };
+        for (number, line) in text.lines().enumerate() {
+            if let Some(reason) = outside_reference(line) {
+                violations.push(format!("{name}:{}: {reason}", number + 1));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "these lines point at documents a clone does not have; say it here or in docs/:\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn outside_references_are_recognised() {
+    assert!(outside_reference(concat!("see ", "DESIGN", " §5")).is_some());
+    assert!(outside_reference(concat!("as in ", "the ", "seed's table")).is_some());
+    assert!(outside_reference(concat!("(", "issue", " 7)")).is_some());
+    assert!(outside_reference(concat!("Issue", "s #12")).is_some());
+    assert!(outside_reference("seeded 1000 users").is_none());
+    assert!(outside_reference(concat!("serves ", "the ", "seeded data")).is_none());
+    assert!(outside_reference("previous key #2").is_none());
+    assert!(outside_reference("an issue with the 2 cores").is_none());
+}
+
+/// Why `line` points outside the repository, if it does.
+fn outside_reference(line: &str) -> Option<String> {
+    // A phrase counts where it ends at a word boundary ("the seeded data" is no reference).
+    let whole = |phrase: &str| {
+        let ends_in_word = phrase.ends_with(char::is_alphanumeric);
+        line.match_indices(phrase).any(|(start, _)| {
+            !ends_in_word
+                || !line[start + phrase.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(char::is_alphanumeric)
+        })
+    };
+    if let Some(phrase) = OUTSIDE_REFERENCES.iter().find(|p| whole(p)) {
+        return Some(format!("mentions `{phrase}`"));
+    }
+    let lower = line.to_lowercase();
+    lower.match_indices("issue").find_map(|(start, word)| {
+        let rest = lower[start + word.len()..].trim_start_matches('s');
+        let rest = rest
+            .strip_prefix(' ')
+            .unwrap_or(rest)
+            .trim_start_matches('#');
+        let boundary = !lower[..start]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric);
+        (boundary && rest.starts_with(|c: char| c.is_ascii_digit()))
+            .then(|| "names an issue by number".to_owned())
+    })
 }
 
 #[test]

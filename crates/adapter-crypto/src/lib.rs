@@ -4,7 +4,7 @@
 //! ([`AesGcmKeyring::from_config`]) and seals each secret under a per-ciphertext key derived
 //! with HKDF-SHA256 from the current master key and a random salt. The additional
 //! authenticated data binds every ciphertext to its envelope header and to its cell
-//! `(user, setting key)` (DESIGN §5). This is the only crate that knows `ring`.
+//! `(user, setting key)` (docs/design.md, "Secrets"). This is the only crate that knows `ring`.
 
 mod aad;
 mod cipher;

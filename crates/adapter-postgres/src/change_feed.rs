@@ -1,5 +1,5 @@
 //! `ChangeFeed`: change notifications from PostgreSQL as typed events, for invalidating the
-//! caches of every instance (DESIGN §7).
+//! caches of every instance.
 //!
 //! The triggers of migration V2 send, for every inserted, updated or deleted row of
 //! `shared.user_settings` and `shared.user_preferences`, a notification on channel

@@ -18,6 +18,17 @@ const HISTORY_TABLE: &str = "shared.user_settings_schema_history";
 /// start together do not apply the same migration concurrently.
 const MIGRATION_LOCK: i64 = 0x7573_6572_7365_7474;
 
+/// Checksums that applied migrations had before their comments were reworded (statements
+/// unchanged). refinery checksums the whole text, so a database migrated before the edit would
+/// otherwise see a divergent history and refuse to start; such a recorded checksum is replaced
+/// by the current one. Only these exact (version, old checksum) pairs are adopted: any other
+/// difference is still a divergence.
+const REWORDED_MIGRATIONS: &[(i32, u64)] = &[
+    (1, 2_005_073_427_763_388_531),
+    (2, 1_783_321_431_149_108_031),
+    (3, 3_610_229_602_429_737_104),
+];
+
 /// What one run applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MigrationReport {
@@ -95,6 +106,7 @@ async fn run(client: &mut Client) -> Result<MigrationReport, MigrateError> {
         .await?;
     let mut runner = embedded::migrations::runner();
     runner.set_migration_table_name(HISTORY_TABLE);
+    adopt_reworded_checksums(client, &runner.get_migrations()).await?;
     let report = runner.run_async(client).await?;
     let applied = report
         .applied_migrations()
@@ -102,4 +114,32 @@ async fn run(client: &mut Client) -> Result<MigrationReport, MigrateError> {
         .map(|m| m.to_string())
         .collect();
     Ok(MigrationReport { applied })
+}
+
+/// Replaces the recorded checksum of each [`REWORDED_MIGRATIONS`] entry by the current one.
+async fn adopt_reworded_checksums(
+    client: &Client,
+    migrations: &[refinery::Migration],
+) -> Result<(), tokio_postgres::Error> {
+    let history: Option<String> = client
+        .query_one("SELECT to_regclass($1)::text", &[&HISTORY_TABLE])
+        .await?
+        .get(0);
+    if history.is_none() {
+        return Ok(());
+    }
+    let update =
+        format!("UPDATE {HISTORY_TABLE} SET checksum = $1 WHERE version = $2 AND checksum = $3");
+    for (version, old) in REWORDED_MIGRATIONS {
+        let Some(current) = migrations.iter().find(|m| m.version() == *version) else {
+            continue;
+        };
+        client
+            .execute(
+                &update,
+                &[&current.checksum().to_string(), version, &old.to_string()],
+            )
+            .await?;
+    }
+    Ok(())
 }

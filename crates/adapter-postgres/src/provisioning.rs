@@ -1,4 +1,4 @@
-//! User provisioning (DESIGN §3): who creates `shared.users` rows.
+//! User provisioning: who creates `shared.users` rows.
 
 use deadpool_postgres::Transaction;
 use domain::UserId;

@@ -99,7 +99,7 @@ impl HttpProviderGateway {
             (AuthMethod::PasswordGrant, ConnectProof::Password { username, password }) => {
                 let tokens = oauth::exchange_password(http, provider, &username, &password).await?;
                 let mut account = accounts::fetch(http, provider, &tokens.access_token).await?;
-                // Kitsu signs in with the e-mail address: the seed keeps it with the tokens.
+                // Kitsu signs in with the e-mail address: it is kept with the tokens.
                 account.email = Some(username);
                 Ok(Grant {
                     credentials: Credentials::OAuth(tokens),

@@ -1,5 +1,5 @@
 //! Configuration: defaults → YAML file (`--config` / `USER_SETTINGS_CONFIG`, keys under
-//! `user_settings:` as in the seed) → environment variables (the seed's names).
+//! `user_settings:`) → environment variables.
 //! Invalid values stop start-up with a message naming the field.
 
 use std::{path::Path, time::Duration};
@@ -11,7 +11,7 @@ use figment::{
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Environment variable → configuration path. Every variable of DESIGN §7, plus a few more.
+/// Environment variable → configuration path. Documented in the README.
 const ENV_MAP: &[(&str, &str)] = &[
     ("DATABASE_URL", "database.url"),
     (
@@ -191,7 +191,7 @@ pub struct EncryptionConfig {
     /// Decrypt-only keys, comma-separated.
     #[serde(serialize_with = "redacted", deserialize_with = "lenient::secret")]
     pub previous_keys: Option<SecretString>,
-    /// Accepted for compatibility with the seed's YAML; only `aes-256-gcm` is supported.
+    /// Accepted for compatibility with older YAML files; only `aes-256-gcm` is supported.
     pub algorithm: Option<String>,
 }
 
@@ -253,7 +253,7 @@ impl Default for CacheConfig {
     }
 }
 
-/// Validation limits (the seed's `validation:` block plus DESIGN §4).
+/// Validation limits (the YAML `validation:` block).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValidationConfig {

@@ -11,7 +11,7 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// Algorithm name written today: per-ciphertext key from HKDF-SHA256, then AES-256-GCM.
 pub const ENVELOPE_ALG: &str = "A256GCM-HKDF-SHA256";
 
-/// The JSON stored as the value of an encrypted setting (DESIGN §5). Binary fields are
+/// The JSON stored as the value of an encrypted setting (docs/design.md, "Secrets"). Binary fields are
 /// unpadded base64url.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

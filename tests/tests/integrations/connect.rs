@@ -1,4 +1,4 @@
-//! Happy paths, one per provider: the credentials are stored encrypted under the seed's key,
+//! Happy paths, one per provider: the credentials are stored encrypted under the provider's storage key,
 //! the metadata is readable in clear, and the status says connected with the username.
 
 use reqwest::Method;

@@ -1,5 +1,5 @@
 //! `cargo xtask bench`: the service side by side with the limits of the machine it runs on
-//! (issue 8; method and latest results in docs/BENCHMARKS.md).
+//! (method and latest results in docs/BENCHMARKS.md).
 //!
 //! Builds the release binary, seeds a database (its own throw-away cluster unless
 //! `DATABASE_URL` is set), starts the service with production-like configuration and drives it
@@ -38,7 +38,7 @@ pub const SETTINGS_PER_USER: u64 = 20;
 /// Lifetime of the minted tokens: longer than any run.
 const TOKEN_TTL_SECONDS: u64 = 6 * 3600;
 
-/// Per-user rate limits "out of the way" (DESIGN §7 defaults are 1000 reads / 100 writes per hour).
+/// Per-user rate limits "out of the way" (the defaults are 1000 reads / 100 writes per hour).
 const NO_RATE_LIMIT: &str = "1000000000";
 
 pub fn run(args: &[String]) -> Result<ExitCode, String> {

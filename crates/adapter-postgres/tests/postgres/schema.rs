@@ -69,6 +69,57 @@ async fn migrations_are_recorded_in_the_service_history_table() {
     );
 }
 
+/// The checksum refinery recorded for V1 before its comments were reworded.
+const V1_CHECKSUM_BEFORE_REWORDING: &str = "2005073427763388531";
+
+async fn v1_checksum(client: &tokio_postgres::Client) -> String {
+    client
+        .query_one(
+            "SELECT checksum FROM shared.user_settings_schema_history WHERE version = 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_database_migrated_before_comments_were_reworded_still_migrates() {
+    let db = TestDatabase::create().await;
+    let mut client = db.pool().get().await.unwrap();
+    let current = v1_checksum(&client).await;
+    client
+        .execute(
+            "UPDATE shared.user_settings_schema_history SET checksum = $1 WHERE version = 1",
+            &[&V1_CHECKSUM_BEFORE_REWORDING],
+        )
+        .await
+        .unwrap();
+
+    let report = migrate(&mut client).await.unwrap();
+
+    assert!(report.applied.is_empty(), "{report}");
+    assert_eq!(v1_checksum(&client).await, current);
+}
+
+#[tokio::test]
+async fn a_migration_whose_text_really_diverges_is_refused() {
+    let db = TestDatabase::create().await;
+    let mut client = db.pool().get().await.unwrap();
+    client
+        .execute(
+            "UPDATE shared.user_settings_schema_history SET checksum = '12345' WHERE version = 1",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let refused = migrate(&mut client).await;
+
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(v1_checksum(&client).await, "12345");
+}
+
 #[tokio::test]
 async fn deleting_a_user_cascades_to_settings_and_preferences() {
     let db = TestDatabase::create().await;
@@ -376,7 +427,7 @@ async fn preferences_checks_reject_rows_the_domain_would_refuse() {
             "{assignment}"
         );
     }
-    // NULL where the seed has a default is refused too.
+    // NULL where the column has a default is refused too.
     let error = client
         .execute(
             "INSERT INTO shared.user_preferences (user_id, theme) VALUES ($1, NULL)",
@@ -391,7 +442,7 @@ async fn preferences_checks_reject_rows_the_domain_would_refuse() {
 }
 
 #[tokio::test]
-async fn preferences_defaults_are_the_seeds() {
+async fn preferences_columns_default_to_the_domain_defaults() {
     let db = TestDatabase::create().await;
     let user = new_user();
     insert_user(&db, user).await;

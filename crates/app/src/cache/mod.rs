@@ -1,4 +1,4 @@
-//! Read-through caches as decorators of the repository ports (DESIGN §7): preferences per
+//! Read-through caches as decorators of the repository ports: preferences per
 //! user, settings per user and key, and per-user listings.
 //!
 //! - Concurrent misses of one entry load it once (moka's `try_get_with`); absent rows are

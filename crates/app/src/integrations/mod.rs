@@ -1,4 +1,4 @@
-//! Wiring of the external service integrations (issue 7): the provider gateway from the
+//! Wiring of the external service integrations: the provider gateway from the
 //! `integrations:` configuration, the PostgreSQL store of pending authorizations, and the
 //! domain's connection and token services, as the HTTP layer's [`IntegrationsApi`].
 

@@ -1,4 +1,4 @@
-//! The provider catalogue: every external service of the seed's integration tables, how a
+//! The provider catalogue: every external service the platform integrates with, how a
 //! user connects it, where its credentials are stored, and whether it revokes tokens.
 //!
 //! Facts, not behaviour: the outbound adapter implements the flows; the use cases read this
@@ -176,9 +176,9 @@ pub struct ProviderSpec {
     pub name: &'static str,
     /// How the user connects.
     pub auth: AuthMethod,
-    /// The encrypted setting holding the credentials (the seed's storage key).
+    /// The encrypted setting holding the credentials (its storage key).
     pub storage_key: &'static str,
-    /// Older names of the same credentials (the seed's `music.*` rows): read never, removed on
+    /// Older names of the same credentials (the earlier `music.*` rows): read never, removed on
     /// disconnect so no stale copy outlives the connection.
     pub legacy_keys: &'static [&'static str],
     /// The per-service sync settings key, for services that have one.
@@ -192,7 +192,7 @@ pub struct ProviderSpec {
 
 /// The catalogue, in [`ProviderId::ALL`] order (a unit test keeps the two aligned).
 ///
-/// Last.fm and ListenBrainz appear twice in the seed (scrobbling and music): they are one
+/// Last.fm and ListenBrainz were once stored twice (scrobbling and music): they are one
 /// connection each, stored under the `scrobbling.*` key; the `music.*` names are legacy keys.
 pub const CATALOGUE: [ProviderSpec; 9] = [
     ProviderSpec {

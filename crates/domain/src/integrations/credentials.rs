@@ -1,7 +1,7 @@
 //! What a connection stores encrypted: the provider's tokens (or session key, user token,
-//! password) and the remote account, as one JSON object under the seed's storage key.
+//! password) and the remote account, as one JSON object under the provider's storage key.
 //!
-//! The JSON field names are the seed's "required fields" (`access_token`, `refresh_token`,
+//! The JSON field names are the provider's required fields (`access_token`, `refresh_token`,
 //! `expires_at`, `user_id`, `user_slug`, `username`, `email`, `session_key`, `user_token`,
 //! `password`), so the registry's schema of each key checks them.
 

@@ -1,4 +1,4 @@
-//! External service integrations (DESIGN §6, seed "Integration Requirements"): the provider
+//! External service integrations: the provider
 //! catalogue, what a connection stores, the ports to the providers and to pending
 //! authorizations, and two use cases:
 //!
@@ -6,7 +6,7 @@
 //! - [`TokenService`]: a valid access token for integration services, refreshed when near
 //!   expiry (single-flight, version-checked, `invalid_grant` → `needs_reauth`).
 //!
-//! A connection is two settings rows: the credentials, encrypted under the seed's storage
+//! A connection is two settings rows: the credentials, encrypted under the provider's storage
 //! key (`scrobbling.trakt.oauth_tokens`, ...), and the non-secret metadata in clear under
 //! `integrations.{provider}.connection`. Both are written in one transaction.
 

@@ -1,5 +1,5 @@
 //! `CredentialVault`: the settings rows of a connection — the sealed credentials under the
-//! seed's storage key and the clear metadata under `integrations.{provider}.connection` —
+//! provider's storage key and the clear metadata under `integrations.{provider}.connection` —
 //! read, written (validated against the registry, sealed, version-checked) and removed; and
 //! the sealing of the PKCE verifier of a pending authorization. The cipher stays inside.
 //!
@@ -71,7 +71,7 @@ pub enum VaultReadError {
 #[derive(Debug, thiserror::Error)]
 pub enum VaultWriteError {
     /// The value does not satisfy the key's schema (a provider answer missing a field the
-    /// seed requires, e.g. no refresh token).
+    /// provider requires, e.g. no refresh token).
     #[error("the credentials do not satisfy the schema of their key: {0}")]
     Invalid(ValidationErrors),
     /// The row changed since it was read.

@@ -1,4 +1,4 @@
-//! `Preferences`: one user's structured preferences, with the seed's defaults.
+//! `Preferences`: one user's structured preferences, with their defaults.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -38,7 +38,7 @@ pub struct Preferences {
 }
 
 impl Default for Preferences {
-    /// The defaults of the seed's `user_preferences` table.
+    /// The defaults: what a user who never chose reads.
     fn default() -> Self {
         Self {
             email_notifications: NotificationPrefs::default_for(Channel::Email),
@@ -104,7 +104,7 @@ impl Preferences {
     }
 }
 
-/// The privacy subset of the preferences (the seed's `PrivacyPrefs`).
+/// The privacy subset of the preferences.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct PrivacyPrefs {
     /// Who may see the profile.

@@ -51,7 +51,7 @@ pub struct NotificationPrefs {
 }
 
 impl NotificationPrefs {
-    /// The seed's default for a channel: e-mail on and instant, push off, digest on and weekly.
+    /// The default of a channel: e-mail on and instant, push off, digest on and weekly.
     pub fn default_for(channel: Channel) -> Self {
         let (enabled, frequency) = match channel {
             Channel::Email => (true, Some(Frequency::Instant)),

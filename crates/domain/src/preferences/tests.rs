@@ -13,7 +13,7 @@ fn codes(errors: &crate::ValidationErrors) -> Vec<(String, &'static str)> {
 }
 
 #[test]
-fn defaults_are_the_seeds() {
+fn defaults_are_the_documented_ones() {
     let doc = Preferences::default().to_document();
     assert_eq!(
         doc,

@@ -53,7 +53,7 @@ impl From<ValidationErrors> for PreferencesError {
     }
 }
 
-/// The preferences use cases (the seed's `UserPreferencesService`).
+/// The preferences use cases.
 pub struct PreferencesService<P, A> {
     repo: P,
     audit: A,

@@ -157,7 +157,7 @@ pub enum GetSecretError {
     Repository(#[from] RepositoryError),
 }
 
-/// The settings use cases (the seed's `UserSettingsService`).
+/// The settings use cases.
 pub struct SettingsService<R, C, A> {
     repo: R,
     cipher: C,

@@ -30,7 +30,7 @@ impl fmt::Display for Category {
     }
 }
 
-/// The categories a deployment accepts (DESIGN §4; configurable).
+/// The categories a deployment accepts (configurable).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllowedCategories(Vec<String>);
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Bounds on settings (DESIGN §4). Each has the design's default.
+/// Bounds on settings. Each has the default of docs/design.md, "Domain rules".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
