@@ -106,7 +106,7 @@ async fn run(client: &mut Client) -> Result<MigrationReport, MigrateError> {
         .await?;
     let mut runner = embedded::migrations::runner();
     runner.set_migration_table_name(HISTORY_TABLE);
-    adopt_reworded_checksums(client, &runner.get_migrations()).await?;
+    adopt_reworded_checksums(client, runner.get_migrations()).await?;
     let report = runner.run_async(client).await?;
     let applied = report
         .applied_migrations()
