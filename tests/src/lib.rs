@@ -166,6 +166,20 @@ impl TestApp {
     }
 }
 
+/// The Redis-protocol server of the shared rate-limit tests (`USER_SETTINGS_TEST_REDIS_URL`,
+/// which `cargo xtask test` sets to a `redis-server` it starts).
+///
+/// # Panics
+/// When the variable is not set.
+pub fn test_redis_url() -> String {
+    std::env::var("USER_SETTINGS_TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!(
+            "USER_SETTINGS_TEST_REDIS_URL is not set. Run the tests with `cargo xtask test`, which \
+             starts a redis-server and sets it, or point it at a Redis, Valkey or Dragonfly server"
+        )
+    })
+}
+
 /// A fresh user id.
 pub fn new_user() -> Uuid {
     Uuid::new_v4()

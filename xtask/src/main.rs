@@ -10,6 +10,7 @@ mod db;
 mod dev_secrets;
 mod pg_install;
 mod process;
+mod redis_server;
 mod run;
 mod test;
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `cargo xtask test`: every test of the workspace, against `DATABASE_URL` or an ephemeral cluster.
+//! `cargo xtask test`: every test of the workspace, against `DATABASE_URL` or an ephemeral cluster,
+//! and a throw-away `redis-server` unless `USER_SETTINGS_TEST_REDIS_URL` names one.
 
 use std::env;
 use std::fs;
@@ -7,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 use crate::cluster::{self, Cluster, Durability};
 use crate::pg_install::PgInstall;
+use crate::redis_server::{self, RedisServer};
 use crate::{process, workspace};
 
 /// Tells tests that start a private cluster where the PostgreSQL server binaries are.
@@ -27,9 +29,22 @@ pub fn run(runner_args: &[String]) -> Result<ExitCode, String> {
             (Some(cluster), url)
         }
     };
+    // Kept alive until the tests are done, like the cluster.
+    let (_redis, redis_url) = match env::var(redis_server::URL_VAR) {
+        Ok(url) if !url.is_empty() => {
+            eprintln!("using {} from the environment", redis_server::URL_VAR);
+            (None, url)
+        }
+        _ => {
+            let server = RedisServer::start()?;
+            let url = server.url().to_owned();
+            (Some(server), url)
+        }
+    };
     let bindir = install.ok().map(|install| install.bindir().to_path_buf());
     let with_env = |mut cmd: Command| {
         cmd.env("DATABASE_URL", &database_url);
+        cmd.env(redis_server::URL_VAR, &redis_url);
         if let Some(bindir) = &bindir {
             cmd.env(BINDIR_VAR, bindir);
         }

@@ -24,6 +24,7 @@ const FORBIDDEN_IN_DOMAIN: &[&str] = &[
     "moka",
     "governor",
     "reqwest",
+    "redis",
 ];
 
 /// Paths that only the named crates' sources may mention.
@@ -36,6 +37,7 @@ const CONFINED_PATHS: &[(&str, &[&str])] = &[
     ("oauth2", &["adapter-providers"]),
     ("governor", &["app"]),
     ("moka", &["app"]),
+    ("redis::", &["adapter-redis"]),
 ];
 
 #[test]

@@ -8,7 +8,7 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Yaml},
 };
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Environment variable → configuration path. Documented in the README.
@@ -60,6 +60,12 @@ const ENV_MAP: &[(&str, &str)] = &[
     (
         "USER_SETTINGS_RATE_LIMIT_WRITES",
         "rate_limiting.writes_per_hour",
+    ),
+    ("USER_SETTINGS_RATE_LIMIT_STORE", "rate_limiting.store"),
+    ("USER_SETTINGS_REDIS_URL", "rate_limiting.redis_url"),
+    (
+        "USER_SETTINGS_RATE_LIMIT_STORE_TIMEOUT",
+        "rate_limiting.store_timeout",
     ),
     ("USER_SETTINGS_CACHE_TTL", "cache.settings_ttl"),
     ("USER_PREFERENCES_CACHE_TTL", "cache.preferences_ttl"),
@@ -218,6 +224,14 @@ pub struct RateLimitConfig {
     pub reads_per_hour: u32,
     /// Writes per user per hour.
     pub writes_per_hour: u32,
+    /// Where the counters live.
+    pub store: RateLimitStore,
+    /// The shared store (`redis://` or `rediss://`; may carry a password).
+    #[serde(serialize_with = "redacted", deserialize_with = "lenient::secret")]
+    pub redis_url: Option<SecretString>,
+    /// Longest wait for the shared store; past it the in-process limiter decides.
+    #[serde(with = "duration")]
+    pub store_timeout: Duration,
 }
 
 impl Default for RateLimitConfig {
@@ -225,8 +239,22 @@ impl Default for RateLimitConfig {
         Self {
             reads_per_hour: 1000,
             writes_per_hour: 100,
+            store: RateLimitStore::Memory,
+            redis_url: None,
+            store_timeout: Duration::from_millis(50),
         }
     }
+}
+
+/// Where rate-limit counters live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateLimitStore {
+    /// In this process: each instance counts its own share.
+    #[default]
+    Memory,
+    /// In a Redis-protocol store shared by every instance (Redis, Valkey, Dragonfly).
+    Redis,
 }
 
 /// Cache TTLs (`0` disables a cache) and size.
@@ -440,6 +468,27 @@ impl Config {
             return invalid(
                 "user_settings.rate_limiting.writes_per_hour",
                 "must be at least 1",
+            );
+        }
+        let limits = &self.rate_limiting;
+        if limits.store == RateLimitStore::Redis {
+            let Some(url) = &limits.redis_url else {
+                return invalid(
+                    "user_settings.rate_limiting.redis_url (USER_SETTINGS_REDIS_URL)",
+                    "must be set when the rate-limit store is redis",
+                );
+            };
+            if let Err(e) = adapter_redis::RedisGcra::check_url(url.expose_secret()) {
+                return invalid(
+                    "user_settings.rate_limiting.redis_url (USER_SETTINGS_REDIS_URL)",
+                    &e.to_string(),
+                );
+            }
+        }
+        if limits.store_timeout.is_zero() {
+            return invalid(
+                "user_settings.rate_limiting.store_timeout (USER_SETTINGS_RATE_LIMIT_STORE_TIMEOUT)",
+                "must be more than 0",
             );
         }
         if self.database.max_connections == 0 {
@@ -664,6 +713,32 @@ mod tests {
         let mut config = Config::default();
         config.server.client_disconnect_timeout = Duration::ZERO;
         assert!(field_of(&config).is_some_and(|f| f.contains("client_disconnect_timeout")));
+    }
+
+    #[test]
+    fn the_redis_store_needs_a_usable_url_that_errors_do_not_echo() {
+        let mut config = Config::default();
+        config.rate_limiting.store = RateLimitStore::Redis;
+        assert!(field_of(&config).is_some_and(|f| f.contains("rate_limiting.redis_url")));
+
+        config.rate_limiting.redis_url = Some(SecretString::from("http://:hunter2@host"));
+        let error = config
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(error.contains("rate_limiting.redis_url"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+
+        config.rate_limiting.redis_url = Some(SecretString::from("rediss://:pw@cache:6380/0"));
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn the_store_timeout_must_be_positive() {
+        let mut config = Config::default();
+        config.rate_limiting.store_timeout = Duration::ZERO;
+        assert!(field_of(&config).is_some_and(|f| f.contains("store_timeout")));
     }
 
     #[test]

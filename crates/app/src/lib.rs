@@ -14,6 +14,7 @@ pub mod keys;
 pub mod metrics;
 pub mod rate_limiter;
 pub mod readiness;
+pub mod shared_rate_limiter;
 pub mod startup;
 pub mod telemetry;
 

@@ -175,6 +175,20 @@ impl AppMetrics {
     ///
     /// # Errors
     /// When a metric of the same name is already registered.
+    /// Registers and returns the counter of requests the in-process limiter decided because
+    /// the shared rate-limit store failed.
+    ///
+    /// # Errors
+    /// When a metric of the same name is already registered.
+    pub fn register_rate_limit_store_errors(&self) -> prometheus::Result<IntCounter> {
+        let counter = IntCounter::new(
+            "user_settings_rate_limit_store_errors_total",
+            "Requests the in-process limiter decided because the shared store failed or was slow.",
+        )?;
+        self.registry.register(Box::new(counter.clone()))?;
+        Ok(counter)
+    }
+
     pub fn register_rate_limiter(
         &self,
         limiter: Arc<GovernorRateLimiter>,

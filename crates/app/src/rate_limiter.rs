@@ -96,29 +96,36 @@ impl<C: Clock> Limiter<C> {
         let limit = self.quota.burst_size().get();
         let per_request = self.quota.replenish_interval();
         match self.keyed.check_key(&user) {
-            Ok(snapshot) => {
-                let remaining = snapshot.remaining_burst_capacity();
-                // Each spent request comes back after `per_request`; the snapshot hides the
-                // exact arrival time, so this is exact to within one `per_request`, never less.
-                Decision::Allowed(QuotaState {
-                    limit,
-                    remaining,
-                    reset_after: per_request * limit.saturating_sub(remaining),
-                })
-            }
-            Err(not_until) => {
-                let retry_after = not_until.wait_time_from(self.keyed.clock().now());
-                Decision::Limited {
-                    state: QuotaState {
-                        limit,
-                        remaining: 0,
-                        // The next request comes back after `retry_after`, the rest one by one.
-                        reset_after: retry_after + per_request * (limit - 1),
-                    },
-                    retry_after,
-                }
-            }
+            Ok(snapshot) => allowed(limit, snapshot.remaining_burst_capacity(), per_request),
+            Err(not_until) => limited(
+                limit,
+                not_until.wait_time_from(self.keyed.clock().now()),
+                per_request,
+            ),
         }
+    }
+}
+
+/// An allowed request of a GCRA quota of `limit` that regains one request every `per_request`.
+/// Each spent request comes back after `per_request`; the exact arrival times are not known
+/// here, so the reset is exact to within one `per_request`, never less.
+pub(crate) fn allowed(limit: u32, remaining: u32, per_request: Duration) -> Decision {
+    Decision::Allowed(QuotaState {
+        limit,
+        remaining,
+        reset_after: per_request * limit.saturating_sub(remaining),
+    })
+}
+
+/// A refused request: the next one comes back after `retry_after`, the rest one by one.
+pub(crate) fn limited(limit: u32, retry_after: Duration, per_request: Duration) -> Decision {
+    Decision::Limited {
+        state: QuotaState {
+            limit,
+            remaining: 0,
+            reset_after: retry_after + per_request * limit.saturating_sub(1),
+        },
+        retry_after,
     }
 }
 

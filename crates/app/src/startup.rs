@@ -12,6 +12,7 @@ use adapter_postgres::{
     ChangeFeed, PgAuditLog, PgConfig, PgPreferencesRepository, PgSettingsRepository, Pool,
     Provisioning,
 };
+use adapter_redis::RedisGcra;
 use anyhow::Context;
 use domain::{
     ports::{AuditLog, PreferencesRepository, SecretCipher, SettingsRepository},
@@ -29,11 +30,12 @@ use crate::{
         CachedPreferencesRepository, CachedSettingsRepository, Caches, PreferencesCache,
         SettingsCache, spawn_invalidation,
     },
-    config::{Config, ProvisioningMode},
+    config::{Config, ProvisioningMode, RateLimitStore},
     counting_cipher::CountingCipher,
     metrics::{AppMetrics, PREFERENCES_CACHE, SETTINGS_CACHE, SETTINGS_LIST_CACHE},
     rate_limiter::{EVICTION_INTERVAL, GovernorRateLimiter, spawn_eviction},
     readiness::PoolReadiness,
+    shared_rate_limiter::{KEY_PREFIX, SharedRateLimiter},
 };
 
 /// A built, not yet running, service.
@@ -79,15 +81,17 @@ impl Application {
                 .push(spawn_invalidation(events, caches.clone()));
             background.change_feed = Some(feed);
         }
-        let limiter = Arc::new(rate_limiter(&config)?);
-        background
-            .tasks
-            .push(spawn_eviction(Arc::clone(&limiter), EVICTION_INTERVAL));
+        let local_limiter = Arc::new(rate_limiter(&config)?);
+        background.tasks.push(spawn_eviction(
+            Arc::clone(&local_limiter),
+            EVICTION_INTERVAL,
+        ));
         metrics
             .register_pool(&pool)
             .and_then(|()| metrics.register_cache_sizes(caches.clone()))
-            .and_then(|()| metrics.register_rate_limiter(Arc::clone(&limiter)))
+            .and_then(|()| metrics.register_rate_limiter(Arc::clone(&local_limiter)))
             .context("registering metrics")?;
+        let limiter = shared_limiter(&config, local_limiter, &metrics)?;
         let state = api_state(&config, pool, cipher, &caches)?;
         let operations = Operations {
             rate_limiter: limiter,
@@ -194,12 +198,43 @@ fn server_options(config: &Config) -> ServerOptions {
     }
 }
 
-fn rate_limiter(config: &Config) -> anyhow::Result<GovernorRateLimiter> {
+/// The limiter the API asks: the in-process one, or the shared store with it as the fallback.
+fn shared_limiter(
+    config: &Config,
+    local: Arc<GovernorRateLimiter>,
+    metrics: &AppMetrics,
+) -> anyhow::Result<Arc<dyn adapter_http::RateLimiter>> {
+    let limits = &config.rate_limiting;
+    let url = match (limits.store, &limits.redis_url) {
+        (RateLimitStore::Memory, _) => return Ok(local),
+        (RateLimitStore::Redis, Some(url)) => url,
+        (RateLimitStore::Redis, None) => {
+            anyhow::bail!("user_settings.rate_limiting.redis_url must be set for the redis store")
+        }
+    };
+    let store = RedisGcra::connect_lazily(url.expose_secret(), KEY_PREFIX, limits.store_timeout)
+        .context("user_settings.rate_limiting.redis_url (USER_SETTINGS_REDIS_URL)")?;
+    let fallbacks = metrics
+        .register_rate_limit_store_errors()
+        .context("registering metrics")?;
+    let (reads, writes) = quotas(config)?;
+    tracing::info!("rate limits are counted in the shared store");
+    Ok(Arc::new(SharedRateLimiter::new(
+        store, local, reads, writes, fallbacks,
+    )))
+}
+
+fn quotas(config: &Config) -> anyhow::Result<(NonZeroU32, NonZeroU32)> {
     let limits = &config.rate_limiting;
     let reads = NonZeroU32::new(limits.reads_per_hour)
         .context("user_settings.rate_limiting.reads_per_hour must be at least 1")?;
     let writes = NonZeroU32::new(limits.writes_per_hour)
         .context("user_settings.rate_limiting.writes_per_hour must be at least 1")?;
+    Ok((reads, writes))
+}
+
+fn rate_limiter(config: &Config) -> anyhow::Result<GovernorRateLimiter> {
+    let (reads, writes) = quotas(config)?;
     Ok(GovernorRateLimiter::per_hour(reads, writes))
 }
 

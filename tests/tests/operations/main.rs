@@ -7,6 +7,7 @@ mod caching;
 mod metrics;
 mod outage;
 mod rate_limits;
+mod shared_rate_limits;
 
 /// A response header as text (empty when absent).
 fn header(response: &reqwest::Response, name: &str) -> String {
