@@ -8,6 +8,7 @@ mod ci;
 mod cluster;
 mod db;
 mod dev_secrets;
+mod fuzz_api;
 mod pg_install;
 mod process;
 mod redis_server;
@@ -44,6 +45,10 @@ commands:
                p99 of one-setting and list reads at N vs N' users (default 10000 vs
                1000000; tokens default 100000), and lists of 10/100/1000 settings;
                writes target/bench/scale.{md,json}
+  fuzz-api [--seconds N]
+               schemathesis (installed from PyPI into target/schemathesis) against the
+               service's OpenAPI document with a user, an admin and a service token, N s
+               each (default 150); output in target/fuzz-api/
   help         this text
 ";
 
@@ -70,6 +75,7 @@ fn dispatch(args: &[String]) -> Result<ExitCode, String> {
         "run" => run::run(rest),
         "token" => run::token(rest),
         "bench" => bench::run(rest),
+        "fuzz-api" => fuzz_api::run(rest),
         "help" | "-h" | "--help" => {
             print!("{HELP}");
             Ok(ExitCode::SUCCESS)

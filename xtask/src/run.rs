@@ -11,7 +11,7 @@ use crate::{db, dev_secrets, process, workspace};
 pub const DEV_USER: &str = "7b3c1c0e-5a7e-4d2b-9f1a-2c6d8e4f0a11";
 
 /// The service binary, built in debug mode.
-fn binary() -> Result<Command, String> {
+pub fn binary() -> Result<Command, String> {
     let mut build = workspace::cargo()?;
     build.args([
         "build",

@@ -18,17 +18,7 @@ const BINDIR_VAR: &str = "USER_SETTINGS_TEST_PG_BINDIR";
 pub fn run(runner_args: &[String]) -> Result<ExitCode, String> {
     let install = PgInstall::find();
     // Kept alive until the tests are done; dropping it stops and deletes the cluster.
-    let (_cluster, database_url) = match env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            eprintln!("using DATABASE_URL from the environment");
-            (None, url)
-        }
-        _ => {
-            let cluster = EphemeralCluster::start(install.clone()?)?;
-            let url = cluster.0.url()?;
-            (Some(cluster), url)
-        }
-    };
+    let (_cluster, database_url) = database_with(&install)?;
     // Kept alive until the tests are done, like the cluster.
     let (_redis, redis_url) = match env::var(redis_server::URL_VAR) {
         Ok(url) if !url.is_empty() => {
@@ -73,9 +63,30 @@ pub fn run(runner_args: &[String]) -> Result<ExitCode, String> {
     })
 }
 
+/// `DATABASE_URL`, or else an ephemeral cluster (returned: dropping it deletes the cluster).
+pub fn database() -> Result<(Option<EphemeralCluster>, String), String> {
+    database_with(&PgInstall::find())
+}
+
+fn database_with(
+    install: &Result<PgInstall, String>,
+) -> Result<(Option<EphemeralCluster>, String), String> {
+    match env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            eprintln!("using DATABASE_URL from the environment");
+            Ok((None, url))
+        }
+        _ => {
+            let cluster = EphemeralCluster::start(install.clone()?)?;
+            let url = cluster.0.url()?;
+            Ok((Some(cluster), url))
+        }
+    }
+}
+
 /// A throw-away cluster in `target/pg/test-<pid>`, stopped and deleted on drop, also when the
 /// tests fail or xtask returns early with an error.
-struct EphemeralCluster(Cluster);
+pub struct EphemeralCluster(Cluster);
 
 impl EphemeralCluster {
     fn start(install: PgInstall) -> Result<Self, String> {

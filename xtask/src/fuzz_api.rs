@@ -1,0 +1,284 @@
+//! `cargo xtask fuzz-api [--seconds N]`: schemathesis against the service's own OpenAPI
+//! document, once with a user token, once with an admin token and once with a service token.
+//!
+//! The service runs from the debug build on its own database (an ephemeral cluster unless
+//! `DATABASE_URL` is set), with quotas out of the way (the fuzzer sends thousands of requests;
+//! 429 is documented, but a spent quota would hide every other answer). schemathesis comes from
+//! PyPI into a virtual environment under `target/`, installed on first use.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{dev_secrets, process, run, test, workspace};
+
+/// The schemathesis release the checks were written against.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+/// Default time budget per token.
+const DEFAULT_SECONDS: u64 = 150;
+/// The roles the fuzzer acts as: a plain user, support staff, an integration service.
+const ROLES: &[(&str, &[&str])] = &[
+    ("user", &[]),
+    ("admin", &["--role", "admin"]),
+    ("service", &["--role", "service"]),
+];
+
+pub fn run(args: &[String]) -> Result<ExitCode, String> {
+    let seconds = parse_seconds(args)?;
+    let schemathesis = ensure_schemathesis()?;
+    let out = workspace::target_dir()?.join("fuzz-api");
+    fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+
+    let (_cluster, database_url) = test::database()?;
+    let service = Service::start(&database_url, &out)?;
+    let mut failed = Vec::new();
+    for (role, flags) in ROLES {
+        let token = service.token(flags)?;
+        eprintln!("\n== schemathesis as {role} ({seconds} s)");
+        let report = out.join(format!("{role}.txt"));
+        let status = schemathesis_run(&schemathesis, &service.base, &token, seconds, &report)?;
+        print_summary(&report);
+        if !status {
+            failed.push(*role);
+        }
+    }
+    if failed.is_empty() {
+        eprintln!("\nschemathesis: no failures for any token");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "\nschemathesis found failures as {}; the full output is in {}",
+            failed.join(", "),
+            out.display()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn parse_seconds(args: &[String]) -> Result<u64, String> {
+    match args {
+        [] => Ok(DEFAULT_SECONDS),
+        [flag, value] if flag == "--seconds" => value
+            .parse()
+            .ok()
+            .filter(|s| *s > 0)
+            .ok_or_else(|| format!("--seconds takes a positive whole number, not {value:?}")),
+        _ => Err("usage: cargo xtask fuzz-api [--seconds N]".to_owned()),
+    }
+}
+
+/// `target/schemathesis/bin/schemathesis`, installed from PyPI when missing.
+fn ensure_schemathesis() -> Result<PathBuf, String> {
+    let venv = workspace::target_dir()?.join("schemathesis");
+    let bin = venv.join("bin").join("schemathesis");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    if !process::succeeds(Command::new("python3").arg("--version")) {
+        return Err(
+            "schemathesis needs Python 3 with venv: install it (Debian/Ubuntu: \
+                    `apt-get install python3 python3-venv`, macOS: `brew install python`)"
+                .to_owned(),
+        );
+    }
+    eprintln!(
+        "installing {SCHEMATHESIS} from PyPI into {}",
+        venv.display()
+    );
+    process::run(Command::new("python3").args(["-m", "venv"]).arg(&venv)).map_err(|e| {
+        format!("{e}\n(Debian/Ubuntu: `apt-get install python3-venv` provides the venv module)")
+    })?;
+    process::run(Command::new(venv.join("bin").join("pip")).args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        SCHEMATHESIS,
+    ]))?;
+    Ok(bin)
+}
+
+/// Runs schemathesis with every check, its output to the terminal and to `report`.
+fn schemathesis_run(
+    bin: &Path,
+    base: &str,
+    token: &str,
+    seconds: u64,
+    report: &Path,
+) -> Result<bool, String> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg(format!("{base}/openapi.json"))
+        .args(["--checks", "all"])
+        .args(["--max-time", &seconds.to_string()])
+        // One worker: several threads have crashed schemathesis's own schema walker here.
+        .args(["--workers", "1"])
+        .args(["--request-timeout", "10"])
+        .arg("--header")
+        .arg(format!("Authorization: Bearer {token}"))
+        .env("NO_COLOR", "1");
+    // The token is not echoed: print the command without it.
+    eprintln!(
+        "$ {} run {base}/openapi.json --checks all --max-time {seconds} --header 'Authorization: Bearer …'",
+        bin.display()
+    );
+    let output = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not run schemathesis: {e}"))?;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    fs::write(report, &text).map_err(|e| format!("writing {}: {e}", report.display()))?;
+    Ok(output.status.success())
+}
+
+/// The closing lines of a schemathesis run (its summary), from the saved output.
+fn print_summary(report: &Path) {
+    let text = fs::read_to_string(report).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| l.contains("SUMMARY"))
+        .unwrap_or(lines.len().saturating_sub(20));
+    for line in &lines[start..] {
+        eprintln!("{line}");
+    }
+}
+
+/// The service under test, stopped when dropped.
+struct Service {
+    child: Child,
+    base: String,
+    database_url: String,
+}
+
+impl Service {
+    fn start(database_url: &str, out: &Path) -> Result<Self, String> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free port: {e}"))?
+            .port();
+        let log = fs::File::create(out.join("service.log"))
+            .map_err(|e| format!("creating the service log: {e}"))?;
+        let mut cmd = run::binary()?;
+        configure(&mut cmd, database_url)?;
+        cmd.arg("serve")
+            .env("USER_SETTINGS_BIND", format!("127.0.0.1:{port}"))
+            .env("USER_SETTINGS_RATE_LIMIT_READS", "1000000000")
+            .env("USER_SETTINGS_RATE_LIMIT_WRITES", "1000000000")
+            .env("USER_SETTINGS_LOG_FORMAT", "json")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start the service: {e}"))?;
+        let service = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            database_url: database_url.to_owned(),
+        };
+        service.wait_until_ready(port)?;
+        Ok(service)
+    }
+
+    fn wait_until_ready(&self, port: u16) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if http_status(port, "/health/ready") == Some(200) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err("the service did not become ready within 60 s \
+                            (see target/fuzz-api/service.log)"
+                    .to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A token for a fresh user with `flags` (e.g. `--role admin`).
+    fn token(&self, flags: &[&str]) -> Result<String, String> {
+        let mut mint = run::binary()?;
+        configure(&mut mint, &self.database_url)?;
+        let sub = fresh_uuid()?;
+        mint.args(["token", "--sub", &sub, "--ttl", "2h"])
+            .args(flags);
+        process::output(&mut mint)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn configure(cmd: &mut Command, database_url: &str) -> Result<(), String> {
+    let secrets = dev_secrets::load_or_create()?;
+    cmd.env("DATABASE_URL", database_url)
+        .env("USER_SETTINGS_ENCRYPTION_KEY", &secrets.encryption_key)
+        .env("USER_SETTINGS_JWT_SECRET", &secrets.jwt_secret);
+    for var in ["USER_SETTINGS_JWT_PUBLIC_KEY", "USER_SETTINGS_CONFIG"] {
+        cmd.env_remove(var);
+    }
+    Ok(())
+}
+
+/// A random version-4 UUID from the kernel's generator (xtask has no dependencies).
+fn fresh_uuid() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("reading /dev/urandom: {e}"))?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
+}
+
+/// The status of `GET path` on the local port, if it answers.
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_default_and_parse() {
+        assert_eq!(parse_seconds(&[]), Ok(DEFAULT_SECONDS));
+        assert_eq!(parse_seconds(&["--seconds".into(), "60".into()]), Ok(60));
+        assert!(parse_seconds(&["--seconds".into(), "0".into()]).is_err());
+        assert!(parse_seconds(&["60".into()]).is_err());
+    }
+
+    #[test]
+    fn fresh_uuids_are_version_4() {
+        let id = fresh_uuid().unwrap();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert_ne!(id, fresh_uuid().unwrap());
+    }
+}
