@@ -8,6 +8,7 @@ pub mod audit;
 pub mod error;
 pub mod ids;
 pub mod integrations;
+pub mod layers;
 pub mod ports;
 pub mod preferences;
 pub mod registry;
