@@ -123,7 +123,10 @@ fn a_mention_starts_at_an_identifier_boundary() {
     assert!(!mentions("String::new()", "ring::"));
     assert!(!mentions("AesGcmKeyring::new()", "ring::"));
     // A module of another crate that shares the name is not the crate.
-    assert!(!mentions("rustls::crypto::ring::default_provider()", "ring::"));
+    assert!(!mentions(
+        "rustls::crypto::ring::default_provider()",
+        "ring::"
+    ));
 }
 
 /// Whether `line` contains `path` not preceded by an identifier character (so `String::` is
