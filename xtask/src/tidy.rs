@@ -32,6 +32,7 @@ const CONFINED_PATHS: &[(&str, &[&str])] = &[
     ("tokio_postgres", &["adapter-postgres"]),
     ("deadpool", &["adapter-postgres"]),
     ("ring::", &["adapter-crypto"]),
+    ("rustls", &["adapter-postgres"]),
     ("actix_web", &["adapter-http"]),
     ("reqwest", &["adapter-providers"]),
     ("oauth2", &["adapter-providers"]),
@@ -211,16 +212,29 @@ fn a_mention_starts_at_an_identifier_boundary() {
     ));
     assert!(!mentions("String::new()", "ring::"));
     assert!(!mentions("AesGcmKeyring::new()", "ring::"));
+    // A module of another crate that shares the name is not the crate.
+    assert!(!mentions(
+        "rustls::crypto::ring::default_provider()",
+        "ring::"
+    ));
 }
 
-/// Whether `line` contains `path` not preceded by an identifier character
-/// (so `String::` is not a mention of `ring::`).
+/// Whether `line` contains `path` not preceded by an identifier character (so `String::` is
+/// not a mention of `ring::`) nor by another path (so `rustls::crypto::ring::` is not).
 fn mentions(line: &str, path: &str) -> bool {
     line.match_indices(path).any(|(start, _)| {
-        !line[..start]
+        let before = &line[..start];
+        let inside_identifier = before
             .chars()
             .next_back()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_')
+            .is_some_and(|c| c.is_alphanumeric() || c == '_');
+        let inside_path = before.strip_suffix("::").is_some_and(|parent| {
+            parent
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+        });
+        !inside_identifier && !inside_path
     })
 }
 

@@ -35,7 +35,8 @@ use tokio::{
     sync::{broadcast, oneshot},
     task::JoinHandle,
 };
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{PgConfig, PgConfigError};
 
@@ -96,25 +97,26 @@ pub struct ChangeFeed {
 }
 
 impl ChangeFeed {
-    /// Starts listening with the connection settings of `config` (its pool settings are not
-    /// used). Returns the handle and a first subscriber, which also receives the
+    /// Starts listening with the connection settings of `config`, TLS included (its pool
+    /// settings are not used). Returns the handle and a first subscriber, which also receives the
     /// [`ChangeEvent::FlushAll`] of the first connect. Must be called within a Tokio runtime.
     ///
     /// The session's `application_name` is `config.application_name` + `-change-feed`.
     ///
     /// # Errors
-    /// [`PgConfigError`] when the URL does not parse. An unreachable database is not an error:
-    /// the feed keeps retrying.
+    /// [`PgConfigError`] when the URL or its TLS parameters are unusable. An unreachable
+    /// database is not an error: the feed keeps retrying.
     pub fn spawn(
         config: &PgConfig,
     ) -> Result<(Self, broadcast::Receiver<ChangeEvent>), PgConfigError> {
-        let mut driver = config.driver_config()?;
+        let (mut driver, tls) = config.connection()?;
         driver.application_name(format!("{}-change-feed", config.application_name));
         let (events, receiver) = broadcast::channel(DEFAULT_CAPACITY);
         let reconnects = Arc::new(AtomicU64::new(0));
         let (shutdown, shutdown_signal) = oneshot::channel();
         let task = tokio::spawn(run(
             driver,
+            tls,
             events.clone(),
             Arc::clone(&reconnects),
             shutdown_signal,
@@ -167,6 +169,7 @@ enum SessionEnd {
 
 async fn run(
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     events: broadcast::Sender<ChangeEvent>,
     reconnects: Arc<AtomicU64>,
     mut shutdown: oneshot::Receiver<()>,
@@ -181,7 +184,7 @@ async fn run(
             // No receiver is fine: subscribers may come later.
             let _ = events.send(ChangeEvent::FlushAll);
         };
-        let ended = session(&config, &events, &mut shutdown, on_listening).await;
+        let ended = session(&config, &tls, &events, &mut shutdown, on_listening).await;
         match ended {
             (SessionEnd::Shutdown, _) => return,
             (SessionEnd::Lost(reason), listened) => {
@@ -208,6 +211,7 @@ async fn run(
 /// down. Returns how it ended and whether `LISTEN` succeeded.
 async fn session(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     events: &broadcast::Sender<ChangeEvent>,
     shutdown: &mut oneshot::Receiver<()>,
     on_listening: impl FnOnce(),
@@ -219,7 +223,7 @@ async fn session(
         .map_or(DEFAULT_HANDSHAKE_LIMIT, |t| *t * 2);
     let connected = tokio::select! {
         _ = &mut *shutdown => return (SessionEnd::Shutdown, false),
-        connected = tokio::time::timeout(handshake_limit, config.connect(NoTls)) => connected,
+        connected = tokio::time::timeout(handshake_limit, config.connect(tls.clone())) => connected,
     };
     let (client, mut connection) = match connected {
         Ok(Ok(pair)) => pair,

@@ -2,6 +2,10 @@
 
 use std::{fmt, time::Duration};
 
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::tls::{self, TlsConfigError, TlsParams};
+
 /// Connection and pool settings. Every wait is bounded, so an unreachable database turns into
 /// an error within a known time instead of a hang.
 #[derive(Clone, PartialEq, Eq)]
@@ -45,13 +49,30 @@ impl PgConfig {
     }
 
     /// The driver configuration: the URL plus the timeouts, keepalive and session options of
-    /// this config (which win over the same settings in the URL).
+    /// this config (which win over the same settings in the URL). `sslmode` and
+    /// `sslrootcert` are read here (see `tls`); the driver is told only whether to negotiate
+    /// TLS.
     ///
     /// # Errors
-    /// [`PgConfigError::InvalidUrl`] when the URL does not parse.
+    /// [`PgConfigError::InvalidUrl`] when the URL does not parse, [`PgConfigError::Tls`]
+    /// when its TLS parameters are unusable.
     pub fn driver_config(&self) -> Result<tokio_postgres::Config, PgConfigError> {
-        let mut config: tokio_postgres::Config =
-            self.url.parse().map_err(PgConfigError::InvalidUrl)?;
+        Ok(self.parse()?.0)
+    }
+
+    /// The driver configuration and the TLS connector its `sslmode` asks for (reading
+    /// `sslrootcert` now, so a bad file stops start-up).
+    pub(crate) fn connection(
+        &self,
+    ) -> Result<(tokio_postgres::Config, MakeRustlsConnect), PgConfigError> {
+        let (config, tls) = self.parse()?;
+        Ok((config, tls::connector(&tls)?))
+    }
+
+    fn parse(&self) -> Result<(tokio_postgres::Config, TlsParams), PgConfigError> {
+        let (url, tls) = tls::split_params(&self.url)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(PgConfigError::InvalidUrl)?;
+        config.ssl_mode(tls.mode.driver_mode());
         let statement_timeout = format!(
             "-c statement_timeout={}",
             self.statement_timeout.as_millis()
@@ -71,7 +92,7 @@ impl PgConfig {
             .keepalives_idle(self.keepalive_idle)
             .keepalives_interval(Duration::from_secs(10))
             .keepalives_retries(3);
-        Ok(config)
+        Ok((config, tls))
     }
 }
 
@@ -98,6 +119,9 @@ pub enum PgConfigError {
     /// The URL is not a PostgreSQL connection string.
     #[error("invalid database URL: {0}")]
     InvalidUrl(#[source] tokio_postgres::Error),
+    /// `sslmode` or `sslrootcert` cannot be used (names the parameter, not the URL).
+    #[error("invalid database URL: {0}")]
+    Tls(#[from] TlsConfigError),
     /// The pool rejected its settings.
     #[error("invalid pool settings: {0}")]
     Pool(#[from] deadpool_postgres::BuildError),
@@ -126,6 +150,23 @@ mod tests {
     fn debug_hides_the_url() {
         let config = PgConfig::new("postgres://u:secret@db.example/app");
         assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn an_unknown_sslmode_stops_the_config_naming_the_field() {
+        let result = PgConfig::new("postgres://u:secret@db/app?sslmode=verify").driver_config();
+        let message = result.unwrap_err().to_string();
+        assert!(message.contains("sslmode"), "{message}");
+        assert!(!message.contains("secret"), "{message}");
+    }
+
+    #[test]
+    fn verify_full_reaches_the_driver_as_require() {
+        let config = PgConfig::new("postgres://u@db/app?sslmode=verify-full");
+        assert_eq!(
+            config.driver_config().unwrap().get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
     }
 
     #[test]

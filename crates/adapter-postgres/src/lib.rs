@@ -1,9 +1,9 @@
 //! PostgreSQL adapter: migrations, repositories and the change feed.
 //!
 //! - [`PgConfig`] and [`build_pool`]: a deadpool pool with explicit timeouts, TCP keepalive,
-//!   `statement_timeout` and `application_name`. Plain TCP only ([`tokio_postgres::NoTls`]):
-//!   TLS to the database is out of scope for now (run it on a trusted network or a local
-//!   socket proxy).
+//!   `statement_timeout` and `application_name`; TLS (rustls) as libpq's `sslmode` and
+//!   `sslrootcert` in the URL ask, for the pool, dedicated connections and the change feed
+//!   (`tls`).
 //! - [`ping`]: the readiness check.
 //! - [`migrate`]: the refinery migrations of `migrations/`, embedded in the binary.
 //! - [`PgSettingsRepository`], [`PgPreferencesRepository`], [`PgAuditLog`],
@@ -31,6 +31,7 @@ mod provisioning;
 mod settings_repo;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 
 pub use audit_log::PgAuditLog;
 pub use change_feed::{CHANNEL, ChangeEvent, ChangeFeed};
@@ -43,6 +44,7 @@ pub use pool::{ConnectError, build_pool, connect, ping};
 pub use preferences_repo::PgPreferencesRepository;
 pub use provisioning::Provisioning;
 pub use settings_repo::PgSettingsRepository;
+pub use tls::{SslMode, TlsConfigError};
 
 /// The pool type the repositories hold (re-exported so callers need no deadpool dependency).
 pub use deadpool_postgres::Pool;

@@ -2,7 +2,7 @@
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use domain::RepositoryError;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::{
     config::{PgConfig, PgConfigError},
@@ -10,17 +10,19 @@ use crate::{
     errors::PgError,
 };
 
-/// Builds the pool described by `config`. No connection is opened until the first use, so
-/// this succeeds while the database is down.
+/// Builds the pool described by `config`, with TLS as its `sslmode` says. No connection is
+/// opened until the first use, so this succeeds while the database is down.
 ///
 /// Must be called within a Tokio runtime (the pool's timeouts use its timer).
 ///
 /// # Errors
-/// [`PgConfigError`] when the URL does not parse or the pool settings are invalid.
+/// [`PgConfigError`] when the URL does not parse, its TLS parameters are unusable (a bad
+/// `sslmode`, an unreadable `sslrootcert`) or the pool settings are invalid.
 pub fn build_pool(config: &PgConfig) -> Result<Pool, PgConfigError> {
+    let (driver, tls) = config.connection()?;
     let manager = Manager::from_config(
-        config.driver_config()?,
-        NoTls,
+        driver,
+        tls,
         ManagerConfig {
             // `is_closed()` only: a test query per checkout would double the round trips, and
             // a connection that died silently fails its first query, which maps to
@@ -58,11 +60,8 @@ pub enum ConnectError {
 /// # Errors
 /// [`ConnectError`] when the config is invalid or the server cannot be reached in time.
 pub async fn connect(config: &PgConfig) -> Result<Client, ConnectError> {
-    let (client, connection) = config
-        .driver_config()?
-        .connect(NoTls)
-        .await
-        .map_err(ConnectError::Connect)?;
+    let (driver, tls) = config.connection()?;
+    let (client, connection) = driver.connect(tls).await.map_err(ConnectError::Connect)?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "dedicated database connection ended with an error");

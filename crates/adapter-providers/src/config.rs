@@ -134,7 +134,7 @@ impl ResolvedProvider {
             redirect_uris: settings
                 .redirect_uris
                 .iter()
-                .map(|u| parse_url(id, "redirect_uri", u))
+                .map(|u| parse_redirect_uri(id, u))
                 .collect::<Result<_, _>>()?,
             auth_url: url("auth_url", &settings.auth_url, auth)?,
             token_url: url("token_url", &settings.token_url, token)?,
@@ -190,4 +190,89 @@ fn parse_url(
         return Err(invalid("must be an http or https URL".into()));
     }
     Ok(url)
+}
+
+/// Schemes that run or read something locally instead of handing the code to an app.
+const REFUSED_REDIRECT_SCHEMES: [&str; 6] =
+    ["javascript", "data", "file", "vbscript", "blob", "about"];
+
+/// A redirect URI: http(s) like the endpoints, or a native app's private-use scheme (RFC 8252
+/// §7.1: `com.example.app:/callback`, which the RFC recommends, or a plain `myapp://callback`).
+/// The URL parser already holds the scheme to RFC 3986's syntax and lowercases it.
+fn parse_redirect_uri(provider: ProviderId, raw: &str) -> Result<Url, GatewayConfigError> {
+    let invalid = |message: String| GatewayConfigError::InvalidUrl {
+        provider,
+        field: "redirect_uri",
+        message,
+    };
+    let url = Url::parse(raw.trim()).map_err(|e| invalid(format!("not a URL ({e})")))?;
+    if REFUSED_REDIRECT_SCHEMES.contains(&url.scheme()) {
+        return Err(invalid(format!(
+            "the {} scheme cannot be a redirect URI (use https, http, or an app's private-use scheme)",
+            url.scheme()
+        )));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redirect(raw: &str) -> Result<Url, GatewayConfigError> {
+        parse_redirect_uri(ProviderId::Trakt, raw)
+    }
+
+    #[test]
+    fn private_use_scheme_redirect_uris_are_accepted() {
+        for raw in [
+            "com.example.app:/oauth2redirect",
+            "com.example.app://callback",
+            "myapp://integrations/callback",
+            "my-app+v2:/cb",
+        ] {
+            assert!(redirect(raw).is_ok(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn http_and_https_redirect_uris_are_still_accepted() {
+        for raw in [
+            "https://app.example.com/integrations/callback",
+            "http://127.0.0.1:8400/callback",
+        ] {
+            assert!(redirect(raw).is_ok(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn script_and_local_scheme_redirect_uris_are_refused_by_field() {
+        for raw in [
+            "javascript:alert(1)",
+            "JavaScript://x/%0aalert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+            "vbscript:msgbox",
+            "blob:https://app.example.com/1",
+            "about:blank",
+        ] {
+            let error = redirect(raw).unwrap_err().to_string();
+            assert!(
+                error.contains("redirect_uri") && error.contains("scheme"),
+                "{raw}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_redirect_uri_without_a_valid_scheme_is_refused() {
+        for raw in ["callback", "1app://cb", "my_app://cb", "://cb"] {
+            assert!(redirect(raw).is_err(), "{raw}");
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_stay_http_only() {
+        assert!(parse_url(ProviderId::Trakt, "token_url", "myapp://token").is_err());
+    }
 }

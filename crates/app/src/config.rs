@@ -11,6 +11,8 @@ use figment::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::cache::ByteSize;
+
 /// Environment variable → configuration path. Documented in the README.
 const ENV_MAP: &[(&str, &str)] = &[
     ("DATABASE_URL", "database.url"),
@@ -70,6 +72,22 @@ const ENV_MAP: &[(&str, &str)] = &[
     ("USER_SETTINGS_CACHE_TTL", "cache.settings_ttl"),
     ("USER_PREFERENCES_CACHE_TTL", "cache.preferences_ttl"),
     ("USER_SETTINGS_CACHE_MAX_ENTRIES", "cache.max_entries"),
+    (
+        "USER_SETTINGS_CACHE_SETTINGS_MAX_BYTES",
+        "cache.settings_max_bytes",
+    ),
+    (
+        "USER_SETTINGS_CACHE_LISTINGS_MAX_BYTES",
+        "cache.listings_max_bytes",
+    ),
+    (
+        "USER_SETTINGS_CACHE_PREFERENCES_MAX_BYTES",
+        "cache.preferences_max_bytes",
+    ),
+    (
+        "USER_SETTINGS_CACHE_MAX_CACHED_LISTING_BYTES",
+        "cache.max_cached_listing_bytes",
+    ),
     ("USER_SETTINGS_USERS_PROVISIONING", "users.provisioning"),
     ("USER_SETTINGS_LOG_FORMAT", "log.format"),
 ];
@@ -88,7 +106,7 @@ pub struct Config {
     pub jwt: JwtConfig,
     /// Per-user rate limits.
     pub rate_limiting: RateLimitConfig,
-    /// Cache TTLs.
+    /// Cache TTLs and byte budgets.
     pub cache: CacheConfig,
     /// Validation limits.
     pub validation: ValidationConfig,
@@ -257,7 +275,7 @@ pub enum RateLimitStore {
     Redis,
 }
 
-/// Cache TTLs (`0` disables a cache) and size.
+/// Cache TTLs (`0` disables a cache) and byte budgets.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
@@ -267,8 +285,16 @@ pub struct CacheConfig {
     /// Preferences per user.
     #[serde(with = "duration")]
     pub preferences_ttl: Duration,
-    /// Most entries of each cache (single settings, listings, preferences).
-    pub max_entries: u64,
+    /// Bytes the single-settings cache may hold.
+    pub settings_max_bytes: ByteSize,
+    /// Bytes the listings cache may hold.
+    pub listings_max_bytes: ByteSize,
+    /// Bytes the preferences cache may hold.
+    pub preferences_max_bytes: ByteSize,
+    /// A listing heavier than this is served but not cached.
+    pub max_cached_listing_bytes: ByteSize,
+    /// When set, also most entries of each cache (a secondary bound beside the bytes).
+    pub max_entries: Option<u64>,
 }
 
 impl Default for CacheConfig {
@@ -276,7 +302,11 @@ impl Default for CacheConfig {
         Self {
             settings_ttl: Duration::from_secs(300),
             preferences_ttl: Duration::from_secs(600),
-            max_entries: 100_000,
+            settings_max_bytes: ByteSize::mib(64),
+            listings_max_bytes: ByteSize::mib(64),
+            preferences_max_bytes: ByteSize::mib(16),
+            max_cached_listing_bytes: ByteSize::mib(1),
+            max_entries: None,
         }
     }
 }
@@ -506,11 +536,33 @@ impl Config {
                 "must be more than 0",
             );
         }
-        if self.cache.max_entries == 0 {
+        if self.cache.max_entries == Some(0) {
             return invalid(
                 "user_settings.cache.max_entries (USER_SETTINGS_CACHE_MAX_ENTRIES)",
                 "must be at least 1 (a TTL of 0 disables a cache)",
             );
+        }
+        for (field, size) in [
+            (
+                "user_settings.cache.settings_max_bytes (USER_SETTINGS_CACHE_SETTINGS_MAX_BYTES)",
+                self.cache.settings_max_bytes,
+            ),
+            (
+                "user_settings.cache.listings_max_bytes (USER_SETTINGS_CACHE_LISTINGS_MAX_BYTES)",
+                self.cache.listings_max_bytes,
+            ),
+            (
+                "user_settings.cache.preferences_max_bytes (USER_SETTINGS_CACHE_PREFERENCES_MAX_BYTES)",
+                self.cache.preferences_max_bytes,
+            ),
+            (
+                "user_settings.cache.max_cached_listing_bytes (USER_SETTINGS_CACHE_MAX_CACHED_LISTING_BYTES)",
+                self.cache.max_cached_listing_bytes,
+            ),
+        ] {
+            if size.get() == 0 {
+                return invalid(field, "must be more than 0 (a TTL of 0 disables a cache)");
+            }
         }
         if self.server.max_connections == 0 {
             return invalid(
@@ -747,7 +799,29 @@ mod tests {
         config.server.max_connections = 0;
         assert!(field_of(&config).is_some_and(|f| f.contains("server.max_connections")));
         let mut config = Config::default();
-        config.cache.max_entries = 0;
+        config.cache.max_entries = Some(0);
         assert!(field_of(&config).is_some_and(|f| f.contains("cache.max_entries")));
+        let mut config = Config::default();
+        config.cache.listings_max_bytes = ByteSize::bytes(0);
+        assert!(field_of(&config).is_some_and(|f| f.contains("cache.listings_max_bytes")));
+    }
+
+    #[test]
+    fn cache_budgets_read_human_sizes_and_keep_max_entries() {
+        let config: Config = Figment::new()
+            .merge(Yaml::string(
+                "cache: {settings_max_bytes: 32MiB, preferences_max_bytes: 1048576, max_entries: 500}",
+            ))
+            .extract()
+            .unwrap();
+        assert_eq!(config.cache.settings_max_bytes, ByteSize::mib(32));
+        assert_eq!(config.cache.preferences_max_bytes, ByteSize::mib(1));
+        assert_eq!(config.cache.listings_max_bytes, ByteSize::mib(64));
+        assert_eq!(config.cache.max_entries, Some(500));
+        let refused = Figment::new()
+            .merge(Yaml::string("cache: {settings_max_bytes: 64MB}"))
+            .extract::<Config>()
+            .unwrap_err();
+        assert!(refused.to_string().contains("64MiB"), "{refused}");
     }
 }

@@ -1,5 +1,5 @@
-//! The app's metrics, registered in the registry that `/metrics` exposes: cache hits, misses
-//! and sizes, crypto operations, database pool state, change-feed reconnects and the rate
+//! The app's metrics, registered in the registry that `/metrics` exposes: cache hits, misses,
+//! entries and bytes, crypto operations, database pool state, change-feed reconnects and the rate
 //! limiter's size. Values owned elsewhere (the pool's status, the feed's counter) are read at
 //! scrape time. No label names a user or a key.
 
@@ -141,34 +141,63 @@ impl AppMetrics {
             })))
     }
 
-    /// Cache sizes, read at scrape time.
+    /// Cache sizes (entries and bytes), read at scrape time.
     ///
     /// # Errors
     /// When a metric of the same name is already registered.
     pub fn register_cache_sizes(&self, caches: Caches) -> prometheus::Result<()> {
-        let gauges = IntGaugeVec::new(
-            Opts::new(
+        type Read = fn(&Caches) -> [(&'static str, Option<u64>); 3];
+        let gauges: [(&str, &str, Read); 2] = [
+            (
                 "user_settings_cache_entries",
                 "Entries held, by cache (approximate).",
+                |caches| {
+                    let (by_key, listings) =
+                        caches.settings.as_ref().map(|s| s.entry_counts()).unzip();
+                    [
+                        (SETTINGS_CACHE, by_key),
+                        (SETTINGS_LIST_CACHE, listings),
+                        (
+                            PREFERENCES_CACHE,
+                            caches.preferences.as_ref().map(|p| p.entry_count()),
+                        ),
+                    ]
+                },
             ),
-            &["cache"],
-        )?;
-        self.registry
-            .register(Box::new(Sampled::new(gauges, move |gauges| {
-                let set = |cache, count: u64| {
-                    gauges
-                        .with_label_values(&[cache])
-                        .set(i64::try_from(count).unwrap_or(i64::MAX));
-                };
-                if let Some(settings) = &caches.settings {
-                    let (by_key, listings) = settings.entry_counts();
-                    set(SETTINGS_CACHE, by_key);
-                    set(SETTINGS_LIST_CACHE, listings);
-                }
-                if let Some(preferences) = &caches.preferences {
-                    set(PREFERENCES_CACHE, preferences.entry_count());
-                }
-            })))
+            (
+                "user_settings_cache_bytes",
+                "Bytes held, by cache: the estimate of what the entries pin that is charged \
+                 against the cache's budget (approximate).",
+                |caches| {
+                    let (by_key, listings) =
+                        caches.settings.as_ref().map(|s| s.weighted_bytes()).unzip();
+                    [
+                        (SETTINGS_CACHE, by_key),
+                        (SETTINGS_LIST_CACHE, listings),
+                        (
+                            PREFERENCES_CACHE,
+                            caches.preferences.as_ref().map(|p| p.weighted_bytes()),
+                        ),
+                    ]
+                },
+            ),
+        ];
+        for (name, help, read) in gauges {
+            let caches = caches.clone();
+            let gauges = IntGaugeVec::new(Opts::new(name, help), &["cache"])?;
+            self.registry
+                .register(Box::new(Sampled::new(gauges, move |gauges| {
+                    // A disabled cache has no series.
+                    for (cache, value) in read(&caches) {
+                        if let Some(value) = value {
+                            gauges
+                                .with_label_values(&[cache])
+                                .set(i64::try_from(value).unwrap_or(i64::MAX));
+                        }
+                    }
+                })))?;
+        }
+        Ok(())
     }
 
     /// Users the rate limiter tracks, read at scrape time.

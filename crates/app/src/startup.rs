@@ -245,7 +245,7 @@ fn caches(config: &Config, metrics: &AppMetrics) -> Caches {
         settings: (!c.settings_ttl.is_zero()).then(|| {
             Arc::new(SettingsCache::new(
                 c.settings_ttl,
-                c.max_entries,
+                c.settings_budgets(),
                 metrics.cache_counters(SETTINGS_CACHE),
                 metrics.cache_counters(SETTINGS_LIST_CACHE),
             ))
@@ -253,7 +253,7 @@ fn caches(config: &Config, metrics: &AppMetrics) -> Caches {
         preferences: (!c.preferences_ttl.is_zero()).then(|| {
             Arc::new(PreferencesCache::new(
                 c.preferences_ttl,
-                c.max_entries,
+                c.preferences_budget(),
                 metrics.cache_counters(PREFERENCES_CACHE),
             ))
         }),

@@ -150,3 +150,43 @@ fn configuration_errors_never_print_a_secret_value() {
         stderr(&output)
     );
 }
+
+/// `serve` against `database_url` (nothing listens there: start-up must fail before).
+fn serve_with_database_url(database_url: &str) -> Output {
+    user_settings(
+        &["serve"],
+        &[
+            ("DATABASE_URL", database_url),
+            (
+                "USER_SETTINGS_ENCRYPTION_KEY",
+                "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+            ),
+            ("USER_SETTINGS_JWT_SECRET", "cli-test-secret"),
+            ("USER_SETTINGS_MIGRATE_ON_START", "false"),
+        ],
+    )
+}
+
+#[test]
+fn an_unknown_sslmode_stops_start_up_naming_it_without_the_password() {
+    let output =
+        serve_with_database_url("postgres://app:hunter2@127.0.0.1:1/app?sslmode=verify_full");
+    assert!(!output.status.success());
+    let stderr = stderr(&output);
+    assert!(stderr.contains("sslmode"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn an_unreadable_sslrootcert_stops_start_up_naming_it() {
+    let output = serve_with_database_url(
+        "postgres://app:hunter2@127.0.0.1:1/app?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+    );
+    assert!(!output.status.success());
+    let stderr = stderr(&output);
+    assert!(
+        stderr.contains("sslrootcert: cannot read /nonexistent/ca.pem"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

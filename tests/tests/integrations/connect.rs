@@ -394,3 +394,19 @@ async fn sync_settings_are_known_keys_with_defaults() {
         .await;
     assert_eq!(status, 201);
 }
+
+#[tokio::test]
+async fn a_native_apps_private_use_redirect_uri_can_be_asked_for() {
+    let native = "com.example.app:/integrations/callback";
+    let world = World::spawn_with(|c| c.trakt.extra_redirect_uris = vec![native.to_owned()]).await;
+    let (status, body) = world
+        .call(
+            Method::GET,
+            "/api/v1/integrations/trakt/authorize?redirect_uri=com.example.app%3A%2Fintegrations%2Fcallback",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["authorization_url"].as_str().unwrap();
+    assert_eq!(query(url)["redirect_uri"], native);
+}

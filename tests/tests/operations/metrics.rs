@@ -131,3 +131,42 @@ async fn refused_requests_are_counted() {
         Some(2.0)
     );
 }
+
+#[tokio::test]
+async fn cache_bytes_are_exposed_per_cache() {
+    let app = TestApp::spawn().await;
+    let token = app.token(new_user(), &[]);
+    let value = json!({"value": "x".repeat(8 << 10)});
+    json_with_status(
+        app.put(&setting("ui.metrics.big"), &token, &value).await,
+        201,
+    )
+    .await;
+    let series = |cache: &str| format!(r#"user_settings_cache_bytes{{cache="{cache}"}}"#);
+    // moka totals its weights lazily, on later accesses: read until the figures show.
+    let mut text = String::new();
+    for _ in 0..50 {
+        json_with_status(app.get(&setting("ui.metrics.big"), &token).await, 200).await;
+        json_with_status(app.get("/api/v1/users/me/settings", &token).await, 200).await;
+        json_with_status(app.get("/api/v1/users/me/preferences", &token).await, 200).await;
+        text = app.metrics().await;
+        let held = |cache| sample(&text, &series(cache)).unwrap_or(0.0);
+        if held("settings") > 0.0 && held("settings_list") > 0.0 && held("preferences") > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // Each cache holds the 8 KiB value (or the defaults) and charges at least what it pins.
+    assert!(
+        sample(&text, &series("settings")).is_some_and(|b| b > 8192.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, &series("settings_list")).is_some_and(|b| b > 8192.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, &series("preferences")).is_some_and(|b| b > 0.0),
+        "{text}"
+    );
+}

@@ -7,9 +7,12 @@
 //! - The store's change feed invalidates the entries another instance changed; `FlushAll`
 //!   (after every feed reconnect) and a listener that fell behind drop everything.
 //! - A load that began before an invalidation is never served after it (`generations`).
+//! - Each cache is held to a byte budget: an entry weighs an estimate of what it pins, and a
+//!   listing above a threshold is served but not cached (`budget`).
 //! - The TTL is the backstop for anything missed; a TTL of 0 disables a cache (the app then
 //!   wires the repository without decorator).
 
+mod budget;
 mod generations;
 mod invalidation;
 mod preferences;
@@ -18,6 +21,7 @@ mod settings;
 #[cfg(test)]
 mod tests;
 
+pub use budget::{Budget, ByteSize, SettingsBudgets};
 pub use invalidation::{Caches, spawn_invalidation};
 pub use preferences::{CachedPreferencesRepository, PreferencesCache};
 pub use read_through::CacheCounters;

@@ -12,6 +12,7 @@ use domain::{
 };
 
 use super::{
+    budget::Budget,
     generations::Generations,
     read_through::{CacheCounters, ReadThrough},
 };
@@ -24,11 +25,11 @@ pub struct PreferencesCache {
 }
 
 impl PreferencesCache {
-    /// An empty cache whose entries live at most `ttl`; at most `max_entries` are kept.
-    pub fn new(ttl: Duration, max_entries: u64, counters: CacheCounters) -> Self {
+    /// An empty cache whose entries live at most `ttl`, held to `budget`.
+    pub fn new(ttl: Duration, budget: Budget, counters: CacheCounters) -> Self {
         let generations = Arc::new(Generations::new());
         Self {
-            rows: ReadThrough::new(ttl, max_entries, Arc::clone(&generations), counters),
+            rows: ReadThrough::new(ttl, budget, Arc::clone(&generations), counters),
             generations,
         }
     }
@@ -48,6 +49,17 @@ impl PreferencesCache {
     /// Entries held.
     pub fn entry_count(&self) -> u64 {
         self.rows.entry_count()
+    }
+
+    /// Bytes held (as charged against the budget).
+    pub fn weighted_bytes(&self) -> u64 {
+        self.rows.weighted_bytes()
+    }
+
+    /// Applies pending evictions, so count and bytes are exact.
+    #[cfg(test)]
+    pub async fn settle(&self) {
+        self.rows.settle().await;
     }
 }
 

@@ -1,5 +1,7 @@
-//! One read-through cache (moka): concurrent misses of an entry load it once, and entries
-//! carry the generation they were loaded at (see `generations`).
+//! One read-through cache (moka): concurrent misses of an entry load it once, entries carry
+//! the generation they were loaded at (see `generations`), and the cache is held to a byte
+//! budget (see `budget`): each entry weighs what it pins, and one too heavy is served but not
+//! cached.
 
 use std::{future::Future, hash::Hash, sync::Arc, time::Duration};
 
@@ -7,7 +9,10 @@ use domain::{RepositoryError, UserId};
 use moka::future::Cache;
 use prometheus::IntCounter;
 
-use super::generations::Generations;
+use super::{
+    budget::{Budget, HeapSize, entry_bytes},
+    generations::Generations,
+};
 
 /// Hit and miss counters of one cache (a miss is a load from the repository).
 #[derive(Clone)]
@@ -21,35 +26,63 @@ pub struct CacheCounters {
 #[derive(Clone)]
 struct Stamped<V> {
     generation: u64,
+    /// What the entry is charged against the budget.
+    weight: u32,
     value: V,
+}
+
+/// Why a shared load produced no entry.
+enum NotCached {
+    Failed(RepositoryError),
+    /// Loaded, but heavier than the budget lets one entry be.
+    TooHeavy,
 }
 
 /// A cache of values of one user each, keyed by `K`.
 pub struct ReadThrough<K, V> {
     entries: Cache<K, Stamped<V>>,
+    budget: Budget,
     generations: Arc<Generations>,
     counters: CacheCounters,
 }
 
 impl<K, V> ReadThrough<K, V>
 where
-    K: Hash + Eq + Clone + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
+    K: Hash + Eq + Clone + Send + Sync + HeapSize + 'static,
+    V: Clone + Send + Sync + HeapSize + 'static,
 {
-    /// An empty cache whose entries live at most `ttl`; at most `max_entries` are kept.
+    /// An empty cache whose entries live at most `ttl`, held to `budget`.
     pub fn new(
         ttl: Duration,
-        max_entries: u64,
+        budget: Budget,
         generations: Arc<Generations>,
         counters: CacheCounters,
     ) -> Self {
         Self {
             entries: Cache::builder()
                 .time_to_live(ttl)
-                .max_capacity(max_entries)
+                .max_capacity(budget.max_bytes)
+                .weigher(|_, entry: &Stamped<V>| entry.weight)
                 .build(),
+            budget,
             generations,
             counters,
+        }
+    }
+
+    /// `value` as an entry of `key` loaded at `generation`, or `Err(value)` when it is too
+    /// heavy to cache.
+    fn stamp(&self, key: &K, value: V, generation: u64) -> Result<Stamped<V>, V> {
+        match self
+            .budget
+            .charge(entry_bytes::<K, V, Stamped<V>>(key, &value))
+        {
+            Some(weight) => Ok(Stamped {
+                generation,
+                weight,
+                value,
+            }),
+            None => Err(value),
         }
     }
 
@@ -70,18 +103,31 @@ where
     {
         let seen = self.generations.current(user);
         let mut loaded = false;
-        let entry = self
+        let mut too_heavy = None;
+        let shared = self
             .entries
             .try_get_with(key.clone(), async {
                 loaded = true;
-                let value = load().await?;
-                Ok::<_, RepositoryError>(Stamped {
-                    generation: seen,
-                    value,
+                let value = load().await.map_err(NotCached::Failed)?;
+                self.stamp(&key, value, seen).map_err(|value| {
+                    too_heavy = Some(value);
+                    NotCached::TooHeavy
                 })
             })
-            .await
-            .map_err(unshare)?;
+            .await;
+        let entry = match shared {
+            Ok(entry) => entry,
+            Err(error) => {
+                unshare(error)?;
+                // Too heavy to cache, so served uncached: this read's own load, or a fresh
+                // one when it joined another's (the value stayed with that reader).
+                self.counters.misses.inc();
+                return match too_heavy {
+                    Some(value) => Ok(value),
+                    None => load().await,
+                };
+            }
+        };
         if entry.generation >= seen {
             if loaded {
                 self.counters.misses.inc();
@@ -96,16 +142,14 @@ where
         self.entries.invalidate(&key).await;
         let seen = self.generations.current(user);
         let value = load().await?;
-        self.entries
-            .insert(
-                key,
-                Stamped {
-                    generation: seen,
-                    value: value.clone(),
-                },
-            )
-            .await;
-        Ok(value)
+        match self.stamp(&key, value, seen) {
+            Ok(entry) => {
+                let value = entry.value.clone();
+                self.entries.insert(key, entry).await;
+                Ok(value)
+            }
+            Err(value) => Ok(value),
+        }
     }
 
     /// Drops one entry now (its generation already makes it stale; this frees the memory).
@@ -122,12 +166,33 @@ where
     pub fn entry_count(&self) -> u64 {
         self.entries.entry_count()
     }
+
+    /// Bytes the entries are charged (approximate, like the count).
+    pub fn weighted_bytes(&self) -> u64 {
+        self.entries.weighted_size()
+    }
+
+    /// Applies pending evictions and counts, so the figures above are exact.
+    #[cfg(test)]
+    pub async fn settle(&self) {
+        self.entries.run_pending_tasks().await;
+    }
 }
 
-/// The error of a shared load, for one of its waiters.
-fn unshare(error: Arc<RepositoryError>) -> RepositoryError {
-    Arc::try_unwrap(error).unwrap_or_else(|shared| match &*shared {
-        RepositoryError::Unavailable(reason) => RepositoryError::Unavailable(reason.clone()),
-        RepositoryError::Unknown(cause) => RepositoryError::Unknown(anyhow::anyhow!("{cause:#}")),
-    })
+/// Why a shared load left no entry, for one of its waiters: `Err` with the repository error
+/// of a failed load, `Ok` when the load succeeded but its value was too heavy to cache.
+fn unshare(error: Arc<NotCached>) -> Result<(), RepositoryError> {
+    match Arc::try_unwrap(error) {
+        Ok(NotCached::Failed(error)) => Err(error),
+        Ok(NotCached::TooHeavy) => Ok(()),
+        Err(shared) => match &*shared {
+            NotCached::Failed(RepositoryError::Unavailable(reason)) => {
+                Err(RepositoryError::Unavailable(reason.clone()))
+            }
+            NotCached::Failed(RepositoryError::Unknown(cause)) => {
+                Err(RepositoryError::Unknown(anyhow::anyhow!("{cause:#}")))
+            }
+            NotCached::TooHeavy => Ok(()),
+        },
+    }
 }

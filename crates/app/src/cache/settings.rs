@@ -11,6 +11,7 @@ use domain::{
 };
 
 use super::{
+    budget::SettingsBudgets,
     generations::Generations,
     read_through::{CacheCounters, ReadThrough},
 };
@@ -24,17 +25,17 @@ pub struct SettingsCache {
 }
 
 impl SettingsCache {
-    /// Empty caches whose entries live at most `ttl`, each holding at most `max_entries`.
+    /// Empty caches whose entries live at most `ttl`, each held to its budget.
     pub fn new(
         ttl: Duration,
-        max_entries: u64,
+        budgets: SettingsBudgets,
         by_key: CacheCounters,
         listings: CacheCounters,
     ) -> Self {
         let generations = Arc::new(Generations::new());
         Self {
-            by_key: ReadThrough::new(ttl, max_entries, Arc::clone(&generations), by_key),
-            listings: ReadThrough::new(ttl, max_entries, Arc::clone(&generations), listings),
+            by_key: ReadThrough::new(ttl, budgets.settings, Arc::clone(&generations), by_key),
+            listings: ReadThrough::new(ttl, budgets.listings, Arc::clone(&generations), listings),
             generations,
         }
     }
@@ -66,6 +67,18 @@ impl SettingsCache {
     /// Entries held: single settings, listings.
     pub fn entry_counts(&self) -> (u64, u64) {
         (self.by_key.entry_count(), self.listings.entry_count())
+    }
+
+    /// Bytes held (as charged against the budgets): single settings, listings.
+    pub fn weighted_bytes(&self) -> (u64, u64) {
+        (self.by_key.weighted_bytes(), self.listings.weighted_bytes())
+    }
+
+    /// Applies pending evictions, so counts and bytes are exact.
+    #[cfg(test)]
+    pub async fn settle(&self) {
+        self.by_key.settle().await;
+        self.listings.settle().await;
     }
 }
 

@@ -31,6 +31,7 @@ use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
 use super::*;
+use crate::cache::{Budget, SettingsBudgets};
 
 const TTL: Duration = Duration::from_secs(300);
 
@@ -41,8 +42,16 @@ fn counters() -> CacheCounters {
     }
 }
 
+/// Room for everything the tests load, unless a test says otherwise.
+fn roomy() -> SettingsBudgets {
+    SettingsBudgets {
+        settings: Budget::bytes(16 << 20),
+        listings: Budget::bytes(16 << 20),
+    }
+}
+
 fn settings_cache() -> Arc<SettingsCache> {
-    Arc::new(SettingsCache::new(TTL, 1000, counters(), counters()))
+    Arc::new(SettingsCache::new(TTL, roomy(), counters(), counters()))
 }
 
 fn user() -> UserId {
@@ -85,7 +94,7 @@ async fn a_cached_read_does_not_reach_the_repository() {
         .times(1)
         .returning(move |u, _| Ok(Some(setting(u, "dark", 1))));
     let by_key = counters();
-    let cache = Arc::new(SettingsCache::new(TTL, 1000, by_key.clone(), counters()));
+    let cache = Arc::new(SettingsCache::new(TTL, roomy(), by_key.clone(), counters()));
     let repo = CachedSettingsRepository::new(mock, Arc::clone(&cache));
 
     let first = repo.get(alice, &key()).await.unwrap();
@@ -285,7 +294,11 @@ async fn preferences_are_cached_and_invalidated_by_writes_and_events() {
     mock.expect_upsert()
         .times(1)
         .returning(|u, _, _| Ok(StoredPreferences::defaults(u)));
-    let cache = Arc::new(PreferencesCache::new(TTL, 1000, counters()));
+    let cache = Arc::new(PreferencesCache::new(
+        TTL,
+        Budget::bytes(1 << 20),
+        counters(),
+    ));
     let caches = Caches {
         settings: None,
         preferences: Some(Arc::clone(&cache)),
@@ -451,4 +464,152 @@ async fn a_read_joining_a_load_begun_before_an_invalidation_loads_again() {
 
     slow_reader.await.unwrap().unwrap();
     assert_eq!(value_of(late_reader.await.unwrap().unwrap()), "new");
+}
+
+fn setting_of_bytes(user: UserId, key: &str, bytes: usize) -> Setting {
+    Setting {
+        key: SettingKey::parse(key).unwrap(),
+        value: json!("x".repeat(bytes)),
+        ..setting(user, "", 1)
+    }
+}
+
+/// A repository whose settings carry values of `bytes` each, counting its loads.
+fn repo_of_values(
+    bytes: usize,
+    budgets: SettingsBudgets,
+) -> (
+    Arc<SettingsCache>,
+    CachedSettingsRepository<MockSettingsRepository>,
+) {
+    let mut mock = MockSettingsRepository::new();
+    mock.expect_get()
+        .returning(move |u, k| Ok(Some(setting_of_bytes(u, k.as_str(), bytes))));
+    let cache = Arc::new(SettingsCache::new(TTL, budgets, counters(), counters()));
+    (
+        Arc::clone(&cache),
+        CachedSettingsRepository::new(mock, cache),
+    )
+}
+
+fn numbered_key(n: usize) -> SettingKey {
+    SettingKey::parse(&format!("ui.budget.k{n}")).unwrap()
+}
+
+#[tokio::test]
+async fn a_byte_budget_holds_many_small_entries_but_few_large_ones() {
+    let budget = SettingsBudgets {
+        settings: Budget::bytes(64 << 10),
+        ..roomy()
+    };
+    let alice = user();
+    let (small, small_repo) = repo_of_values(10, budget);
+    let (large, large_repo) = repo_of_values(10 << 10, budget);
+    for n in 0..20 {
+        small_repo.get(alice, &numbered_key(n)).await.unwrap();
+        large_repo.get(alice, &numbered_key(n)).await.unwrap();
+    }
+    small.settle().await;
+    large.settle().await;
+
+    assert_eq!(small.entry_counts().0, 20);
+    let (entries, bytes) = (large.entry_counts().0, large.weighted_bytes().0);
+    assert!(entries < 7, "{entries} entries of 10 KiB in 64 KiB");
+    assert!(bytes <= 64 << 10, "{bytes} bytes held");
+}
+
+#[tokio::test]
+async fn max_entries_still_bounds_the_entry_count() {
+    let budget = SettingsBudgets {
+        settings: Budget::bytes(1 << 20).with_max_entries(Some(5)),
+        ..roomy()
+    };
+    let alice = user();
+    let (cache, repo) = repo_of_values(10, budget);
+    for n in 0..20 {
+        repo.get(alice, &numbered_key(n)).await.unwrap();
+    }
+    cache.settle().await;
+    assert!(cache.entry_counts().0 <= 5);
+}
+
+#[tokio::test]
+async fn an_oversized_listing_is_served_but_not_cached() {
+    let alice = user();
+    let big: Vec<Setting> = (0..4)
+        .map(|n| setting_of_bytes(alice, &format!("ui.big.k{n}"), 1 << 10))
+        .collect();
+    let mut mock = MockSettingsRepository::new();
+    let listing = big.clone();
+    mock.expect_list()
+        .times(2)
+        .returning(move |_, _| Ok(listing.clone()));
+    let budgets = SettingsBudgets {
+        listings: Budget::bytes(1 << 20).with_max_entry_bytes(2 << 10),
+        ..roomy()
+    };
+    let cache = Arc::new(SettingsCache::new(TTL, budgets, counters(), counters()));
+    let repo = CachedSettingsRepository::new(mock, Arc::clone(&cache));
+
+    assert_eq!(repo.list(alice, None).await.unwrap(), big);
+    assert_eq!(repo.list(alice, None).await.unwrap(), big);
+    cache.settle().await;
+    assert_eq!(cache.entry_counts().1, 0);
+}
+
+#[tokio::test]
+async fn a_listing_under_the_threshold_is_cached() {
+    let alice = user();
+    let mut mock = MockSettingsRepository::new();
+    mock.expect_list()
+        .times(1)
+        .returning(move |u, _| Ok(vec![setting_of_bytes(u, "ui.small.k", 10)]));
+    let budgets = SettingsBudgets {
+        listings: Budget::bytes(1 << 20).with_max_entry_bytes(2 << 10),
+        ..roomy()
+    };
+    let repo = CachedSettingsRepository::new(
+        mock,
+        Arc::new(SettingsCache::new(TTL, budgets, counters(), counters())),
+    );
+    repo.list(alice, None).await.unwrap();
+    repo.list(alice, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_bytes_gauge_reports_what_each_cache_holds() {
+    use prometheus::{Encoder, Registry, TextEncoder};
+
+    let registry = Registry::new();
+    let metrics = crate::metrics::AppMetrics::register(registry.clone()).unwrap();
+    let (cache, repo) = repo_of_values(4 << 10, roomy());
+    metrics
+        .register_cache_sizes(Caches {
+            settings: Some(Arc::clone(&cache)),
+            preferences: None,
+        })
+        .unwrap();
+    repo.get(user(), &key()).await.unwrap();
+    cache.settle().await;
+
+    let mut text = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut text)
+        .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    let sample = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing in {text}"))
+    };
+    let held = sample(r#"user_settings_cache_bytes{cache="settings"}"#);
+    assert_eq!(held, cache.weighted_bytes().0);
+    assert!(
+        held > 4 << 10,
+        "a 4 KiB value weighs more than 4 KiB: {held}"
+    );
+    assert_eq!(
+        sample(r#"user_settings_cache_bytes{cache="settings_list"}"#),
+        0
+    );
 }

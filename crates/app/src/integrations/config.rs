@@ -239,6 +239,36 @@ mod tests {
         }
     }
 
+    fn gateway_with_redirects(
+        extra: &[&str],
+    ) -> Result<adapter_providers::HttpProviderGateway, adapter_providers::GatewayConfigError> {
+        let mut config = IntegrationsConfig::default();
+        config.trakt.client_id = Some("id".into());
+        config.trakt.client_secret = Some("secret".to_owned().into());
+        config.trakt.redirect_uri = Some("https://app.example.com/integrations/callback".into());
+        config.trakt.extra_redirect_uris = extra.iter().map(|u| (*u).to_owned()).collect();
+        adapter_providers::HttpProviderGateway::new(&super::super::gateway_config(&config))
+    }
+
+    #[test]
+    fn native_app_redirect_uris_are_accepted() {
+        for uri in [
+            "myapp://integrations/callback",
+            "com.example.app:/integrations/callback",
+        ] {
+            assert!(gateway_with_redirects(&[uri]).is_ok(), "{uri}");
+        }
+    }
+
+    #[test]
+    fn a_javascript_redirect_uri_is_refused_naming_the_field() {
+        let error = gateway_with_redirects(&["javascript:alert(1)"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("integrations.trakt.redirect_uri"), "{error}");
+    }
+
     #[test]
     fn other_variables_are_not_integrations_variables() {
         for var in [
