@@ -427,7 +427,8 @@ impl Config {
                 "must be between 1 and 128",
             );
         }
-        if v.max_bulk_items == 0 || v.max_bulk_items > 1000 {
+        if v.max_bulk_items == 0 || v.max_bulk_items > domain::settings::Limits::BULK_ITEMS_CEILING
+        {
             return invalid(
                 "user_settings.validation.max_bulk_items",
                 "must be between 1 and 1000",

@@ -12,9 +12,12 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use domain::{
     FieldError, UserId, ValidationErrors,
     services::{GetSettingError, SettingInput, SettingsPage},
-    settings::{Precondition, SettingKey, SettingView},
+    settings::{Limits, Precondition, SettingKey, SettingView},
 };
-use serde::{Deserialize, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{self, SeqAccess, Visitor},
+};
 use serde_json::value::RawValue;
 
 use crate::{
@@ -85,7 +88,34 @@ pub struct PutSettingBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkBody {
+    #[serde(deserialize_with = "at_most_the_ceiling")]
     settings: Vec<SettingInput>,
+}
+
+/// The items of a bulk, refusing the body as soon as it holds more than any deployment may
+/// accept: many tiny items would otherwise cost far more memory than their bytes. (The
+/// configured, lower, bound is the service's to report.)
+fn at_most_the_ceiling<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SettingInput>, D::Error> {
+    struct Items;
+    impl<'de> Visitor<'de> for Items {
+        type Value = Vec<SettingInput>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "at most {} settings", Limits::BULK_ITEMS_CEILING)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == Limits::BULK_ITEMS_CEILING {
+                    return Err(de::Error::invalid_length(items.len() + 1, &self));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    d.deserialize_seq(Items)
 }
 
 /// A list of settings.
@@ -296,4 +326,45 @@ async fn resolve_condition(
             Err(e) => return Err(e.into()),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bulk_body_is_not_read_past_the_item_ceiling() {
+        let mut items = vec![r#"{"key":"ui.a","value":1}"#; Limits::BULK_ITEMS_CEILING + 1];
+        // Never reached: the body is refused at the item before.
+        items.push(r#"{"unknown_field":1}"#);
+        let body = format!(r#"{{"settings":[{}]}}"#, items.join(","));
+
+        let message = serde_json::from_str::<BulkBody>(&body)
+            .unwrap_err()
+            .to_string();
+
+        assert!(message.contains("at most 1000 settings"), "{message}");
+    }
+
+    #[test]
+    fn a_bulk_body_at_the_ceiling_is_read_whole() {
+        let items = vec![r#"{"key":"ui.a","value":1}"#; Limits::BULK_ITEMS_CEILING];
+        let body = format!(r#"{{"settings":[{}]}}"#, items.join(","));
+        let parsed: BulkBody = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed.settings.len(), Limits::BULK_ITEMS_CEILING);
+    }
+
+    #[test]
+    fn a_cursor_names_the_key_it_continues_after() {
+        let key = SettingKey::parse("ui.dashboard.layout").unwrap();
+        let query = ListQuery {
+            category: None,
+            limit: None,
+            cursor: Some(cursor(&key)),
+        };
+        assert_eq!(
+            query.after().unwrap().as_deref(),
+            Some("ui.dashboard.layout")
+        );
+    }
 }

@@ -36,6 +36,10 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The largest `max_bulk_items` a deployment may configure: a bulk body is never read
+    /// past this many items.
+    pub const BULK_ITEMS_CEILING: usize = 1000;
+
     /// The per-user quota the store enforces on every write.
     pub fn quota(&self) -> UserQuota {
         UserQuota {
