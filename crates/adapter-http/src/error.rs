@@ -9,11 +9,13 @@ use actix_web::{
 };
 use domain::{
     FieldError, RepositoryError, ValidationErrors,
+    integrations::ProviderId,
     secrets::CipherError,
     services::{
         DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, PreferencesError,
         SetSettingError,
     },
+    settings::SettingKey,
 };
 use serde::Serialize;
 
@@ -53,6 +55,9 @@ pub enum ApiError {
     /// 428: the deployment requires `If-Match` on writes.
     #[error("precondition required")]
     PreconditionRequired,
+    /// 429: the caller already has the most settings writes in flight.
+    #[error("too many concurrent writes")]
+    TooManyConcurrentWrites,
     /// 503: the database is unavailable; retrying later may work.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -114,6 +119,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::Validation(_) => "validation_failed",
             ApiError::PreconditionRequired => "precondition_required",
+            ApiError::TooManyConcurrentWrites => "too_many_concurrent_writes",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::InvalidRequest(code, _) | ApiError::Conflict(code, _) => code,
             ApiError::BadGateway { code, .. } => code,
@@ -136,6 +142,10 @@ impl ApiError {
                 Some("the resource has changed; fetch it again to get its current ETag".into())
             }
             ApiError::PreconditionRequired => Some("send If-Match with the resource's ETag".into()),
+            ApiError::TooManyConcurrentWrites => Some(
+                "too many of your settings writes are in progress; retry when one has finished"
+                    .into(),
+            ),
             ApiError::UnsupportedMediaType => {
                 Some("send a JSON body with Content-Type: application/json".into())
             }
@@ -167,6 +177,7 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            ApiError::TooManyConcurrentWrites => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InvalidRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(..) => StatusCode::CONFLICT,
@@ -217,7 +228,7 @@ impl ResponseError for ApiError {
                 };
                 response.insert_header((header::WWW_AUTHENTICATE, challenge));
             }
-            ApiError::Unavailable(_) => {
+            ApiError::Unavailable(_) | ApiError::TooManyConcurrentWrites => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}
@@ -257,6 +268,18 @@ fn user_not_found() -> ApiError {
     ApiError::NotFound("user_not_found", "the user does not exist".into())
 }
 
+/// 409: the key changes only through its integration's routes, which verify credentials
+/// with the provider and revoke them on disconnect.
+fn managed_by_integration(key: &SettingKey, provider: ProviderId) -> ApiError {
+    ApiError::Conflict(
+        "managed_by_integration",
+        format!(
+            "{key} is managed by the {name} integration: connect with POST /api/v1/integrations/{provider}/connect, disconnect with DELETE /api/v1/integrations/{provider}/disconnect",
+            name = provider.display_name(),
+        ),
+    )
+}
+
 fn cipher_failure(e: CipherError) -> ApiError {
     ApiError::Internal(anyhow::Error::new(e).context("secret could not be processed"))
 }
@@ -285,12 +308,15 @@ impl From<SetSettingError> for ApiError {
         match e {
             SetSettingError::Validation(v) => from_validation(v),
             SetSettingError::VersionConflict { .. } => ApiError::PreconditionFailed,
-            SetSettingError::QuotaExceeded { limit } => {
+            SetSettingError::QuotaExceeded(quota) => {
                 ApiError::Validation(ValidationErrors::single(FieldError::new(
                     "key",
                     "quota_exceeded",
-                    format!("a user may hold at most {limit} settings"),
+                    quota.to_string(),
                 )))
+            }
+            SetSettingError::ManagedByIntegration { key, provider } => {
+                managed_by_integration(&key, provider)
             }
             SetSettingError::UserNotFound => user_not_found(),
             SetSettingError::Cipher(c) => cipher_failure(c),
@@ -304,6 +330,9 @@ impl From<DeleteSettingError> for ApiError {
         match e {
             DeleteSettingError::Validation(v) => from_validation(v),
             DeleteSettingError::NotFound => setting_not_found(),
+            DeleteSettingError::ManagedByIntegration { key, provider } => {
+                managed_by_integration(&key, provider)
+            }
             DeleteSettingError::VersionConflict { .. } => ApiError::PreconditionFailed,
             DeleteSettingError::Repository(r) => r.into(),
         }

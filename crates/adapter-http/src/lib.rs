@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
 pub mod state;
+pub mod write_permits;
 
 use std::{net::TcpListener, sync::Arc, time::Duration};
 
@@ -35,6 +36,7 @@ pub use error::ApiError;
 pub use metrics::HttpMetrics;
 pub use rate_limit::{AccessKind, Decision, QuotaState, RateLimiter};
 pub use state::{ApiOptions, ApiState, DynPreferencesService, DynSettingsService, Readiness};
+pub use write_permits::WritePermits;
 
 use crate::handlers::{admin, health, internal, preferences, schema, settings};
 

@@ -135,6 +135,8 @@ pub mod docs {
     #[allow(dead_code)]
     pub struct SettingListDoc {
         settings: Vec<SettingDoc>,
+        /// Present when more settings follow: pass it as `cursor` to get the next page.
+        next_cursor: Option<String>,
     }
 
     /// Body of a single write.

@@ -39,7 +39,7 @@ impl Default for ApiOptions {
         Self {
             require_if_match: false,
             max_body_bytes: 256 * 1024,
-            max_bulk_body_bytes: 16 * 1024 * 1024,
+            max_bulk_body_bytes: 1024 * 1024,
         }
     }
 }
@@ -57,4 +57,6 @@ pub struct ApiState {
     pub options: ApiOptions,
     /// External service integrations (`None`: their routes are not mounted).
     pub integrations: Option<crate::handlers::integrations::IntegrationsApi>,
+    /// Settings writes in flight per user, shared by every worker.
+    pub write_permits: Arc<crate::write_permits::WritePermits>,
 }

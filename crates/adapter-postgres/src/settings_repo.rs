@@ -11,9 +11,15 @@
 //! `(user_id, key)`, even across a delete and re-create: a precondition or ETag from before a
 //! delete can never match the new row. Versions are opaque; only equality means anything.
 //!
-//! Quota: writes that may insert first lock the user's row (see `provisioning::lock_user`),
-//! so the count after the write is exact; an insert that takes the user over the limit is
-//! rolled back.
+//! Quota: every insert and update first locks the user's row (see `provisioning::lock_user`)
+//! and reads the user's usage (settings, and bytes of values: the generated column
+//! `value_bytes`, migration V6); after the write it reads the usage again, and a write that
+//! raised a figure above its quota is rolled back. A user already over a lowered quota can
+//! still write what does not add to that figure. Deletes only lower the figures and take no
+//! user lock.
+//!
+//! Listings are keyset-paginated on `key` (the primary key's order): `key > $after`, with
+//! `''` (before every key) for the first page.
 
 use std::time::Duration;
 
@@ -23,8 +29,8 @@ use domain::{
     RepositoryError, UserId,
     ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
     settings::{
-        Category, DataType, Description, Precondition, Setting, SettingKey, SettingWrite,
-        UpsertOutcome,
+        Category, DataType, Description, Page, Precondition, QuotaExceeded, Setting, SettingKey,
+        SettingWrite, UpsertOutcome, UserQuota,
     },
 };
 use tokio_postgres::{Row, types::ToSql};
@@ -48,20 +54,26 @@ const GET: &str = concat!(
     " FROM shared.user_settings WHERE user_id = $1 AND key = $2"
 );
 
+/// Served by the primary key `(user_id, key)`, in its order.
 const LIST: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM shared.user_settings WHERE user_id = $1 ORDER BY key"
+    " FROM shared.user_settings WHERE user_id = $1 AND key > $2 ORDER BY key LIMIT $3"
 );
 
 /// Served by `idx_user_settings_category (user_id, category)`.
 const LIST_BY_CATEGORY: &str = concat!(
     "SELECT ",
     columns!(),
-    " FROM shared.user_settings WHERE user_id = $1 AND category = $2 ORDER BY key"
+    " FROM shared.user_settings WHERE user_id = $1 AND category = $2 AND key > $3 ",
+    "ORDER BY key LIMIT $4"
 );
 
 const COUNT: &str = "SELECT count(*) FROM shared.user_settings WHERE user_id = $1";
+
+/// What the user holds: settings and bytes of values (`value_bytes`, migration V6).
+const USAGE: &str = "SELECT count(*), coalesce(sum(value_bytes), 0)::bigint \
+     FROM shared.user_settings WHERE user_id = $1";
 
 /// A fresh version for a changed row, never given before (migration V4).
 macro_rules! next_version {
@@ -164,28 +176,24 @@ impl PgSettingsRepository {
         user: UserId,
         write: &SettingWrite,
         expected: Precondition,
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<UpsertOutcome, SettingWriteError> {
         let mut client = self.pool.get().await.pg()?;
         let tx = client.transaction().await.pg()?;
+        if !lock_user(&tx, user, self.provisioning).await? {
+            // Without a user there is no row to match a version either.
+            return Err(match expected {
+                Precondition::Version(_) => SettingWriteError::VersionConflict { current: None },
+                Precondition::Any | Precondition::Absent => SettingWriteError::UserNotFound,
+            });
+        }
+        let before = usage(&tx, user).await?;
         let outcome = match expected {
-            // An update never inserts: no quota, no provisioning.
             Precondition::Version(version) => update_version(&tx, user, write, version).await?,
-            Precondition::Any | Precondition::Absent => {
-                if !lock_user(&tx, user, self.provisioning).await? {
-                    return Err(SettingWriteError::UserNotFound);
-                }
-                let outcome = if expected == Precondition::Absent {
-                    insert_absent(&tx, user, write).await?
-                } else {
-                    upsert(&tx, user, write).await?
-                };
-                if outcome.created {
-                    check_quota(&tx, user, max_settings).await?;
-                }
-                outcome
-            }
+            Precondition::Absent => insert_absent(&tx, user, write).await?,
+            Precondition::Any => upsert(&tx, user, write).await?,
         };
+        check_quota(&tx, user, before, quota).await?;
         tx.commit().await.pg()?;
         Ok(outcome)
     }
@@ -194,7 +202,7 @@ impl PgSettingsRepository {
         &self,
         user: UserId,
         writes: &[SettingWrite],
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<Vec<UpsertOutcome>, SettingWriteError> {
         if writes.is_empty() {
             return Ok(Vec::new());
@@ -204,13 +212,12 @@ impl PgSettingsRepository {
         if !lock_user(&tx, user, self.provisioning).await? {
             return Err(SettingWriteError::UserNotFound);
         }
+        let before = usage(&tx, user).await?;
         let mut outcomes = Vec::with_capacity(writes.len());
         for write in writes {
             outcomes.push(upsert(&tx, user, write).await?);
         }
-        if outcomes.iter().any(|o| o.created) {
-            check_quota(&tx, user, max_settings).await?;
-        }
+        check_quota(&tx, user, before, quota).await?;
         // Any error above returned early: the transaction guard rolls back on drop.
         tx.commit().await.pg()?;
         Ok(outcomes)
@@ -265,17 +272,26 @@ impl PgSettingsRepository {
         &self,
         user: UserId,
         category: Option<&Category>,
+        page: &Page,
     ) -> Result<Vec<Setting>, PgError> {
         let client = self.pool.get().await?;
+        // Every key sorts after the empty string.
+        let after = page.after.as_ref().map_or("", SettingKey::as_str);
+        let limit = i64::from(page.limit);
         let rows = match category {
             None => {
                 let statement = client.prepare_cached(LIST).await?;
-                client.query(&statement, &[&user.as_uuid()]).await?
+                client
+                    .query(&statement, &[&user.as_uuid(), &after, &limit])
+                    .await?
             }
             Some(category) => {
                 let statement = client.prepare_cached(LIST_BY_CATEGORY).await?;
                 client
-                    .query(&statement, &[&user.as_uuid(), &category.as_str()])
+                    .query(
+                        &statement,
+                        &[&user.as_uuid(), &category.as_str(), &after, &limit],
+                    )
                     .await?
             }
         };
@@ -310,9 +326,10 @@ impl SettingsRepository for PgSettingsRepository {
         &self,
         user: UserId,
         category: Option<Category>,
+        page: Page,
     ) -> Result<Vec<Setting>, RepositoryError> {
         within(self.operation_timeout, async {
-            Ok(self.list_inner(user, category.as_ref()).await?)
+            Ok(self.list_inner(user, category.as_ref(), &page).await?)
         })
         .await
     }
@@ -322,11 +339,11 @@ impl SettingsRepository for PgSettingsRepository {
         user: UserId,
         write: &SettingWrite,
         expected: Precondition,
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<UpsertOutcome, SettingWriteError> {
         within(
             self.operation_timeout,
-            self.upsert_inner(user, write, expected, max_settings),
+            self.upsert_inner(user, write, expected, quota),
         )
         .await
     }
@@ -335,11 +352,11 @@ impl SettingsRepository for PgSettingsRepository {
         &self,
         user: UserId,
         writes: &[SettingWrite],
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<Vec<UpsertOutcome>, SettingWriteError> {
         within(
             self.operation_timeout,
-            self.upsert_many_inner(user, writes, max_settings),
+            self.upsert_many_inner(user, writes, quota),
         )
         .await
     }
@@ -487,25 +504,42 @@ async fn update_version(
     })
 }
 
-/// Fails when the user now holds more than `max_settings`; the caller's transaction is then
-/// dropped, which rolls the insert back. Only inserts call this, so a user already over a
-/// lowered limit can still update.
+/// The user's settings and bytes of values, as this transaction sees them.
+#[derive(Clone, Copy, Debug)]
+struct Usage {
+    settings: i64,
+    bytes: i64,
+}
+
+async fn usage(tx: &Transaction<'_>, user: UserId) -> Result<Usage, SettingWriteError> {
+    let statement = tx.prepare_cached(USAGE).await.pg()?;
+    let row = tx.query_one(&statement, &[&user.as_uuid()]).await.pg()?;
+    Ok(Usage {
+        settings: row.try_get(0).pg()?,
+        bytes: row.try_get(1).pg()?,
+    })
+}
+
+/// Fails when the writes since `before` raised a figure above its quota; the caller's
+/// transaction is then dropped, which rolls them back. A figure already over a lowered
+/// quota that the writes did not raise is let be.
 async fn check_quota(
     tx: &Transaction<'_>,
     user: UserId,
-    max_settings: u32,
+    before: Usage,
+    quota: UserQuota,
 ) -> Result<(), SettingWriteError> {
-    let statement = tx.prepare_cached(COUNT).await.pg()?;
-    let count: i64 = tx
-        .query_one(&statement, &[&user.as_uuid()])
-        .await
-        .pg()?
-        .try_get(0)
-        .pg()?;
-    if count > i64::from(max_settings) {
-        return Err(SettingWriteError::QuotaExceeded {
-            limit: max_settings,
-        });
+    let after = usage(tx, user).await?;
+    if after.settings > i64::from(quota.max_settings) && after.settings > before.settings {
+        return Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Settings {
+            limit: quota.max_settings,
+        }));
+    }
+    let max_bytes = i64::try_from(quota.max_bytes).unwrap_or(i64::MAX);
+    if after.bytes > max_bytes && after.bytes > before.bytes {
+        return Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Bytes {
+            limit: quota.max_bytes,
+        }));
     }
     Ok(())
 }

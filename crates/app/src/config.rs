@@ -33,6 +33,10 @@ const ENV_MAP: &[(&str, &str)] = &[
     ("USER_SETTINGS_WORKERS", "server.workers"),
     ("USER_SETTINGS_REQUIRE_IF_MATCH", "server.require_if_match"),
     (
+        "USER_SETTINGS_MAX_CONCURRENT_WRITES",
+        "server.max_concurrent_writes_per_user",
+    ),
+    (
         "USER_SETTINGS_SERVER_MAX_CONNECTIONS",
         "server.max_connections",
     ),
@@ -89,6 +93,14 @@ const ENV_MAP: &[(&str, &str)] = &[
         "cache.max_cached_listing_bytes",
     ),
     ("USER_SETTINGS_USERS_PROVISIONING", "users.provisioning"),
+    (
+        "USER_SETTINGS_MAX_BYTES_PER_USER_KB",
+        "validation.max_bytes_per_user_kb",
+    ),
+    (
+        "USER_SETTINGS_MAX_BULK_BODY_KB",
+        "validation.max_bulk_body_kb",
+    ),
     ("USER_SETTINGS_LOG_FORMAT", "log.format"),
 ];
 
@@ -187,6 +199,8 @@ pub struct ServerConfig {
     /// Grace period for in-flight requests on shutdown.
     #[serde(with = "duration")]
     pub shutdown_timeout: Duration,
+    /// Most settings writes one user may have in flight on this instance (more answer 429).
+    pub max_concurrent_writes_per_user: usize,
 }
 
 impl Default for ServerConfig {
@@ -201,6 +215,7 @@ impl Default for ServerConfig {
             client_disconnect_timeout: http.client_disconnect_timeout,
             keep_alive: http.keep_alive,
             shutdown_timeout: http.shutdown_timeout,
+            max_concurrent_writes_per_user: adapter_http::WritePermits::DEFAULT_PER_USER,
         }
     }
 }
@@ -325,8 +340,12 @@ pub struct ValidationConfig {
     pub max_description_chars: usize,
     /// Most settings per user.
     pub max_settings_per_user: u32,
+    /// Most KiB of values per user (each value counted as `octet_length(value::text)`).
+    pub max_bytes_per_user_kb: u64,
     /// Most items per bulk write.
     pub max_bulk_items: usize,
+    /// Largest body of a bulk write, in KiB.
+    pub max_bulk_body_kb: usize,
     /// Accepted categories.
     pub allowed_categories: Vec<String>,
 }
@@ -340,7 +359,9 @@ impl Default for ValidationConfig {
             max_json_depth: limits.max_json_depth,
             max_description_chars: limits.max_description_chars,
             max_settings_per_user: limits.max_settings_per_user,
+            max_bytes_per_user_kb: limits.max_bytes_per_user / 1024,
             max_bulk_items: limits.max_bulk_items,
+            max_bulk_body_kb: 1024,
             allowed_categories: domain::settings::AllowedCategories::default()
                 .names()
                 .to_vec(),
@@ -464,7 +485,8 @@ impl Config {
                 "must be between 1 and 128",
             );
         }
-        if v.max_bulk_items == 0 || v.max_bulk_items > 1000 {
+        if v.max_bulk_items == 0 || v.max_bulk_items > domain::settings::Limits::BULK_ITEMS_CEILING
+        {
             return invalid(
                 "user_settings.validation.max_bulk_items",
                 "must be between 1 and 1000",
@@ -473,6 +495,36 @@ impl Config {
         if v.max_settings_per_user == 0 {
             return invalid(
                 "user_settings.validation.max_settings_per_user",
+                "must be at least 1",
+            );
+        }
+        if v.max_bytes_per_user_kb < v.max_value_size_kb as u64 {
+            return invalid(
+                "user_settings.validation.max_bytes_per_user_kb (USER_SETTINGS_MAX_BYTES_PER_USER_KB)",
+                &format!(
+                    "must be at least validation.max_value_size_kb ({}): a user must be able to store one value of the largest size",
+                    v.max_value_size_kb
+                ),
+            );
+        }
+        if v.max_bulk_body_kb == 0 || v.max_bulk_body_kb > 64 * 1024 {
+            return invalid(
+                "user_settings.validation.max_bulk_body_kb (USER_SETTINGS_MAX_BULK_BODY_KB)",
+                "must be between 1 and 65536",
+            );
+        }
+        if v.max_bulk_body_kb * 1024 < self.max_body_bytes() {
+            return invalid(
+                "user_settings.validation.max_bulk_body_kb (USER_SETTINGS_MAX_BULK_BODY_KB)",
+                &format!(
+                    "must be at least the single-write body limit, {} KiB (2 × validation.max_value_size_kb + 64): a bulk must hold what one write may send",
+                    self.max_body_bytes() / 1024
+                ),
+            );
+        }
+        if self.server.max_concurrent_writes_per_user == 0 {
+            return invalid(
+                "user_settings.server.max_concurrent_writes_per_user (USER_SETTINGS_MAX_CONCURRENT_WRITES)",
                 "must be at least 1",
             );
         }
@@ -608,8 +660,20 @@ impl Config {
             max_json_depth: v.max_json_depth,
             max_description_chars: v.max_description_chars,
             max_settings_per_user: v.max_settings_per_user,
+            max_bytes_per_user: v.max_bytes_per_user_kb * 1024,
             max_bulk_items: v.max_bulk_items,
         }
+    }
+
+    /// The body limit of a single write: one value of the largest size, escaped twice over
+    /// at worst, plus room for the other fields.
+    pub fn max_body_bytes(&self) -> usize {
+        self.validation.max_value_size_kb * 1024 * 2 + 64 * 1024
+    }
+
+    /// The body limit of a bulk write.
+    pub fn max_bulk_body_bytes(&self) -> usize {
+        self.validation.max_bulk_body_kb * 1024
     }
 
     /// The database URL.
@@ -787,10 +851,31 @@ mod tests {
     }
 
     #[test]
+    fn a_bulk_body_limit_below_the_single_write_limit_is_refused_naming_both() {
+        let mut config = Config::default();
+        config.validation.max_value_size_kb = 1024;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("validation.max_bulk_body_kb"), "{message}");
+        assert!(
+            message.contains("validation.max_value_size_kb"),
+            "{message}"
+        );
+        config.validation.max_bulk_body_kb = 2 * 1024 + 64;
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
     fn the_store_timeout_must_be_positive() {
         let mut config = Config::default();
         config.rate_limiting.store_timeout = Duration::ZERO;
         assert!(field_of(&config).is_some_and(|f| f.contains("store_timeout")));
+    }
+
+    #[test]
+    fn a_byte_quota_smaller_than_one_value_is_refused() {
+        let mut config = Config::default();
+        config.validation.max_bytes_per_user_kb = 99;
+        assert!(field_of(&config).is_some_and(|f| f.contains("max_bytes_per_user_kb")));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::{net::TcpListener, num::NonZeroU32, sync::Arc};
 use adapter_crypto::AesGcmKeyring;
 use adapter_http::{
     ApiOptions, ApiState, AuthConfig, Authenticator, HttpMetrics, Operations, ServerOptions,
-    VerificationKey,
+    VerificationKey, WritePermits,
 };
 use adapter_postgres::{
     ChangeFeed, PgAuditLog, PgConfig, PgPreferencesRepository, PgSettingsRepository, Pool,
@@ -367,9 +367,11 @@ fn api_state(
         readiness: Arc::new(BoundedReadiness::new(PoolReadiness::new(pool), timeout)),
         options: ApiOptions {
             require_if_match: config.server.require_if_match,
-            max_body_bytes: limits.max_value_bytes * 2 + 64 * 1024,
-            max_bulk_body_bytes: (limits.max_value_bytes + 4096) * limits.max_bulk_items
-                + 64 * 1024,
+            max_body_bytes: config.max_body_bytes(),
+            max_bulk_body_bytes: config.max_bulk_body_bytes(),
         },
+        write_permits: Arc::new(WritePermits::new(
+            config.server.max_concurrent_writes_per_user,
+        )),
     })
 }

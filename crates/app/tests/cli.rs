@@ -91,6 +91,24 @@ fn invalid_environment_value_names_the_field() {
 }
 
 #[test]
+fn incoherent_body_limits_from_the_environment_stop_start_up_naming_both_fields() {
+    let output = user_settings(
+        &["token", "--sub", "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b"],
+        &[
+            ("USER_SETTINGS_MAX_BULK_BODY_KB", "100"),
+            ("USER_SETTINGS_JWT_SECRET", "s"),
+        ],
+    );
+    assert!(!output.status.success());
+    let message = stderr(&output);
+    assert!(
+        message.contains("USER_SETTINGS_MAX_BULK_BODY_KB"),
+        "{message}"
+    );
+    assert!(message.contains("max_value_size_kb"), "{message}");
+}
+
+#[test]
 fn invalid_yaml_value_names_the_field() {
     let dir = std::env::temp_dir().join(format!("user-settings-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -10,7 +10,10 @@ use crate::{
     ids::UserId,
     preferences::{Preferences, StoredPreferences},
     secrets::{CipherError, Envelope},
-    settings::{Category, Precondition, Setting, SettingKey, SettingWrite, UpsertOutcome},
+    settings::{
+        Category, Page, Precondition, QuotaExceeded, Setting, SettingKey, SettingWrite,
+        UpsertOutcome, UserQuota,
+    },
 };
 
 /// Why a settings write was refused by the store.
@@ -22,12 +25,9 @@ pub enum SettingWriteError {
         /// The version now stored, `None` when the row is absent.
         current: Option<i64>,
     },
-    /// The write would take the user over the per-user settings limit.
-    #[error("the user already has the maximum of {limit} settings")]
-    QuotaExceeded {
-        /// The limit.
-        limit: u32,
-    },
+    /// The write would take the user over a per-user quota.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
     /// The user does not exist and users are provisioned externally.
     #[error("the user does not exist")]
     UserNotFound,
@@ -78,21 +78,25 @@ pub trait SettingsRepository: Send + Sync {
     async fn get(&self, user: UserId, key: &SettingKey)
     -> Result<Option<Setting>, RepositoryError>;
 
-    /// The user's settings ordered by key, optionally only one category.
+    /// At most `page.limit` of the user's settings ordered by key, with keys after
+    /// `page.after`, optionally only one category.
     async fn list(
         &self,
         user: UserId,
         category: Option<Category>,
+        page: Page,
     ) -> Result<Vec<Setting>, RepositoryError>;
 
-    /// Inserts or updates one setting if `expected` holds and, for an insert, the user stays
-    /// within `max_settings`. A write that changes nothing leaves the row (and version) as is.
+    /// Inserts or updates one setting if `expected` holds and the user stays within `quota`
+    /// (checked under the same lock as the write; a write that does not add to a figure
+    /// already over its quota is allowed). A write that changes nothing leaves the row (and
+    /// version) as is.
     async fn upsert(
         &self,
         user: UserId,
         write: &SettingWrite,
         expected: Precondition,
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<UpsertOutcome, SettingWriteError>;
 
     /// Upserts every write in one transaction: all are stored or none.
@@ -100,7 +104,7 @@ pub trait SettingsRepository: Send + Sync {
         &self,
         user: UserId,
         writes: &[SettingWrite],
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<Vec<UpsertOutcome>, SettingWriteError>;
 
     /// Deletes one setting if `expected` holds.
@@ -186,8 +190,9 @@ impl<T: SettingsRepository + ?Sized> SettingsRepository for std::sync::Arc<T> {
         &self,
         user: UserId,
         category: Option<Category>,
+        page: Page,
     ) -> Result<Vec<Setting>, RepositoryError> {
-        (**self).list(user, category).await
+        (**self).list(user, category, page).await
     }
 
     async fn upsert(
@@ -195,18 +200,18 @@ impl<T: SettingsRepository + ?Sized> SettingsRepository for std::sync::Arc<T> {
         user: UserId,
         write: &SettingWrite,
         expected: Precondition,
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<UpsertOutcome, SettingWriteError> {
-        (**self).upsert(user, write, expected, max_settings).await
+        (**self).upsert(user, write, expected, quota).await
     }
 
     async fn upsert_many(
         &self,
         user: UserId,
         writes: &[SettingWrite],
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<Vec<UpsertOutcome>, SettingWriteError> {
-        (**self).upsert_many(user, writes, max_settings).await
+        (**self).upsert_many(user, writes, quota).await
     }
 
     async fn delete(

@@ -7,3 +7,4 @@ mod auth;
 mod docs_health;
 mod preferences;
 mod settings;
+mod write_bounds;

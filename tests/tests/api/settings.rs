@@ -365,18 +365,18 @@ async fn secrets_are_redacted_everywhere_and_stored_as_envelopes() {
     let app = TestApp::spawn().await;
     let user = new_user();
     let token = app.token(user, &[]);
-    let secret = json!({"access_token": "tok-PLAINTEXT", "refresh_token": "ref-PLAINTEXT",
-        "expires_at": "2026-03-03T10:00:00Z", "user_id": 1, "user_slug": "me"});
+    // A sensitive known key that no integration manages.
+    let secret = json!({"access_token": "tok-PLAINTEXT", "refresh_token": "ref-PLAINTEXT"});
     let put = app
         .put(
-            &path("scrobbling.trakt.oauth_tokens"),
+            &path("sync.plex.oauth_tokens"),
             &token,
             &json!({"value": secret}),
         )
         .await;
     let put_body = put.text().await.unwrap();
     let one = app
-        .get(&path("scrobbling.trakt.oauth_tokens"), &token)
+        .get(&path("sync.plex.oauth_tokens"), &token)
         .await
         .text()
         .await

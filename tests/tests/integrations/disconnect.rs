@@ -105,14 +105,18 @@ async fn providers_without_revocation_are_only_removed() {
 #[tokio::test]
 async fn disconnect_also_removes_the_legacy_music_copy() {
     let world = World::spawn().await;
-    let (status, _) = world
-        .call(
-            Method::PUT,
-            "/api/v1/users/me/settings/music.lastfm.session",
-            Some(json!({"value": {"session_key": "sk-SECRET-old", "username": "rj"}})),
-        )
+    // A copy left by an older deployment (the settings API refuses to write this key).
+    world
+        .execute(&format!(
+            "INSERT INTO shared.users (id) VALUES ('{user}') ON CONFLICT DO NOTHING; \
+             INSERT INTO shared.user_settings (user_id, key, value, category, data_type) \
+             VALUES ('{user}', 'music.lastfm.session', '{envelope}', 'integrations', 'encrypted')",
+            user = world.user,
+            envelope = json!({"v": 1, "alg": "A256GCM-HKDF-SHA256", "kid": "e2e1",
+                "salt": "c2FsdA", "nonce": "bm9uY2U", "ciphertext": "Y2lwaGVy"}),
+        ))
         .await;
-    assert_eq!(status, 201);
+    assert_eq!(world.rows().await.len(), 1);
     assert_eq!(disconnect(&world, "lastfm").await, 204);
     assert!(world.rows().await.is_empty());
 }

@@ -17,12 +17,12 @@ use crate::{auth::Admin, error::ApiError, openapi::docs, state::ApiState};
     get, path = "/api/v1/admin/users/{user_id}/settings", tag = "admin",
     params(("user_id" = Uuid, Path, description = "The user"), ListQuery),
     responses(
-        (status = 200, description = "The user's settings; secrets redacted", body = docs::SettingListDoc),
+        (status = 200, description = "One page of the user's settings, ordered by key; secrets redacted", body = docs::SettingListDoc),
         docs::AdminErrors,
     ),
     security(("bearer" = []))
 )]
-/// Lists any user's settings (role `admin`; audited).
+/// Lists any user's settings, a page at a time (role `admin`; audited).
 #[tracing::instrument(skip_all)]
 pub async fn settings(
     state: Data<ApiState>,
@@ -30,11 +30,18 @@ pub async fn settings(
     user_id: Path<Uuid>,
     query: Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = state
+    let after = query.after()?;
+    let page = state
         .settings
-        .list_settings_as_admin(&actor, UserId::new(*user_id), query.category.as_deref())
+        .list_settings_as_admin(
+            &actor,
+            UserId::new(*user_id),
+            query.category.as_deref(),
+            after.as_deref(),
+            query.limit,
+        )
         .await?;
-    Ok(HttpResponse::Ok().json(SettingList { settings }))
+    Ok(HttpResponse::Ok().json(SettingList::from(page)))
 }
 
 #[utoipa::path(

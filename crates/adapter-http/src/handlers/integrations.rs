@@ -433,13 +433,9 @@ fn connect_error(e: ConnectError) -> ApiError {
                 "answered without a field the connection requires",
             )
         }
-        ConnectError::QuotaExceeded { limit } => {
-            ApiError::Validation(ValidationErrors::single(FieldError::new(
-                "provider",
-                "quota_exceeded",
-                format!("a user may hold at most {limit} settings"),
-            )))
-        }
+        ConnectError::QuotaExceeded(quota) => ApiError::Validation(ValidationErrors::single(
+            FieldError::new("provider", "quota_exceeded", quota.to_string()),
+        )),
         ConnectError::UserNotFound => {
             ApiError::NotFound("user_not_found", "the user does not exist".into())
         }

@@ -1,17 +1,24 @@
 //! `/api/v1/users/me/settings`: the caller's own key/value settings.
+//!
+//! Writes take a [`WritePermit`] before their body is read, and keep values as JSON text
+//! (`RawValue`) until the service has checked their size and depth.
 
 use actix_web::{
     HttpRequest, HttpResponse,
     http::header::{self, ETag},
     web::{Data, Json, Path, Query},
 };
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use domain::{
-    UserId,
-    services::{GetSettingError, SettingInput},
-    settings::{Precondition, SettingView},
+    FieldError, UserId, ValidationErrors,
+    services::{GetSettingError, SettingInput, SettingsPage},
+    settings::{Limits, Precondition, SettingKey, SettingView},
 };
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{self, SeqAccess, Visitor},
+};
+use serde_json::value::RawValue;
 
 use crate::{
     auth::User,
@@ -19,13 +26,48 @@ use crate::{
     error::ApiError,
     openapi::docs,
     state::ApiState,
+    write_permits::WritePermit,
 };
 
-/// Query of the list route.
+/// Query of the list routes.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct ListQuery {
     /// Only settings of this category.
     pub category: Option<String>,
+    /// Most settings in the answer (1–1000, default 1000).
+    pub limit: Option<u32>,
+    /// Where to continue: the `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The key the page starts after, from the opaque cursor.
+    ///
+    /// # Errors
+    /// 422 `invalid_cursor` when the cursor is not one this API gave.
+    pub fn after(&self) -> Result<Option<String>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|cursor| {
+                URL_SAFE_NO_PAD
+                    .decode(cursor)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(|| {
+                        ApiError::Validation(ValidationErrors::single(FieldError::new(
+                            "cursor",
+                            "invalid_cursor",
+                            "the cursor is not one this API gave",
+                        )))
+                    })
+            })
+            .transpose()
+    }
+}
+
+/// The opaque cursor of the page after `key`.
+fn cursor(key: &SettingKey) -> String {
+    URL_SAFE_NO_PAD.encode(key.as_str())
 }
 
 /// Body of `PUT .../settings/{key}`.
@@ -33,7 +75,7 @@ pub struct ListQuery {
 #[serde(deny_unknown_fields)]
 pub struct PutSettingBody {
     #[serde(default)]
-    value: Value,
+    value: Option<Box<RawValue>>,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
@@ -46,7 +88,34 @@ pub struct PutSettingBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkBody {
+    #[serde(deserialize_with = "at_most_the_ceiling")]
     settings: Vec<SettingInput>,
+}
+
+/// The items of a bulk, refusing the body as soon as it holds more than any deployment may
+/// accept: many tiny items would otherwise cost far more memory than their bytes. (The
+/// configured, lower, bound is the service's to report.)
+fn at_most_the_ceiling<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SettingInput>, D::Error> {
+    struct Items;
+    impl<'de> Visitor<'de> for Items {
+        type Value = Vec<SettingInput>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "at most {} settings", Limits::BULK_ITEMS_CEILING)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                if items.len() == Limits::BULK_ITEMS_CEILING {
+                    return Err(de::Error::invalid_length(items.len() + 1, &self));
+                }
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+    d.deserialize_seq(Items)
 }
 
 /// A list of settings.
@@ -54,29 +123,47 @@ pub struct BulkBody {
 pub struct SettingList {
     /// The settings, ordered by key.
     pub settings: Vec<SettingView>,
+    /// Present when more settings follow: pass it as `cursor` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl From<SettingsPage> for SettingList {
+    fn from(page: SettingsPage) -> Self {
+        Self {
+            settings: page.settings,
+            next_cursor: page.next_after.as_ref().map(cursor),
+        }
+    }
 }
 
 #[utoipa::path(
     get, path = "/api/v1/users/me/settings", tag = "settings",
     params(ListQuery),
     responses(
-        (status = 200, description = "The caller's settings, ordered by key; secrets redacted", body = docs::SettingListDoc),
+        (status = 200, description = "One page of the caller's settings, ordered by key; secrets redacted", body = docs::SettingListDoc),
         docs::UserReadErrors,
     ),
     security(("bearer" = []))
 )]
-/// Lists the caller's settings.
+/// Lists the caller's settings, a page at a time.
 #[tracing::instrument(skip_all)]
 pub async fn list(
     state: Data<ApiState>,
     User(user): User,
     query: Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = state
+    let after = query.after()?;
+    let page = state
         .settings
-        .list_settings(user.user_id, query.category.as_deref())
+        .list_settings(
+            user.user_id,
+            query.category.as_deref(),
+            after.as_deref(),
+            query.limit,
+        )
         .await?;
-    Ok(HttpResponse::Ok().json(SettingList { settings }))
+    Ok(HttpResponse::Ok().json(SettingList::from(page)))
 }
 
 #[utoipa::path(
@@ -117,6 +204,7 @@ pub async fn get(
     responses(
         (status = 200, description = "Updated", body = docs::SettingDoc),
         (status = 201, description = "Created", body = docs::SettingDoc),
+        (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
     ),
     security(("bearer" = []))
@@ -127,6 +215,7 @@ pub async fn get(
 pub async fn put(
     req: HttpRequest,
     state: Data<ApiState>,
+    _permit: WritePermit,
     User(user): User,
     key: Path<String>,
     body: Json<PutSettingBody>,
@@ -165,6 +254,7 @@ pub async fn put(
     params(("key" = String, Path, description = "Setting key")),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
     ),
     security(("bearer" = []))
@@ -174,6 +264,7 @@ pub async fn put(
 pub async fn delete(
     req: HttpRequest,
     state: Data<ApiState>,
+    _permit: WritePermit,
     User(user): User,
     key: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -194,6 +285,7 @@ pub async fn delete(
     request_body(content = docs::BulkDoc, content_type = "application/json"),
     responses(
         (status = 200, description = "Every setting written, in one transaction", body = docs::SettingListDoc),
+        (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
     ),
     security(("bearer" = []))
@@ -202,6 +294,7 @@ pub async fn delete(
 #[tracing::instrument(skip_all)]
 pub async fn bulk(
     state: Data<ApiState>,
+    _permit: WritePermit,
     User(user): User,
     body: Json<BulkBody>,
 ) -> Result<HttpResponse, ApiError> {
@@ -211,6 +304,7 @@ pub async fn bulk(
         .await?;
     Ok(HttpResponse::Ok().json(SettingList {
         settings: written.into_iter().map(|(s, _)| s).collect(),
+        next_cursor: None,
     }))
 }
 
@@ -232,4 +326,45 @@ async fn resolve_condition(
             Err(e) => return Err(e.into()),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bulk_body_is_not_read_past_the_item_ceiling() {
+        let mut items = vec![r#"{"key":"ui.a","value":1}"#; Limits::BULK_ITEMS_CEILING + 1];
+        // Never reached: the body is refused at the item before.
+        items.push(r#"{"unknown_field":1}"#);
+        let body = format!(r#"{{"settings":[{}]}}"#, items.join(","));
+
+        let message = serde_json::from_str::<BulkBody>(&body)
+            .unwrap_err()
+            .to_string();
+
+        assert!(message.contains("at most 1000 settings"), "{message}");
+    }
+
+    #[test]
+    fn a_bulk_body_at_the_ceiling_is_read_whole() {
+        let items = vec![r#"{"key":"ui.a","value":1}"#; Limits::BULK_ITEMS_CEILING];
+        let body = format!(r#"{{"settings":[{}]}}"#, items.join(","));
+        let parsed: BulkBody = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed.settings.len(), Limits::BULK_ITEMS_CEILING);
+    }
+
+    #[test]
+    fn a_cursor_names_the_key_it_continues_after() {
+        let key = SettingKey::parse("ui.dashboard.layout").unwrap();
+        let query = ListQuery {
+            category: None,
+            limit: None,
+            cursor: Some(cursor(&key)),
+        };
+        assert_eq!(
+            query.after().unwrap().as_deref(),
+            Some("ui.dashboard.layout")
+        );
+    }
 }

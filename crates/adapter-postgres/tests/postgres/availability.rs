@@ -13,7 +13,7 @@ use domain::{
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::support::{insert_user, key, new_user, write};
+use crate::support::{first_page, insert_user, key, new_user, quota, write};
 
 /// Scheduling and connection set-up on a busy two-core machine.
 const SLACK: Duration = Duration::from_millis(1500);
@@ -63,7 +63,7 @@ async fn silent_server_fails_as_unavailable_within_the_create_timeout() {
             new_user(),
             &write("ui.theme", json!("dark")),
             Precondition::Any,
-            10,
+            quota(10),
         )
         .await;
 
@@ -100,7 +100,7 @@ async fn operation_deadline_bounds_a_call_even_when_pool_timeouts_are_long() {
         .with_operation_timeout(limit);
     let started = Instant::now();
 
-    let result = repo.list(new_user(), None).await;
+    let result = repo.list(new_user(), None, first_page()).await;
 
     assert!(
         matches!(result, Err(RepositoryError::Unavailable(_))),
@@ -137,7 +137,7 @@ async fn statement_timeout_fails_as_unavailable() {
             user,
             &write("ui.theme", json!("dark")),
             Precondition::Any,
-            10,
+            quota(10),
         )
         .await;
 

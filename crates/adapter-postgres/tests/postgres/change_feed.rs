@@ -11,7 +11,7 @@ use domain::{
 use serde_json::json;
 use tokio::sync::broadcast::Receiver;
 
-use crate::support::{key, new_user, preferences_repo, settings_repo, write};
+use crate::support::{key, new_user, preferences_repo, quota, settings_repo, write};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -62,7 +62,7 @@ async fn feed_delivers_settings_and_preferences_changes() {
             user,
             &write("ui.theme", json!("dark")),
             Precondition::Any,
-            10,
+            quota(10),
         )
         .await
         .unwrap();
@@ -95,7 +95,7 @@ async fn feed_reports_deletes() {
         user,
         &write("ui.theme", json!("dark")),
         Precondition::Any,
-        10,
+        quota(10),
     )
     .await
     .unwrap();
@@ -141,7 +141,7 @@ async fn feed_flushes_and_keeps_listening_after_its_backend_is_killed() {
             user,
             &write("ui.theme", json!("dark")),
             Precondition::Any,
-            10,
+            quota(10),
         )
         .await
         .unwrap();

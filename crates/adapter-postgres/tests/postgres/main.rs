@@ -8,9 +8,11 @@
 
 mod audit;
 mod availability;
+mod byte_quota;
 mod change_feed;
 mod envelope_store;
 mod oauth_states;
+mod pages;
 mod preferences;
 mod schema;
 mod settings;

@@ -8,7 +8,9 @@ use domain::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{insert_user, key, new_user, preferences_repo, settings_repo, write};
+use crate::support::{
+    first_page, insert_user, key, new_user, preferences_repo, quota, settings_repo, write,
+};
 
 #[tokio::test]
 async fn migrating_again_applies_nothing() {
@@ -64,7 +66,8 @@ async fn migrations_are_recorded_in_the_service_history_table() {
             "schema",
             "change_notifications",
             "oauth_states",
-            "settings_versions_never_repeat"
+            "settings_versions_never_repeat",
+            "settings_value_bytes",
         ]
     );
 }
@@ -131,7 +134,7 @@ async fn deleting_a_user_cascades_to_settings_and_preferences() {
                 user,
                 &write("ui.theme", json!("dark")),
                 Precondition::Any,
-                10,
+                quota(10),
             )
             .await
             .unwrap();
@@ -147,9 +150,18 @@ async fn deleting_a_user_cascades_to_settings_and_preferences() {
         .await
         .unwrap();
 
-    assert!(settings.list(gone, None).await.unwrap().is_empty());
+    assert!(
+        settings
+            .list(gone, None, first_page())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(preferences.get(gone).await.unwrap(), None);
-    assert_eq!(settings.list(kept, None).await.unwrap().len(), 1);
+    assert_eq!(
+        settings.list(kept, None, first_page()).await.unwrap().len(),
+        1
+    );
     assert!(preferences.get(kept).await.unwrap().is_some());
 }
 
@@ -511,12 +523,17 @@ async fn v4_keeps_stored_versions_and_starts_new_ones_above_them() {
             user,
             &write("a.young", json!(2)),
             Precondition::Version(1),
-            10,
+            quota(10),
         )
         .await
         .unwrap();
     let created = settings
-        .upsert(user, &write("a.new", json!(1)), Precondition::Any, 10)
+        .upsert(
+            user,
+            &write("a.new", json!(1)),
+            Precondition::Any,
+            quota(10),
+        )
         .await
         .unwrap();
     let dark = Preferences {
@@ -571,9 +588,14 @@ async fn jsonb_round_trips_every_value_type_exactly() {
 
     for (i, value) in values.iter().enumerate() {
         let key = format!("values.v{i}");
-        repo.upsert(user, &write(&key, value.clone()), Precondition::Any, 100)
-            .await
-            .unwrap();
+        repo.upsert(
+            user,
+            &write(&key, value.clone()),
+            Precondition::Any,
+            quota(100),
+        )
+        .await
+        .unwrap();
         let stored = repo
             .get(user, &crate::support::key(&key))
             .await

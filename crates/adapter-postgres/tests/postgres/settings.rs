@@ -3,12 +3,13 @@
 use adapter_postgres::{PgSettingsRepository, Provisioning, testing::TestDatabase};
 use domain::{
     ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
-    settings::{Category, DataType, Precondition},
+    settings::{Category, DataType, Precondition, QuotaExceeded},
 };
 use serde_json::json;
 
 use crate::support::{
-    described, envelope, insert_user, key, new_user, settings_repo, write, write_in,
+    described, envelope, first_page, insert_user, key, new_user, quota, settings_repo, write,
+    write_in,
 };
 
 const MAX: u32 = 1000;
@@ -28,7 +29,7 @@ async fn upsert_creates_a_setting_that_get_returns() {
     );
 
     let outcome = repo
-        .upsert(user, &input, Precondition::Any, MAX)
+        .upsert(user, &input, Precondition::Any, quota(MAX))
         .await
         .unwrap();
 
@@ -62,7 +63,7 @@ async fn changing_upsert_gives_a_new_greater_version() {
             user,
             &write("ui.theme", json!("dark")),
             Precondition::Any,
-            MAX,
+            quota(MAX),
         )
         .await
         .unwrap();
@@ -72,7 +73,7 @@ async fn changing_upsert_gives_a_new_greater_version() {
             user,
             &write("ui.theme", json!("light")),
             Precondition::Any,
-            MAX,
+            quota(MAX),
         )
         .await
         .unwrap();
@@ -90,12 +91,12 @@ async fn unchanged_upsert_keeps_version_and_timestamp() {
     let user = new_user();
     let input = write_in("ui.layout", json!({"b": 1, "a": [1, 2]}), "ui");
     let first = repo
-        .upsert(user, &input, Precondition::Any, MAX)
+        .upsert(user, &input, Precondition::Any, quota(MAX))
         .await
         .unwrap();
 
     let again = repo
-        .upsert(user, &input, Precondition::Any, MAX)
+        .upsert(user, &input, Precondition::Any, quota(MAX))
         .await
         .unwrap();
     let with_version = repo
@@ -103,7 +104,7 @@ async fn unchanged_upsert_keeps_version_and_timestamp() {
             user,
             &input,
             Precondition::Version(first.setting.version),
-            MAX,
+            quota(MAX),
         )
         .await
         .unwrap();
@@ -119,7 +120,7 @@ async fn delete_removes_the_setting() {
     let repo = settings_repo(&db);
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
-    repo.upsert(user, &input, Precondition::Any, MAX)
+    repo.upsert(user, &input, Precondition::Any, quota(MAX))
         .await
         .unwrap();
 
@@ -150,7 +151,7 @@ async fn delete_with_a_stale_version_is_a_conflict_and_keeps_the_row() {
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
     let first = repo
-        .upsert(user, &input, Precondition::Any, MAX)
+        .upsert(user, &input, Precondition::Any, quota(MAX))
         .await
         .unwrap();
     let second = repo
@@ -158,7 +159,7 @@ async fn delete_with_a_stale_version_is_a_conflict_and_keeps_the_row() {
             user,
             &write("ui.theme", json!("light")),
             Precondition::Any,
-            MAX,
+            quota(MAX),
         )
         .await
         .unwrap();
@@ -185,7 +186,7 @@ async fn delete_with_the_current_version_succeeds() {
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
     let stored = repo
-        .upsert(user, &input, Precondition::Any, MAX)
+        .upsert(user, &input, Precondition::Any, quota(MAX))
         .await
         .unwrap();
 
@@ -212,10 +213,16 @@ async fn a_recreated_setting_gets_a_version_greater_than_any_before() {
     for life in 0..3 {
         let input = write("ui.theme", json!("dark"));
         let created = match life {
-            0 => repo.upsert(user, &input, Precondition::Any, MAX).await,
-            1 => repo.upsert(user, &input, Precondition::Absent, MAX).await,
+            0 => {
+                repo.upsert(user, &input, Precondition::Any, quota(MAX))
+                    .await
+            }
+            1 => {
+                repo.upsert(user, &input, Precondition::Absent, quota(MAX))
+                    .await
+            }
             _ => repo
-                .upsert_many(user, std::slice::from_ref(&input), MAX)
+                .upsert_many(user, std::slice::from_ref(&input), quota(MAX))
                 .await
                 .map(|mut outcomes| outcomes.remove(0)),
         }
@@ -225,7 +232,7 @@ async fn a_recreated_setting_gets_a_version_greater_than_any_before() {
                 user,
                 &write("ui.theme", json!("light")),
                 Precondition::Version(created.setting.version),
-                MAX,
+                quota(MAX),
             )
             .await
             .unwrap();
@@ -256,7 +263,7 @@ async fn a_version_from_before_a_delete_conflicts_with_the_recreated_setting() {
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
     let before = repo
-        .upsert(user, &input, Precondition::Any, MAX)
+        .upsert(user, &input, Precondition::Any, quota(MAX))
         .await
         .unwrap()
         .setting
@@ -265,7 +272,7 @@ async fn a_version_from_before_a_delete_conflicts_with_the_recreated_setting() {
         .await
         .unwrap();
     let recreated = repo
-        .upsert(user, &input, Precondition::Any, MAX)
+        .upsert(user, &input, Precondition::Any, quota(MAX))
         .await
         .unwrap();
     let current = recreated.setting.version;
@@ -275,12 +282,12 @@ async fn a_version_from_before_a_delete_conflicts_with_the_recreated_setting() {
             user,
             &write("ui.theme", json!("light")),
             Precondition::Version(before),
-            MAX,
+            quota(MAX),
         )
         .await;
     // Even a write of what is stored is refused: the precondition names another row.
     let unchanged = repo
-        .upsert(user, &input, Precondition::Version(before), MAX)
+        .upsert(user, &input, Precondition::Version(before), quota(MAX))
         .await;
     let deleted = repo
         .delete(user, &input.key, Precondition::Version(before))
@@ -315,7 +322,12 @@ async fn versions_are_never_shared_between_settings() {
     for (user, raw) in [(alice, "ui.a"), (alice, "ui.b"), (bob, "ui.a")] {
         for value in [1, 2] {
             let outcome = repo
-                .upsert(user, &write(raw, json!(value)), Precondition::Any, MAX)
+                .upsert(
+                    user,
+                    &write(raw, json!(value)),
+                    Precondition::Any,
+                    quota(MAX),
+                )
                 .await
                 .unwrap();
             versions.push(outcome.setting.version);
@@ -339,16 +351,16 @@ async fn list_filters_by_category() {
         write_in("playback.autoplay", json!(true), "playback"),
         write("misc.flag", json!(1)),
     ] {
-        repo.upsert(user, &input, Precondition::Any, MAX)
+        repo.upsert(user, &input, Precondition::Any, quota(MAX))
             .await
             .unwrap();
     }
 
     let ui = repo
-        .list(user, Some(Category::from_stored("ui".into())))
+        .list(user, Some(Category::from_stored("ui".into())), first_page())
         .await
         .unwrap();
-    let all = repo.list(user, None).await.unwrap();
+    let all = repo.list(user, None, first_page()).await.unwrap();
 
     let ui_keys: Vec<&str> = ui.iter().map(|s| s.key.as_str()).collect();
     assert_eq!(ui_keys, ["ui.density", "ui.theme"]);
@@ -361,7 +373,7 @@ async fn list_is_ordered_by_key_whatever_the_write_order() {
     let repo = settings_repo(&db);
     let user = new_user();
     for raw in ["b.x", "a.z", "c", "a.a", "a-b", "a_b", "a.b.c"] {
-        repo.upsert(user, &write(raw, json!(raw)), Precondition::Any, MAX)
+        repo.upsert(user, &write(raw, json!(raw)), Precondition::Any, quota(MAX))
             .await
             .unwrap();
     }
@@ -370,13 +382,13 @@ async fn list_is_ordered_by_key_whatever_the_write_order() {
         user,
         &write("a.z", json!("changed")),
         Precondition::Any,
-        MAX,
+        quota(MAX),
     )
     .await
     .unwrap();
 
     let keys: Vec<String> = repo
-        .list(user, None)
+        .list(user, None, first_page())
         .await
         .unwrap()
         .into_iter()
@@ -398,12 +410,12 @@ async fn list_only_shows_the_users_own_settings() {
         alice,
         &write("ui.theme", json!("dark")),
         Precondition::Any,
-        MAX,
+        quota(MAX),
     )
     .await
     .unwrap();
 
-    assert!(repo.list(bob, None).await.unwrap().is_empty());
+    assert!(repo.list(bob, None, first_page()).await.unwrap().is_empty());
     assert_eq!(repo.count(alice).await.unwrap(), 1);
     assert_eq!(repo.count(bob).await.unwrap(), 0);
 }
@@ -418,7 +430,7 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
             user,
             &write("ui.theme", json!("dark")),
             Precondition::Any,
-            MAX,
+            quota(MAX),
         )
         .await
         .unwrap()
@@ -433,7 +445,7 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
                     user,
                     &write("ui.theme", json!(format!("writer-{i}"))),
                     Precondition::Version(first),
-                    MAX,
+                    quota(MAX),
                 )
                 .await
             })
@@ -469,7 +481,7 @@ async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() 
                 user,
                 &write("ui.theme", json!(value)),
                 Precondition::Any,
-                MAX,
+                quota(MAX),
             )
             .await
             .unwrap();
@@ -481,7 +493,7 @@ async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() 
             user,
             &write("ui.theme", json!("d")),
             Precondition::Version(versions[1]),
-            MAX,
+            quota(MAX),
         )
         .await;
 
@@ -503,7 +515,7 @@ async fn update_with_a_version_of_an_absent_setting_is_a_conflict_without_versio
             new_user(),
             &write("ui.theme", json!("d")),
             Precondition::Version(1),
-            MAX,
+            quota(MAX),
         )
         .await;
 
@@ -523,7 +535,7 @@ async fn create_only_write_of_an_existing_setting_is_a_conflict() {
             user,
             &write("ui.theme", json!("dark")),
             Precondition::Absent,
-            MAX,
+            quota(MAX),
         )
         .await
         .unwrap();
@@ -533,7 +545,7 @@ async fn create_only_write_of_an_existing_setting_is_a_conflict() {
             user,
             &write("ui.theme", json!("light")),
             Precondition::Absent,
-            MAX,
+            quota(MAX),
         )
         .await;
 
@@ -551,18 +563,25 @@ async fn insert_beyond_the_quota_is_refused_and_not_stored() {
     let repo = settings_repo(&db);
     let user = new_user();
     for raw in ["a.one", "a.two"] {
-        repo.upsert(user, &write(raw, json!(1)), Precondition::Any, 2)
+        repo.upsert(user, &write(raw, json!(1)), Precondition::Any, quota(2))
             .await
             .unwrap();
     }
 
     let result = repo
-        .upsert(user, &write("a.three", json!(1)), Precondition::Any, 2)
+        .upsert(
+            user,
+            &write("a.three", json!(1)),
+            Precondition::Any,
+            quota(2),
+        )
         .await;
 
     assert!(matches!(
         result,
-        Err(SettingWriteError::QuotaExceeded { limit: 2 })
+        Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Settings {
+            limit: 2
+        }))
     ));
     assert_eq!(repo.count(user).await.unwrap(), 2);
     assert_eq!(repo.get(user, &key("a.three")).await.unwrap(), None);
@@ -576,14 +595,14 @@ async fn update_at_the_quota_is_allowed() {
     let mut first = Vec::new();
     for raw in ["a.one", "a.two"] {
         let outcome = repo
-            .upsert(user, &write(raw, json!(1)), Precondition::Any, 2)
+            .upsert(user, &write(raw, json!(1)), Precondition::Any, quota(2))
             .await
             .unwrap();
         first.push(outcome.setting.version);
     }
 
     let outcome = repo
-        .upsert(user, &write("a.one", json!(2)), Precondition::Any, 2)
+        .upsert(user, &write("a.one", json!(2)), Precondition::Any, quota(2))
         .await
         .unwrap();
 
@@ -605,7 +624,7 @@ async fn concurrent_inserts_never_exceed_the_quota() {
                     user,
                     &write(&format!("k.{i}"), json!(i)),
                     Precondition::Any,
-                    5,
+                    quota(5),
                 )
                 .await
             })
@@ -615,7 +634,7 @@ async fn concurrent_inserts_never_exceed_the_quota() {
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => stored += 1,
-            Err(SettingWriteError::QuotaExceeded { limit: 5 }) => {}
+            Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Settings { limit: 5 })) => {}
             Err(other) => panic!("unexpected error: {other:?}"),
         }
     }
@@ -630,7 +649,12 @@ async fn bulk_upsert_stores_every_item_in_order() {
     let repo = settings_repo(&db);
     let user = new_user();
     let existing = repo
-        .upsert(user, &write("b.existing", json!(1)), Precondition::Any, MAX)
+        .upsert(
+            user,
+            &write("b.existing", json!(1)),
+            Precondition::Any,
+            quota(MAX),
+        )
         .await
         .unwrap();
     let mut secret = write_in("c.secret", envelope(), "integrations");
@@ -641,7 +665,7 @@ async fn bulk_upsert_stores_every_item_in_order() {
         secret,
     ];
 
-    let outcomes = repo.upsert_many(user, &writes, MAX).await.unwrap();
+    let outcomes = repo.upsert_many(user, &writes, quota(MAX)).await.unwrap();
 
     let summary: Vec<(&str, bool)> = outcomes
         .iter()
@@ -673,7 +697,7 @@ async fn bulk_with_one_invalid_item_writes_nothing() {
         user,
         &write("a.kept", json!("before")),
         Precondition::Any,
-        MAX,
+        quota(MAX),
     )
     .await
     .unwrap();
@@ -687,7 +711,7 @@ async fn bulk_with_one_invalid_item_writes_nothing() {
         not_an_envelope,
     ];
 
-    let result = repo.upsert_many(user, &writes, MAX).await;
+    let result = repo.upsert_many(user, &writes, quota(MAX)).await;
 
     let Err(SettingWriteError::Repository(error)) = result else {
         panic!("expected a repository error, got {result:?}");
@@ -700,7 +724,7 @@ async fn bulk_with_one_invalid_item_writes_nothing() {
     );
     assert!(!message.contains("plaintext"), "{message}");
     let stored: Vec<(String, serde_json::Value)> = repo
-        .list(user, None)
+        .list(user, None, first_page())
         .await
         .unwrap()
         .into_iter()
@@ -714,7 +738,7 @@ async fn bulk_beyond_the_quota_writes_nothing() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    repo.upsert(user, &write("a.one", json!(1)), Precondition::Any, 3)
+    repo.upsert(user, &write("a.one", json!(1)), Precondition::Any, quota(3))
         .await
         .unwrap();
     let writes = [
@@ -724,13 +748,15 @@ async fn bulk_beyond_the_quota_writes_nothing() {
         write("a.four", json!(1)),
     ];
 
-    let result = repo.upsert_many(user, &writes, 3).await;
+    let result = repo.upsert_many(user, &writes, quota(3)).await;
 
     assert!(matches!(
         result,
-        Err(SettingWriteError::QuotaExceeded { limit: 3 })
+        Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Settings {
+            limit: 3
+        }))
     ));
-    let stored = repo.list(user, None).await.unwrap();
+    let stored = repo.list(user, None, first_page()).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].value, json!(1));
 }
@@ -745,7 +771,7 @@ async fn auto_provisioning_creates_the_user_row() {
         user,
         &write("ui.theme", json!("dark")),
         Precondition::Any,
-        MAX,
+        quota(MAX),
     )
     .await
     .unwrap();
@@ -773,7 +799,7 @@ async fn external_provisioning_refuses_writes_for_unknown_users() {
             user,
             &write("ui.theme", json!("dark")),
             Precondition::Any,
-            MAX,
+            quota(MAX),
         )
         .await;
     let create_only = repo
@@ -781,11 +807,11 @@ async fn external_provisioning_refuses_writes_for_unknown_users() {
             user,
             &write("ui.theme", json!("dark")),
             Precondition::Absent,
-            MAX,
+            quota(MAX),
         )
         .await;
     let bulk = repo
-        .upsert_many(user, &[write("ui.theme", json!("dark"))], MAX)
+        .upsert_many(user, &[write("ui.theme", json!("dark"))], quota(MAX))
         .await;
 
     assert!(matches!(single, Err(SettingWriteError::UserNotFound)));
@@ -805,7 +831,7 @@ async fn external_provisioning_accepts_writes_for_known_users() {
             user,
             &write("ui.theme", json!("dark")),
             Precondition::Any,
-            MAX,
+            quota(MAX),
         )
         .await
         .unwrap();
@@ -821,7 +847,7 @@ async fn encrypted_envelopes_are_stored_as_written() {
     let mut secret = write_in("scrobbling.trakt.oauth_tokens", envelope(), "integrations");
     secret.data_type = DataType::Encrypted;
 
-    repo.upsert(user, &secret, Precondition::Any, MAX)
+    repo.upsert(user, &secret, Precondition::Any, quota(MAX))
         .await
         .unwrap();
 

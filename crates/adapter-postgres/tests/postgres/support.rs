@@ -5,7 +5,7 @@ use adapter_postgres::{
 };
 use domain::{
     UserId,
-    settings::{Category, DataType, Description, SettingKey, SettingWrite},
+    settings::{Category, DataType, Description, Page, SettingKey, SettingWrite, UserQuota},
 };
 use serde_json::{Value, json};
 
@@ -74,4 +74,17 @@ pub async fn insert_user(db: &TestDatabase, user: UserId) {
         )
         .await
         .expect("insert user");
+}
+
+/// A quota of `max_settings` settings and no byte limit.
+pub fn quota(max_settings: u32) -> UserQuota {
+    UserQuota {
+        max_settings,
+        max_bytes: u64::MAX,
+    }
+}
+
+/// The first page of the largest size.
+pub fn first_page() -> Page {
+    Page::first(Page::MAX_LIMIT)
 }

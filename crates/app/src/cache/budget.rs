@@ -11,7 +11,7 @@ use std::mem::size_of;
 use domain::{
     UserId,
     preferences::StoredPreferences,
-    settings::{Category, Setting, SettingKey},
+    settings::{Category, Page, Setting, SettingKey},
 };
 use serde_json::Value;
 
@@ -206,6 +206,12 @@ owns_nothing!(UserId, bool, u8, u16, u32, u64, usize, i32, i64);
 impl HeapSize for SettingKey {
     fn heap_bytes(&self) -> usize {
         self.as_str().len()
+    }
+}
+
+impl HeapSize for Page {
+    fn heap_bytes(&self) -> usize {
+        self.after.heap_bytes()
     }
 }
 

@@ -1,5 +1,5 @@
 //! `CachedSettingsRepository`: the settings port with a cache of single settings (per
-//! user and key, absent ones included) and of listings (per user and category filter).
+//! user and key, absent ones included) and of listings (per user, category filter and page).
 
 use std::{sync::Arc, time::Duration};
 
@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use domain::{
     RepositoryError, UserId,
     ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
-    settings::{Category, Precondition, Setting, SettingKey, SettingWrite, UpsertOutcome},
+    settings::{
+        Category, Page, Precondition, Setting, SettingKey, SettingWrite, UpsertOutcome, UserQuota,
+    },
 };
 
 use super::{
@@ -21,7 +23,7 @@ use super::{
 pub struct SettingsCache {
     generations: Arc<Generations>,
     by_key: ReadThrough<(UserId, SettingKey), Option<Setting>>,
-    listings: ReadThrough<(UserId, Option<Category>), Vec<Setting>>,
+    listings: ReadThrough<(UserId, Option<Category>, Page), Vec<Setting>>,
 }
 
 impl SettingsCache {
@@ -112,11 +114,13 @@ impl<R: SettingsRepository> SettingsRepository for CachedSettingsRepository<R> {
         &self,
         user: UserId,
         category: Option<Category>,
+        page: Page,
     ) -> Result<Vec<Setting>, RepositoryError> {
+        // Every page of a user shares the user's generation: any write invalidates them all.
         self.cache
             .listings
-            .get_or_load(user, (user, category.clone()), || {
-                self.inner.list(user, category.clone())
+            .get_or_load(user, (user, category.clone(), page.clone()), || {
+                self.inner.list(user, category.clone(), page.clone())
             })
             .await
     }
@@ -128,9 +132,9 @@ impl<R: SettingsRepository> SettingsRepository for CachedSettingsRepository<R> {
         user: UserId,
         write: &SettingWrite,
         expected: Precondition,
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<UpsertOutcome, SettingWriteError> {
-        let result = self.inner.upsert(user, write, expected, max_settings).await;
+        let result = self.inner.upsert(user, write, expected, quota).await;
         self.cache.setting_changed(user, &write.key).await;
         result
     }
@@ -139,9 +143,9 @@ impl<R: SettingsRepository> SettingsRepository for CachedSettingsRepository<R> {
         &self,
         user: UserId,
         writes: &[SettingWrite],
-        max_settings: u32,
+        quota: UserQuota,
     ) -> Result<Vec<UpsertOutcome>, SettingWriteError> {
-        let result = self.inner.upsert_many(user, writes, max_settings).await;
+        let result = self.inner.upsert_many(user, writes, quota).await;
         self.cache.user_changed(user);
         for write in writes {
             self.cache.by_key.discard(&(user, write.key.clone())).await;

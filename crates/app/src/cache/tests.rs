@@ -20,7 +20,8 @@ use domain::{
     },
     preferences::StoredPreferences,
     settings::{
-        Category, DataType, Precondition, Setting, SettingKey, SettingWrite, UpsertOutcome,
+        Category, DataType, Limits, Page, Precondition, QuotaExceeded, Setting, SettingKey,
+        SettingWrite, UpsertOutcome, UserQuota,
     },
 };
 use mockall::predicate::eq;
@@ -145,9 +146,9 @@ async fn a_local_write_invalidates_the_entry_and_the_listings() {
         Ok(Some(setting(u, "dark", version)))
     });
     mock.expect_list()
-        .with(eq(alice), eq(None::<Category>))
+        .with(eq(alice), eq(None::<Category>), eq(Page::first(10)))
         .times(2)
-        .returning(|_, _| Ok(vec![]));
+        .returning(|_, _, _| Ok(vec![]));
     mock.expect_upsert().times(1).returning(|u, _, _, _| {
         Ok(UpsertOutcome {
             setting: setting(u, "light", 2),
@@ -157,14 +158,46 @@ async fn a_local_write_invalidates_the_entry_and_the_listings() {
     let repo = CachedSettingsRepository::new(mock, settings_cache());
 
     repo.get(alice, &key()).await.unwrap();
-    repo.list(alice, None).await.unwrap();
-    repo.upsert(alice, &write("light"), Precondition::Any, 100)
-        .await
-        .unwrap();
+    repo.list(alice, None, Page::first(10)).await.unwrap();
+    repo.upsert(
+        alice,
+        &write("light"),
+        Precondition::Any,
+        Limits::default().quota(),
+    )
+    .await
+    .unwrap();
     let after = repo.get(alice, &key()).await.unwrap().unwrap();
-    repo.list(alice, None).await.unwrap();
+    repo.list(alice, None, Page::first(10)).await.unwrap();
 
     assert_eq!(after.version, 2);
+}
+
+#[tokio::test]
+async fn each_page_of_a_listing_is_cached_apart() {
+    let alice = user();
+    let mut mock = MockSettingsRepository::new();
+    mock.expect_list().times(2).returning(|u, _, page| {
+        let value = if page.after.is_none() {
+            "first"
+        } else {
+            "second"
+        };
+        Ok(vec![setting(u, value, 1)])
+    });
+    let repo = CachedSettingsRepository::new(mock, settings_cache());
+    let second = Page {
+        after: Some(key()),
+        limit: 10,
+    };
+
+    let one = repo.list(alice, None, Page::first(10)).await.unwrap();
+    let two = repo.list(alice, None, second.clone()).await.unwrap();
+    let two_again = repo.list(alice, None, second).await.unwrap();
+
+    assert_eq!(one[0].value, json!("first"));
+    assert_eq!(two[0].value, json!("second"));
+    assert_eq!(two_again, two);
 }
 
 #[tokio::test]
@@ -193,13 +226,17 @@ async fn a_bulk_write_invalidates_the_users_entries() {
     mock.expect_get()
         .times(2)
         .returning(|u, _| Ok(Some(setting(u, "dark", 1))));
-    mock.expect_upsert_many()
-        .times(1)
-        .returning(|_, _, _| Err(SettingWriteError::QuotaExceeded { limit: 1 }));
+    mock.expect_upsert_many().times(1).returning(|_, _, _| {
+        Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Settings {
+            limit: 1,
+        }))
+    });
     let repo = CachedSettingsRepository::new(mock, settings_cache());
 
     repo.get(alice, &key()).await.unwrap();
-    let _ = repo.upsert_many(alice, &[write("light")], 1).await;
+    let _ = repo
+        .upsert_many(alice, &[write("light")], Limits::default().quota())
+        .await;
     repo.get(alice, &key()).await.unwrap();
 }
 
@@ -342,7 +379,12 @@ impl SettingsRepository for SlowStore {
         Ok(Some(setting(user, value, 1)))
     }
 
-    async fn list(&self, _: UserId, _: Option<Category>) -> Result<Vec<Setting>, RepositoryError> {
+    async fn list(
+        &self,
+        _: UserId,
+        _: Option<Category>,
+        _: Page,
+    ) -> Result<Vec<Setting>, RepositoryError> {
         unimplemented!("not used")
     }
 
@@ -351,7 +393,7 @@ impl SettingsRepository for SlowStore {
         _: UserId,
         _: &SettingWrite,
         _: Precondition,
-        _: u32,
+        _: UserQuota,
     ) -> Result<UpsertOutcome, SettingWriteError> {
         unimplemented!("not used")
     }
@@ -360,7 +402,7 @@ impl SettingsRepository for SlowStore {
         &self,
         _: UserId,
         _: &[SettingWrite],
-        _: u32,
+        _: UserQuota,
     ) -> Result<Vec<UpsertOutcome>, SettingWriteError> {
         unimplemented!("not used")
     }
@@ -543,7 +585,7 @@ async fn an_oversized_listing_is_served_but_not_cached() {
     let listing = big.clone();
     mock.expect_list()
         .times(2)
-        .returning(move |_, _| Ok(listing.clone()));
+        .returning(move |_, _, _| Ok(listing.clone()));
     let budgets = SettingsBudgets {
         listings: Budget::bytes(1 << 20).with_max_entry_bytes(2 << 10),
         ..roomy()
@@ -551,8 +593,8 @@ async fn an_oversized_listing_is_served_but_not_cached() {
     let cache = Arc::new(SettingsCache::new(TTL, budgets, counters(), counters()));
     let repo = CachedSettingsRepository::new(mock, Arc::clone(&cache));
 
-    assert_eq!(repo.list(alice, None).await.unwrap(), big);
-    assert_eq!(repo.list(alice, None).await.unwrap(), big);
+    assert_eq!(repo.list(alice, None, Page::first(10)).await.unwrap(), big);
+    assert_eq!(repo.list(alice, None, Page::first(10)).await.unwrap(), big);
     cache.settle().await;
     assert_eq!(cache.entry_counts().1, 0);
 }
@@ -563,7 +605,7 @@ async fn a_listing_under_the_threshold_is_cached() {
     let mut mock = MockSettingsRepository::new();
     mock.expect_list()
         .times(1)
-        .returning(move |u, _| Ok(vec![setting_of_bytes(u, "ui.small.k", 10)]));
+        .returning(move |u, _, _| Ok(vec![setting_of_bytes(u, "ui.small.k", 10)]));
     let budgets = SettingsBudgets {
         listings: Budget::bytes(1 << 20).with_max_entry_bytes(2 << 10),
         ..roomy()
@@ -572,8 +614,8 @@ async fn a_listing_under_the_threshold_is_cached() {
         mock,
         Arc::new(SettingsCache::new(TTL, budgets, counters(), counters())),
     );
-    repo.list(alice, None).await.unwrap();
-    repo.list(alice, None).await.unwrap();
+    repo.list(alice, None, Page::first(10)).await.unwrap();
+    repo.list(alice, None, Page::first(10)).await.unwrap();
 }
 
 #[tokio::test]

@@ -304,3 +304,18 @@ pub const CATALOGUE: [ProviderSpec; 9] = [
 pub fn metadata_key(provider: ProviderId) -> String {
     format!("integrations.{}.connection", provider.as_str())
 }
+
+/// The provider whose connection owns `key`: its credentials (storage key and legacy names),
+/// its metadata, or the binding of its PKCE verifier. Such keys change only through
+/// connect, refresh and disconnect, never through the generic settings API: a credential
+/// written there was verified by no provider, and one deleted there was never revoked.
+pub fn managing_provider(key: &str) -> Option<ProviderId> {
+    ProviderId::ALL.into_iter().find(|&provider| {
+        let spec = provider.spec();
+        let own_row = key
+            .strip_prefix("integrations.")
+            .and_then(|rest| rest.strip_prefix(spec.slug))
+            .is_some_and(|rest| rest == ".connection" || rest == ".pkce_verifier");
+        own_row || key == spec.storage_key || spec.legacy_keys.contains(&key)
+    })
+}

@@ -6,7 +6,9 @@ use super::{
     ports::{AuthorizationUrlError, ProviderError},
     vault::{VaultReadError, VaultWriteError},
 };
-use crate::{error::RepositoryError, error::ValidationErrors, secrets::CipherError};
+use crate::{
+    error::RepositoryError, error::ValidationErrors, secrets::CipherError, settings::QuotaExceeded,
+};
 
 /// Why the connections could not be listed or one status read.
 #[derive(Debug, thiserror::Error)]
@@ -102,12 +104,9 @@ pub enum ConnectError {
         /// What the schema missed (never values: the key is sensitive).
         errors: ValidationErrors,
     },
-    /// The user is at the per-user settings limit.
-    #[error("the user already has the maximum of {limit} settings")]
-    QuotaExceeded {
-        /// The limit.
-        limit: u32,
-    },
+    /// The connection would take the user over a per-user quota.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
     /// The user does not exist (external provisioning).
     #[error("the user does not exist")]
     UserNotFound,
@@ -139,7 +138,7 @@ impl ConnectError {
             VaultWriteError::VersionConflict => Self::Repository(RepositoryError::Unknown(
                 anyhow::anyhow!("unexpected version conflict storing a connection"),
             )),
-            VaultWriteError::QuotaExceeded { limit } => Self::QuotaExceeded { limit },
+            VaultWriteError::QuotaExceeded(q) => Self::QuotaExceeded(q),
             VaultWriteError::UserNotFound => Self::UserNotFound,
             VaultWriteError::Cipher(c) => Self::Cipher(c),
             VaultWriteError::Repository(r) => Self::Repository(r),
@@ -255,7 +254,7 @@ impl VaultWriteError {
         match self {
             Self::Invalid(errors) => Self::Invalid(errors.clone()),
             Self::VersionConflict => Self::VersionConflict,
-            Self::QuotaExceeded { limit } => Self::QuotaExceeded { limit: *limit },
+            Self::QuotaExceeded(q) => Self::QuotaExceeded(*q),
             Self::UserNotFound => Self::UserNotFound,
             Self::Cipher(e) => Self::Cipher(e.clone()),
             Self::Repository(e) => Self::Repository(duplicate_repository(e)),

@@ -25,7 +25,7 @@ mod tests;
 
 pub use catalogue::{
     AuthMethod, CATALOGUE, ClientRequirement, PkceMethod, ProviderId, ProviderSpec,
-    UnknownProvider, metadata_key,
+    UnknownProvider, managing_provider, metadata_key,
 };
 pub use connection::{ConnectionMetadata, ConnectionStatus};
 pub use connections::{AuthorizationStart, ConnectRequest, ConnectionService, RevocationOutcome};

@@ -26,7 +26,9 @@ use crate::{
     ports::{SecretCipher, SettingDeleteError, SettingWriteError, SettingsRepository},
     registry::KeyRegistry,
     secrets::{CipherError, Envelope, SecretValue},
-    settings::{Category, DataType, Limits, Precondition, SettingKey, SettingWrite},
+    settings::{
+        Category, DataType, Limits, Page, Precondition, QuotaExceeded, SettingKey, SettingWrite,
+    },
 };
 
 /// The category every row of a connection is stored under.
@@ -77,12 +79,9 @@ pub enum VaultWriteError {
     /// The row changed since it was read.
     #[error("the credentials were changed concurrently")]
     VersionConflict,
-    /// The user is at the per-user settings limit.
-    #[error("the user already has the maximum of {limit} settings")]
-    QuotaExceeded {
-        /// The limit.
-        limit: u32,
-    },
+    /// The write would take the user over a per-user quota.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
     /// The user does not exist (external provisioning).
     #[error("the user does not exist")]
     UserNotFound,
@@ -98,7 +97,7 @@ impl From<SettingWriteError> for VaultWriteError {
     fn from(e: SettingWriteError) -> Self {
         match e {
             SettingWriteError::VersionConflict { .. } => Self::VersionConflict,
-            SettingWriteError::QuotaExceeded { limit } => Self::QuotaExceeded { limit },
+            SettingWriteError::QuotaExceeded(q) => Self::QuotaExceeded(q),
             SettingWriteError::UserNotFound => Self::UserNotFound,
             SettingWriteError::Repository(r) => Self::Repository(r),
         }
@@ -290,7 +289,7 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
             let write = self.clear_write(provider, &metadata)?;
             let outcome = match self
                 .repo
-                .upsert(user, &write, expected, self.limits.max_settings_per_user)
+                .upsert(user, &write, expected, self.limits.quota())
                 .await
             {
                 Ok(outcome) => outcome,
@@ -346,7 +345,11 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
     ) -> Result<HashMap<ProviderId, StoredConnection>, RepositoryError> {
         let rows = self
             .repo
-            .list(user, Some(Category::from_stored(CATEGORY.to_owned())))
+            .list(
+                user,
+                Some(Category::from_stored(CATEGORY.to_owned())),
+                Page::first(Page::MAX_LIMIT),
+            )
             .await?;
         let mut found: HashMap<ProviderId, StoredConnection> = HashMap::new();
         for provider in ProviderId::ALL {
@@ -381,7 +384,7 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
             self.clear_write(provider, metadata)?,
         ];
         self.repo
-            .upsert_many(user, &writes, self.limits.max_settings_per_user)
+            .upsert_many(user, &writes, self.limits.quota())
             .await?;
         Ok(())
     }
@@ -404,7 +407,7 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
                 user,
                 &write,
                 Precondition::Version(version),
-                self.limits.max_settings_per_user,
+                self.limits.quota(),
             )
             .await?;
         Ok(outcome.setting.version)

@@ -8,7 +8,7 @@ pub use preferences::{PreferencesError, PreferencesService};
 pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapReport};
 pub use settings::{
     DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, SetSettingError,
-    SettingInput, SettingsService,
+    SettingInput, SettingsPage, SettingsService,
 };
 
 #[cfg(test)]

@@ -1,34 +1,38 @@
 //! The settings use cases: get, list, set, delete, bulk set, and the encrypted paths.
+//!
+//! Values arrive as JSON text (`RawValue`): their size and depth are checked on the text
+//! before a tree is built, and each tree is moved, never copied, into its write.
 
 use std::{collections::HashSet, sync::Arc};
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 
 use crate::{
     audit::{Actor, AuditAction, AuditEntry},
     error::{FieldError, RepositoryError, ValidationErrors},
     ids::UserId,
+    integrations::{ProviderId, managing_provider},
     ports::{AuditLog, SecretCipher, SettingDeleteError, SettingWriteError, SettingsRepository},
     registry::KeyRegistry,
     secrets::{CipherError, Envelope, SecretValue},
     settings::{
-        AllowedCategories, DataType, Description, Limits, Precondition, SettingKey, SettingView,
-        SettingWrite, check_value_shape,
+        AllowedCategories, Category, DataType, Description, Limits, Page, Precondition,
+        QuotaExceeded, SettingKey, SettingView, SettingWrite, check_value_text,
     },
 };
 
 /// A setting as a client submits it (`PUT .../settings/{key}` or one bulk item). Its `Debug`
 /// never shows the value: it may be a secret on its way to encryption.
-#[derive(Clone, Default, PartialEq, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingInput {
     /// The key (taken from the path for single writes).
     #[serde(default)]
     pub key: String,
-    /// The value; `null` or absent is rejected.
+    /// The value as JSON text; `null` or absent (both `None`) is rejected.
     #[serde(default)]
-    pub value: Value,
+    pub value: Option<Box<RawValue>>,
     /// Optional description.
     #[serde(default)]
     pub description: Option<String>,
@@ -66,6 +70,15 @@ pub enum GetSettingError {
     Repository(#[from] RepositoryError),
 }
 
+/// One page of a listing.
+#[derive(Debug)]
+pub struct SettingsPage {
+    /// The settings, ordered by key; secrets redacted.
+    pub settings: Vec<SettingView>,
+    /// The last key of this page when more settings follow (the next page starts after it).
+    pub next_after: Option<SettingKey>,
+}
+
 /// Why settings could not be listed.
 #[derive(Debug, thiserror::Error)]
 pub enum ListSettingsError {
@@ -89,11 +102,16 @@ pub enum SetSettingError {
         /// The version now stored, `None` when absent.
         current: Option<i64>,
     },
-    /// The user is at the per-user settings limit.
-    #[error("the user already has the maximum of {limit} settings")]
-    QuotaExceeded {
-        /// The limit.
-        limit: u32,
+    /// The write would take the user over a per-user quota.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
+    /// The key belongs to an integration: it changes only through that integration's routes.
+    #[error("the key {key} is managed by the {provider} integration")]
+    ManagedByIntegration {
+        /// The key.
+        key: SettingKey,
+        /// The integration that owns it.
+        provider: ProviderId,
     },
     /// The user does not exist (external provisioning).
     #[error("the user does not exist")]
@@ -110,7 +128,7 @@ impl From<SettingWriteError> for SetSettingError {
     fn from(e: SettingWriteError) -> Self {
         match e {
             SettingWriteError::VersionConflict { current } => Self::VersionConflict { current },
-            SettingWriteError::QuotaExceeded { limit } => Self::QuotaExceeded { limit },
+            SettingWriteError::QuotaExceeded(q) => Self::QuotaExceeded(q),
             SettingWriteError::UserNotFound => Self::UserNotFound,
             SettingWriteError::Repository(r) => Self::Repository(r),
         }
@@ -126,6 +144,14 @@ pub enum DeleteSettingError {
     /// No such setting.
     #[error("the setting does not exist")]
     NotFound,
+    /// The key belongs to an integration: disconnecting removes it.
+    #[error("the key {key} is managed by the {provider} integration")]
+    ManagedByIntegration {
+        /// The key.
+        key: SettingKey,
+        /// The integration that owns it.
+        provider: ProviderId,
+    },
     /// The precondition did not hold.
     #[error("the setting was changed concurrently (current version {current})")]
     VersionConflict {
@@ -225,22 +251,58 @@ where
             .ok_or(GetSettingError::NotFound)
     }
 
-    /// The user's settings ordered by key, optionally one category (GetSettings); secrets
-    /// are redacted.
+    /// One page of the user's settings ordered by key, optionally one category
+    /// (GetSettings); secrets are redacted. `after` is the last key of the previous page;
+    /// `limit` defaults to, and may not exceed, [`Page::MAX_LIMIT`].
     ///
     /// # Errors
-    /// [`ListSettingsError::Validation`] for an unknown category, or `Repository`.
+    /// [`ListSettingsError::Validation`] for an unknown category, a malformed `after` or a
+    /// `limit` out of range; or `Repository`.
     pub async fn list_settings(
         &self,
         user: UserId,
         category: Option<&str>,
-    ) -> Result<Vec<SettingView>, ListSettingsError> {
-        let category = category
-            .map(|c| self.categories.parse(c))
-            .transpose()
-            .map_err(|e| ListSettingsError::Validation(ValidationErrors::single(e)))?;
-        let settings = self.repo.list(user, category).await?;
-        Ok(settings.into_iter().map(|s| s.redacted()).collect())
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<SettingsPage, ListSettingsError> {
+        let mut errors = ValidationErrors::new();
+        let category: Option<Category> =
+            category.and_then(|c| errors.collect(self.categories.parse(c)));
+        let after = after.and_then(|k| {
+            errors.collect(SettingKey::parse(k).map_err(|_| {
+                FieldError::new(
+                    "cursor",
+                    "invalid_cursor",
+                    "the cursor is not one this API gave",
+                )
+            }))
+        });
+        let limit = limit.unwrap_or(Page::MAX_LIMIT);
+        if !(1..=Page::MAX_LIMIT).contains(&limit) {
+            errors.push(FieldError::new(
+                "limit",
+                "out_of_range",
+                format!("limit must be between 1 and {}", Page::MAX_LIMIT),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(ListSettingsError::Validation(errors));
+        }
+        // One more than asked tells whether another page follows.
+        let page = Page {
+            after,
+            limit: limit + 1,
+        };
+        let mut settings = self.repo.list(user, category, page).await?;
+        let more = settings.len() > limit as usize;
+        settings.truncate(limit as usize);
+        let next_after = more
+            .then(|| settings.last().map(|s| s.key.clone()))
+            .flatten();
+        Ok(SettingsPage {
+            settings: settings.into_iter().map(|s| s.redacted()).collect(),
+            next_after,
+        })
     }
 
     /// An admin's read of another user's settings: audited first, secrets redacted.
@@ -252,7 +314,9 @@ where
         actor: &Actor,
         subject: UserId,
         category: Option<&str>,
-    ) -> Result<Vec<SettingView>, ListSettingsError> {
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<SettingsPage, ListSettingsError> {
         self.audit
             .record(AuditEntry {
                 actor: actor.clone(),
@@ -261,7 +325,7 @@ where
                 key: None,
             })
             .await?;
-        self.list_settings(subject, category).await
+        self.list_settings(subject, category, after, limit).await
     }
 
     /// Creates or replaces one setting (SetSetting). Sensitive known keys and
@@ -269,20 +333,22 @@ where
     /// setting (redacted) and whether it was created.
     ///
     /// # Errors
-    /// Every validation problem at once, a failed precondition, the quota, an unknown user
-    /// (external provisioning), a cipher or a store failure.
+    /// `ManagedByIntegration` for a key an integration owns; every validation problem at
+    /// once, a failed precondition, a quota, an unknown user (external provisioning), a
+    /// cipher or a store failure.
     pub async fn set_setting(
         &self,
         user: UserId,
         input: SettingInput,
         expected: Precondition,
     ) -> Result<(SettingView, bool), SetSettingError> {
+        refuse_managed(&input.key)?;
         let write = self
-            .prepare(user, &input)
+            .prepare(user, input)
             .map_err(PrepareError::into_set_error)?;
         let outcome = self
             .repo
-            .upsert(user, &write, expected, self.limits.max_settings_per_user)
+            .upsert(user, &write, expected, self.limits.quota())
             .await?;
         Ok((outcome.setting.redacted(), outcome.created))
     }
@@ -291,7 +357,8 @@ where
     /// is reported, under `settings[i]`.
     ///
     /// # Errors
-    /// As [`Self::set_setting`]; `Validation` also for too many items or repeated keys.
+    /// As [`Self::set_setting`] (`ManagedByIntegration` for the first such item);
+    /// `Validation` also for too many items or repeated keys.
     pub async fn set_settings(
         &self,
         user: UserId,
@@ -309,11 +376,14 @@ where
             ));
             return Err(SetSettingError::Validation(errors));
         }
+        for input in &inputs {
+            refuse_managed(&input.key)?;
+        }
         let mut seen = HashSet::new();
         let mut writes = Vec::with_capacity(inputs.len());
-        for (i, input) in inputs.iter().enumerate() {
+        for (i, input) in inputs.into_iter().enumerate() {
             let prefix = format!("settings[{i}]");
-            if !seen.insert(input.key.as_str()) {
+            if !seen.insert(input.key.clone()) {
                 errors.push(
                     FieldError::new("key", "duplicate_key", "the key appears twice in this bulk")
                         .prefixed(&prefix),
@@ -331,7 +401,7 @@ where
         }
         let outcomes = self
             .repo
-            .upsert_many(user, &writes, self.limits.max_settings_per_user)
+            .upsert_many(user, &writes, self.limits.quota())
             .await?;
         Ok(outcomes
             .into_iter()
@@ -342,7 +412,8 @@ where
     /// Deletes one setting (DeleteSetting).
     ///
     /// # Errors
-    /// `Validation` for a malformed key, `NotFound`, `VersionConflict`, or `Repository`.
+    /// `Validation` for a malformed key, `ManagedByIntegration`, `NotFound`,
+    /// `VersionConflict`, or `Repository`.
     pub async fn delete_setting(
         &self,
         user: UserId,
@@ -351,6 +422,9 @@ where
     ) -> Result<(), DeleteSettingError> {
         let key = SettingKey::parse(key)
             .map_err(|e| DeleteSettingError::Validation(ValidationErrors::single(e)))?;
+        if let Some(provider) = managing_provider(key.as_str()) {
+            return Err(DeleteSettingError::ManagedByIntegration { key, provider });
+        }
         self.repo
             .delete(user, &key, expected)
             .await
@@ -374,16 +448,18 @@ where
         secret: &SecretValue,
         description: Option<String>,
     ) -> Result<(SettingView, bool), SetSettingError> {
-        let value = secret.expose_json().map_err(|_| {
+        let invalid = || {
             SetSettingError::Validation(ValidationErrors::single(FieldError::new(
                 "value",
                 "invalid_type",
                 "the secret must be JSON",
             )))
-        })?;
+        };
+        let value = secret.expose_json().map_err(|_| invalid())?;
+        let value = serde_json::value::to_raw_value(&value).map_err(|_| invalid())?;
         let input = SettingInput {
             key: key.to_owned(),
-            value,
+            value: Some(value),
             description,
             category: None,
             data_type: Some(DataType::Encrypted.as_str().to_owned()),
@@ -425,8 +501,9 @@ where
         Ok(SecretValue::from_bytes(plaintext))
     }
 
-    /// Validates one input into a store write, sealing it when it is a secret.
-    fn prepare(&self, user: UserId, input: &SettingInput) -> Result<SettingWrite, PrepareError> {
+    /// Validates one input into a store write, sealing it when it is a secret. The value's
+    /// text is checked for size and depth before it is parsed.
+    fn prepare(&self, user: UserId, input: SettingInput) -> Result<SettingWrite, PrepareError> {
         let mut errors = ValidationErrors::new();
         let key = errors.collect(SettingKey::parse(&input.key));
         let known = key.as_ref().and_then(|k| self.registry.lookup(k));
@@ -434,6 +511,21 @@ where
             .data_type
             .as_deref()
             .and_then(|t| errors.collect(DataType::parse(t)));
+        let value: Option<Value> = match &input.value {
+            None => {
+                errors.push(FieldError::new(
+                    "value",
+                    "required",
+                    "a value is required; delete the setting to remove it",
+                ));
+                None
+            }
+            Some(raw) => errors
+                .collect(check_value_text(raw.get(), &self.limits))
+                .and_then(|()| errors.collect(parse_value(raw))),
+        };
+        // The text is no longer needed once the tree exists.
+        drop(input.value);
 
         let data_type = match (known, requested_type) {
             (Some(entry), Some(requested)) if requested != entry.data_type() => {
@@ -446,26 +538,19 @@ where
             }
             (Some(entry), _) => Some(entry.data_type()),
             (None, Some(requested)) => Some(requested),
-            (None, None) => DataType::infer(&input.value),
+            (None, None) => value.as_ref().and_then(DataType::infer),
         };
-        match data_type {
-            _ if input.value.is_null() => errors.push(FieldError::new(
-                "value",
-                "required",
-                "a value is required; delete the setting to remove it",
-            )),
-            Some(t) if !t.accepts(&input.value) => errors.push(FieldError::new(
+        if let (Some(t), Some(v)) = (data_type, &value)
+            && !t.accepts(v)
+        {
+            errors.push(FieldError::new(
                 "value",
                 "type_mismatch",
                 format!("the value is not a {t}"),
-            )),
-            _ => {}
+            ));
         }
-        let value_shape_ok = errors
-            .collect(check_value_shape(&input.value, &self.limits))
-            .is_some();
-        if let (Some(entry), true, false) = (known, value_shape_ok, input.value.is_null())
-            && let Err(e) = entry.validate(&input.value)
+        if let (Some(entry), Some(v)) = (known, &value)
+            && let Err(e) = entry.validate(v)
         {
             errors.extend(e);
         }
@@ -491,17 +576,20 @@ where
             .as_deref()
             .and_then(|d| errors.collect(Description::parse(d, self.limits.max_description_chars)));
 
-        let (Some(key), Some(data_type), true) = (key, data_type, errors.is_empty()) else {
+        let (Some(key), Some(data_type), Some(value), true) =
+            (key, data_type, value, errors.is_empty())
+        else {
             return Err(PrepareError::Invalid(errors));
         };
         let value = if data_type == DataType::Encrypted {
-            let plaintext = SecretValue::from_json(&input.value);
+            let plaintext = SecretValue::from_json(&value);
+            drop(value);
             self.cipher
                 .seal(user, &key, plaintext.expose_bytes())
                 .map_err(PrepareError::Cipher)?
                 .to_value()
         } else {
-            input.value.clone()
+            value
         };
         Ok(SettingWrite {
             key,
@@ -511,6 +599,24 @@ where
             data_type,
         })
     }
+}
+
+/// Refuses a key that an integration owns (its credentials, metadata or PKCE binding).
+fn refuse_managed(raw_key: &str) -> Result<(), SetSettingError> {
+    match managing_provider(raw_key) {
+        Some(provider) => Err(SetSettingError::ManagedByIntegration {
+            key: SettingKey::parse(raw_key)
+                .map_err(|e| SetSettingError::Validation(ValidationErrors::single(e)))?,
+            provider,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The tree of a value whose text passed [`check_value_text`] (so its depth is bounded).
+fn parse_value(raw: &RawValue) -> Result<Value, FieldError> {
+    serde_json::from_str(raw.get())
+        .map_err(|_| FieldError::new("value", "invalid_json", "the value is not valid JSON"))
 }
 
 enum PrepareError {

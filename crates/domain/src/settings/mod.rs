@@ -4,12 +4,14 @@ mod category;
 mod data_type;
 mod key;
 mod limits;
+mod page;
 mod setting;
 mod value;
 
 pub use category::{AllowedCategories, Category};
 pub use data_type::DataType;
 pub use key::{MAX_KEY_LEN, SettingKey};
-pub use limits::Limits;
+pub use limits::{Limits, QuotaExceeded, UserQuota};
+pub use page::Page;
 pub use setting::{Description, Precondition, Setting, SettingView, SettingWrite, UpsertOutcome};
-pub use value::{check_value_shape, json_depth};
+pub use value::{TextShape, check_value_text, json_depth, text_shape};

@@ -1,4 +1,5 @@
-//! Generic checks of a setting value: size and nesting depth.
+//! Generic checks of a setting value: size and nesting depth, measured on the JSON text as
+//! received, before any tree is built (a tree of a dense array is many times its text).
 
 use serde_json::Value;
 
@@ -14,24 +15,71 @@ pub fn json_depth(value: &Value) -> usize {
     }
 }
 
-/// Whether any string or member name of the value contains U+0000, which PostgreSQL's
-/// `jsonb` cannot store.
-fn contains_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(contains_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || contains_nul(v)),
-        _ => false,
-    }
+/// What one pass over well-formed JSON text finds, in constant memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextShape {
+    /// Bytes of the text without the whitespace between tokens.
+    pub size: usize,
+    /// Deepest nesting of arrays and objects (scalars are 0).
+    pub depth: usize,
+    /// Whether a string or member name holds U+0000 (only possible as the escape `\u0000`),
+    /// which PostgreSQL's `jsonb` cannot store.
+    pub has_nul: bool,
 }
 
-/// Checks the size and depth limits of a value, and that it can be stored.
+/// Scans JSON text (already known to be well-formed, e.g. a `RawValue`).
+pub fn text_shape(text: &str) -> TextShape {
+    let bytes = text.as_bytes();
+    let mut shape = TextShape::default();
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if in_string {
+            shape.size += 1;
+            match b {
+                b'\\' => {
+                    if bytes.get(i + 1..i + 6) == Some(b"u0000".as_slice()) {
+                        shape.has_nul = true;
+                    }
+                    // The escaped character cannot end the string.
+                    if i + 1 < bytes.len() {
+                        shape.size += 1;
+                        i += 1;
+                    }
+                }
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            shape.size += 1;
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    shape.depth = shape.depth.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    shape
+}
+
+/// Checks the size and depth limits of a value given as JSON text, and that it can be
+/// stored. The size is the text's length without the whitespace between tokens.
 ///
 /// # Errors
 /// A [`FieldError`] on field `value` with code `too_large`, `too_deep` or
 /// `invalid_character`.
-pub fn check_value_shape(value: &Value, limits: &Limits) -> Result<(), FieldError> {
-    let depth = json_depth(value);
+pub fn check_value_text(text: &str, limits: &Limits) -> Result<(), FieldError> {
+    let TextShape {
+        size,
+        depth,
+        has_nul,
+    } = text_shape(text);
     if depth > limits.max_json_depth {
         return Err(FieldError::new(
             "value",
@@ -42,42 +90,24 @@ pub fn check_value_shape(value: &Value, limits: &Limits) -> Result<(), FieldErro
             ),
         ));
     }
-    if contains_nul(value) {
+    if has_nul {
         return Err(FieldError::new(
             "value",
             "invalid_character",
             "strings in the value must not contain the character U+0000",
         ));
     }
-    let size = serialized_len(value);
     if size > limits.max_value_bytes {
         return Err(FieldError::new(
             "value",
             "too_large",
             format!(
-                "the value is {size} bytes serialized; at most {} are allowed",
+                "the value is {size} bytes (without whitespace between tokens); at most {} are allowed",
                 limits.max_value_bytes
             ),
         ));
     }
     Ok(())
-}
-
-fn serialized_len(value: &Value) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Writing a `Value` to an infallible sink cannot fail.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
 }
 
 #[cfg(test)]
@@ -86,8 +116,8 @@ mod tests {
 
     use super::*;
 
-    fn nested(depth: usize) -> Value {
-        (0..depth).fold(json!(1), |inner, _| json!([inner]))
+    fn nested(depth: usize) -> String {
+        format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
     }
 
     #[test]
@@ -95,15 +125,37 @@ mod tests {
         assert_eq!(json_depth(&json!(1)), 0);
         assert_eq!(json_depth(&json!({})), 1);
         assert_eq!(json_depth(&json!({"a": [1, {"b": 2}]})), 3);
-        assert_eq!(json_depth(&nested(5)), 5);
+    }
+
+    #[test]
+    fn text_depth_matches_tree_depth_and_ignores_brackets_in_strings() {
+        for text in [
+            r#"1"#,
+            r#"{}"#,
+            r#"{"a": [1, {"b": 2}]}"#,
+            r#"["[[[", {"}": "{"}]"#,
+        ] {
+            let tree: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(text_shape(text).depth, json_depth(&tree), "{text}");
+        }
+        assert_eq!(text_shape(&nested(5)).depth, 5);
+    }
+
+    #[test]
+    fn text_size_excludes_whitespace_between_tokens_only() {
+        assert_eq!(
+            text_shape(r#" { "a" : [ 1 , 2 ] } "#).size,
+            r#"{"a":[1,2]}"#.len()
+        );
+        assert_eq!(text_shape(r#""a b \" c""#).size, r#""a b \" c""#.len());
     }
 
     #[test]
     fn depth_limit_is_inclusive() {
         let limits = Limits::default();
-        assert!(check_value_shape(&nested(32), &limits).is_ok());
+        assert!(check_value_text(&nested(32), &limits).is_ok());
         assert_eq!(
-            check_value_shape(&nested(33), &limits).unwrap_err().code,
+            check_value_text(&nested(33), &limits).unwrap_err().code,
             "too_deep"
         );
     }
@@ -111,27 +163,28 @@ mod tests {
     #[test]
     fn nul_characters_are_refused_anywhere_in_the_value() {
         let limits = Limits::default();
-        for value in [
-            json!("a\u{0}b"),
-            json!({"k": ["x\u{0}"]}),
-            json!({"a\u{0}": 1}),
+        for text in [
+            r#""a\u0000b""#,
+            r#"{"k": ["x\u0000"]}"#,
+            r#"{"a\u0000": 1}"#,
         ] {
             assert_eq!(
-                check_value_shape(&value, &limits).unwrap_err().code,
+                check_value_text(text, &limits).unwrap_err().code,
                 "invalid_character"
             );
         }
+        assert!(check_value_text(r#""\\u0000""#, &limits).is_ok());
     }
 
     #[test]
     fn size_limit_is_inclusive_at_100_kib() {
         let limits = Limits::default();
-        // A JSON string serializes with two quotes.
-        let exact = json!("x".repeat(100 * 1024 - 2));
-        let over = json!("x".repeat(100 * 1024 - 1));
-        assert!(check_value_shape(&exact, &limits).is_ok());
+        // A JSON string has two quotes.
+        let exact = format!("\"{}\"", "x".repeat(100 * 1024 - 2));
+        let over = format!("\"{}\"", "x".repeat(100 * 1024 - 1));
+        assert!(check_value_text(&exact, &limits).is_ok());
         assert_eq!(
-            check_value_shape(&over, &limits).unwrap_err().code,
+            check_value_text(&over, &limits).unwrap_err().code,
             "too_large"
         );
     }

@@ -194,7 +194,7 @@ fn repository_with(rows: &Rows, mut hook: UpsertHook) -> MockSettingsRepository 
     repo.expect_get()
         .returning(move |_, key| Ok(r.get(key.as_str())));
     let r = rows.clone();
-    repo.expect_list().returning(move |_, _| {
+    repo.expect_list().returning(move |_, _, _| {
         let mut all: Vec<Setting> = r.0.lock().unwrap().values().cloned().collect();
         all.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(all)

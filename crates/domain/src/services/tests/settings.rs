@@ -19,7 +19,9 @@ use crate::{
     services::{
         DeleteSettingError, GetSecretError, SetSettingError, SettingInput, SettingsService,
     },
-    settings::{AllowedCategories, DataType, Limits, Precondition, SettingKey},
+    settings::{
+        AllowedCategories, DataType, Limits, Page, Precondition, QuotaExceeded, SettingKey,
+    },
 };
 
 type Service = SettingsService<MockSettingsRepository, MockSecretCipher, MockAuditLog>;
@@ -35,10 +37,22 @@ fn service(repo: MockSettingsRepository, cipher: MockSecretCipher, audit: MockAu
     )
 }
 
+fn raw(value: &Value) -> Option<Box<serde_json::value::RawValue>> {
+    (!value.is_null()).then(|| serde_json::value::to_raw_value(value).unwrap())
+}
+
 fn input(key: &str, value: Value) -> SettingInput {
     SettingInput {
         key: key.into(),
-        value,
+        value: raw(&value),
+        ..SettingInput::default()
+    }
+}
+
+fn raw_input(key: &str, text: &str) -> SettingInput {
+    SettingInput {
+        key: key.into(),
+        value: Some(serde_json::value::RawValue::from_string(text.to_owned()).unwrap()),
         ..SettingInput::default()
     }
 }
@@ -73,7 +87,7 @@ async fn set_infers_json_type_and_stores_value() {
             w.data_type == DataType::Json
                 && w.value == json!({"a": 1})
                 && *p == Precondition::Any
-                && *max == 1000
+                && *max == Limits::default().quota()
         })
         .times(1)
         .returning(|_, w, _, _| Ok(created(w)));
@@ -99,7 +113,7 @@ async fn set_reports_every_problem_and_writes_nothing() {
     );
     let bad = SettingInput {
         key: "Bad Key".into(),
-        value: json!(1),
+        value: raw(&json!(1)),
         description: Some("d".repeat(1025)),
         category: Some("games".into()),
         data_type: Some("text".into()),
@@ -239,17 +253,14 @@ async fn known_key_takes_its_registered_category() {
 
 #[tokio::test]
 async fn sensitive_key_is_sealed_for_its_cell_and_plaintext_never_reaches_the_store() {
-    let token = json!({
-        "access_token": "plain-access", "refresh_token": "plain-refresh",
-        "expires_at": "2026-03-03T10:00:00Z", "user_id": 1, "user_slug": "me"
-    });
+    let token = json!({"access_token": "plain-access", "refresh_token": "plain-refresh"});
     let expected_plaintext = token.to_string().into_bytes();
     let mut cipher = MockSecretCipher::new();
     cipher
         .expect_seal()
         .withf(move |u, k, p| {
             *u == user()
-                && k.as_str() == "scrobbling.trakt.oauth_tokens"
+                && k.as_str() == "sync.plex.oauth_tokens"
                 && p == expected_plaintext.as_slice()
         })
         .times(1)
@@ -269,7 +280,7 @@ async fn sensitive_key_is_sealed_for_its_cell_and_plaintext_never_reaches_the_st
     let (view, _) = svc
         .set_setting(
             user(),
-            input("scrobbling.trakt.oauth_tokens", token),
+            input("sync.plex.oauth_tokens", token),
             Precondition::Any,
         )
         .await
@@ -357,8 +368,12 @@ async fn version_conflict_is_surfaced() {
 async fn quota_limit_is_passed_to_the_store_and_surfaced() {
     let mut repo = MockSettingsRepository::new();
     repo.expect_upsert()
-        .withf(|_, _, _, max| *max == 1000)
-        .returning(|_, _, _, _| Err(SettingWriteError::QuotaExceeded { limit: 1000 }));
+        .withf(|_, _, _, quota| quota.max_settings == 1000)
+        .returning(|_, _, _, _| {
+            Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Settings {
+                limit: 1000,
+            }))
+        });
     let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
     let err = svc
         .set_setting(user(), input("ui.x", json!(1)), Precondition::Any)
@@ -366,7 +381,28 @@ async fn quota_limit_is_passed_to_the_store_and_surfaced() {
         .unwrap_err();
     assert!(matches!(
         err,
-        SetSettingError::QuotaExceeded { limit: 1000 }
+        SetSettingError::QuotaExceeded(QuotaExceeded::Settings { limit: 1000 })
+    ));
+}
+
+#[tokio::test]
+async fn byte_quota_is_passed_to_the_store_and_surfaced() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert_many()
+        .withf(|_, _, quota| quota.max_bytes == 5 * 1024 * 1024)
+        .returning(|_, _, quota| {
+            Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Bytes {
+                limit: quota.max_bytes,
+            }))
+        });
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let err = svc
+        .set_settings(user(), vec![input("ui.x", json!(1))])
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        SetSettingError::QuotaExceeded(QuotaExceeded::Bytes { limit: 5_242_880 })
     ));
 }
 
@@ -445,7 +481,11 @@ async fn unknown_category_filter_is_rejected() {
         MockSecretCipher::new(),
         MockAuditLog::new(),
     );
-    assert!(svc.list_settings(user(), Some("nope")).await.is_err());
+    assert!(
+        svc.list_settings(user(), Some("nope"), None, None)
+            .await
+            .is_err()
+    );
 }
 
 fn secret_repo() -> MockSettingsRepository {
@@ -568,13 +608,14 @@ async fn admin_listing_is_audited_for_the_subject() {
         .returning(|_| Ok(()));
     let mut repo = MockSettingsRepository::new();
     repo.expect_list()
-        .with(eq(user()), eq(None))
-        .returning(|_, _| Ok(vec![]));
+        .withf(|u, c, _| *u == user() && c.is_none())
+        .returning(|_, _, _| Ok(vec![]));
     let svc = service(repo, MockSecretCipher::new(), audit);
     assert!(
-        svc.list_settings_as_admin(&admin(), user(), None)
+        svc.list_settings_as_admin(&admin(), user(), None, None, None)
             .await
             .unwrap()
+            .settings
             .is_empty()
     );
 }
@@ -585,4 +626,171 @@ fn debug_of_an_input_never_shows_the_value() {
     let printed = format!("{secret:?}");
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(printed.contains("a.b"));
+}
+
+fn stored_keys(keys: &[&str]) -> Vec<crate::settings::Setting> {
+    keys.iter()
+        .map(|k| {
+            let write = crate::settings::SettingWrite {
+                key: SettingKey::parse(k).unwrap(),
+                value: json!(1),
+                description: None,
+                category: None,
+                data_type: DataType::Number,
+            };
+            stored(&write, 1)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_page_names_its_last_key_as_the_next_start() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_list()
+        .withf(|_, _, page| {
+            *page
+                == Page {
+                    after: Some(SettingKey::parse("ui.a").unwrap()),
+                    limit: 3,
+                }
+        })
+        .returning(|_, _, _| Ok(stored_keys(&["ui.b", "ui.c", "ui.d"])));
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let page = svc
+        .list_settings(user(), None, Some("ui.a"), Some(2))
+        .await
+        .unwrap();
+    let keys: Vec<_> = page.settings.iter().map(|s| s.key.as_str()).collect();
+    assert_eq!(keys, ["ui.b", "ui.c"]);
+    assert_eq!(page.next_after, Some(SettingKey::parse("ui.c").unwrap()));
+}
+
+#[tokio::test]
+async fn the_last_page_has_no_next_start_and_no_limit_means_the_maximum() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_list()
+        .withf(|_, _, page| *page == Page::first(Page::MAX_LIMIT + 1))
+        .returning(|_, _, _| Ok(stored_keys(&["ui.a", "ui.b"])));
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let page = svc.list_settings(user(), None, None, None).await.unwrap();
+    assert_eq!(page.settings.len(), 2);
+    assert_eq!(page.next_after, None);
+}
+
+#[tokio::test]
+async fn page_limits_out_of_range_and_bad_cursors_are_refused() {
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    for (after, limit, code) in [
+        (None, Some(0), "out_of_range"),
+        (None, Some(1001), "out_of_range"),
+        (Some("NOT A KEY"), None, "invalid_cursor"),
+    ] {
+        match svc.list_settings(user(), None, after, limit).await {
+            Err(crate::services::ListSettingsError::Validation(e)) => {
+                assert_eq!(e.errors()[0].code, code);
+            }
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn integration_managed_keys_cannot_be_written_or_deleted() {
+    // No expectation on the store: any call would fail the test.
+    let svc = service(
+        MockSettingsRepository::new(),
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+    );
+    let token = json!({"access_token": "forged"});
+    for key in [
+        "scrobbling.trakt.oauth_tokens",
+        "music.lastfm.session",
+        "integrations.trakt.connection",
+    ] {
+        assert!(
+            matches!(
+                svc.set_setting(user(), input(key, token.clone()), Precondition::Any)
+                    .await,
+                Err(SetSettingError::ManagedByIntegration { .. })
+            ),
+            "{key}"
+        );
+        assert!(
+            matches!(
+                svc.delete_setting(user(), key, Precondition::Any).await,
+                Err(DeleteSettingError::ManagedByIntegration { .. })
+            ),
+            "{key}"
+        );
+    }
+    let bulk = vec![
+        input("ui.ok", json!(1)),
+        input("scrobbling.listenbrainz.token", json!({"user_token": "t"})),
+    ];
+    assert!(matches!(
+        svc.set_settings(user(), bulk).await,
+        Err(SetSettingError::ManagedByIntegration { provider, .. })
+            if provider == crate::integrations::ProviderId::Listenbrainz
+    ));
+}
+
+#[tokio::test]
+async fn a_provider_sync_settings_key_stays_writable() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert()
+        .times(1)
+        .returning(|_, w, _, _| Ok(created(w)));
+    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    svc.set_setting(
+        user(),
+        input("scrobbling.trakt.settings", json!({"auto_scrobble": false})),
+        Precondition::Any,
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn whitespace_between_tokens_does_not_count_towards_the_value_size() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert()
+        .withf(|_, w, _, _| w.value == json!(["x", "y"]))
+        .times(1)
+        .returning(|_, w, _, _| Ok(created(w)));
+    let svc = SettingsService::new(
+        repo,
+        MockSecretCipher::new(),
+        MockAuditLog::new(),
+        Arc::new(KeyRegistry::builtin().unwrap()),
+        Limits {
+            max_value_bytes: 9,
+            ..Limits::default()
+        },
+        AllowedCategories::default(),
+    );
+    // `["x","y"]` is 9 bytes; the spaces around it are not counted.
+    svc.set_setting(
+        user(),
+        raw_input("ui.pair", "[ \"x\" ,\n  \"y\" ]"),
+        Precondition::Any,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        codes(
+            svc.set_setting(
+                user(),
+                raw_input("ui.pair", r#"["x","yz"]"#),
+                Precondition::Any
+            )
+            .await
+            .unwrap_err()
+        ),
+        vec![("value".to_owned(), "too_large")]
+    );
 }
