@@ -13,7 +13,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{error::ApiError, request_id::RequestId};
+use crate::{
+    error::ApiError,
+    request_id::{ClientRequestId, RequestId},
+};
 
 /// How tokens are verified.
 #[derive(Clone)]
@@ -213,6 +216,10 @@ impl Principal {
             id: self.user_id,
             role,
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            client_request_id: req
+                .extensions()
+                .get::<ClientRequestId>()
+                .map(|r| r.0.clone()),
         }
     }
 }

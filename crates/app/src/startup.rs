@@ -5,8 +5,8 @@ use std::{net::TcpListener, num::NonZeroU32, sync::Arc};
 
 use adapter_crypto::AesGcmKeyring;
 use adapter_http::{
-    ApiOptions, ApiState, AuthConfig, Authenticator, HttpMetrics, Operations, ServerOptions,
-    VerificationKey,
+    ApiOptions, ApiState, AuthConfig, Authenticator, HttpMetrics, Operations, Routes,
+    ServerOptions, VerificationKey,
 };
 use adapter_postgres::{
     ChangeFeed, PgAuditLog, PgConfig, PgPreferencesRepository, PgSettingsRepository, Pool,
@@ -40,6 +40,7 @@ use crate::{
 pub struct Application {
     port: u16,
     server: adapter_http::Server,
+    internal: Option<(u16, adapter_http::Server)>,
     background: Background,
 }
 
@@ -94,20 +95,45 @@ impl Application {
             metrics: http_metrics,
         };
 
+        let options = server_options(&config);
+        let internal = match &config.server.internal_bind {
+            Some(bind) => {
+                let listener =
+                    TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
+                let port = listener.local_addr()?.port();
+                // Operational traffic is light; one (asynchronous) worker serves it.
+                let options = ServerOptions {
+                    workers: 1,
+                    ..options.clone()
+                };
+                let server = adapter_http::serve(
+                    listener,
+                    Routes::Internal,
+                    state.clone(),
+                    Arc::clone(&authenticator),
+                    operations.clone(),
+                    &options,
+                )?;
+                tracing::info!(port, "listening (internal routes)");
+                Some((port, server))
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(&config.server.bind)
             .with_context(|| format!("binding {}", config.server.bind))?;
         let port = listener.local_addr()?.port();
-        let server = adapter_http::serve(
-            listener,
-            state,
-            authenticator,
-            operations,
-            &server_options(&config),
-        )?;
+        let routes = if internal.is_some() {
+            Routes::Public
+        } else {
+            Routes::All
+        };
+        let server =
+            adapter_http::serve(listener, routes, state, authenticator, operations, &options)?;
         tracing::info!(port, "listening");
         Ok(Self {
             port,
             server,
+            internal,
             background,
         })
     }
@@ -117,6 +143,11 @@ impl Application {
         self.port
     }
 
+    /// The bound port of the internal listener, when one is configured.
+    pub fn internal_port(&self) -> Option<u16> {
+        self.internal.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until SIGTERM/SIGINT (graceful) or until the server is stopped, then stops the
     /// change feed and the timers.
     ///
@@ -124,11 +155,43 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
-            server, background, ..
+            server,
+            internal,
+            background,
+            ..
         } = self;
-        let result = server.await;
+        let result = match internal {
+            None => server.await,
+            Some((_, internal)) => run_both(server, internal).await,
+        };
         background.shutdown().await;
         result
+    }
+}
+
+/// Runs both listeners' servers; when one stops (a signal, or a failure), stops the other
+/// gracefully, so the process never keeps half its routes.
+async fn run_both(
+    public: adapter_http::Server,
+    internal: adapter_http::Server,
+) -> std::io::Result<()> {
+    let (public_handle, internal_handle) = (public.handle(), internal.handle());
+    let mut public = tokio::spawn(public);
+    let mut internal = tokio::spawn(internal);
+    let joined = |r: Result<std::io::Result<()>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    };
+    tokio::select! {
+        first = &mut public => {
+            internal_handle.stop(true).await;
+            let second = joined(internal.await);
+            joined(first).and(second)
+        }
+        first = &mut internal => {
+            public_handle.stop(true).await;
+            let second = joined(public.await);
+            joined(first).and(second)
+        }
     }
 }
 

@@ -64,7 +64,8 @@ async fn migrations_are_recorded_in_the_service_history_table() {
             "schema",
             "change_notifications",
             "oauth_states",
-            "settings_versions_never_repeat"
+            "settings_versions_never_repeat",
+            "audit_client_request_id",
         ]
     );
 }

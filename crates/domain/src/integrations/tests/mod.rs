@@ -44,6 +44,7 @@ fn service_actor() -> Actor {
         id: UserId::new(Uuid::from_u128(0x5e)),
         role: Role::Service,
         request_id: Some("req-7".into()),
+        client_request_id: None,
     }
 }
 
