@@ -52,6 +52,8 @@ impl Application {
     /// Any configuration or start-up problem, with a message naming it.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pg = pg_config(&config)?;
+        // Configuration problems first, before anything connects.
+        let authenticator = Arc::new(authenticator(&config)?);
         let pool = adapter_postgres::build_pool(&pg).context("invalid DATABASE_URL")?;
         if config.database.migrate_on_start {
             adapter_postgres::migrate_pool(&pool)
@@ -60,7 +62,6 @@ impl Application {
         }
         let keyring = Arc::new(keyring(&config)?);
         crate::keys::check_stored_kids(&pool, &keyring).await?;
-        let authenticator = Arc::new(authenticator(&config)?);
 
         let registry = Registry::new();
         let metrics = AppMetrics::register(registry.clone()).context("registering metrics")?;
@@ -310,24 +311,40 @@ pub fn keyring(config: &Config) -> anyhow::Result<AesGcmKeyring> {
         .context("USER_SETTINGS_ENCRYPTION_KEY / USER_SETTINGS_ENCRYPTION_KEYS_PREVIOUS")
 }
 
+/// The token verifier the configuration describes; warns when no audience is required.
+///
+/// # Errors
+/// When no key is configured, the public key cannot be read or parsed, or the HS256 secret
+/// is too short (the message names the field, never the value).
 fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
-    let key = match (&config.jwt.public_key, &config.jwt.secret) {
-        (Some(path), _) => VerificationKey::PublicKeyPem(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("USER_SETTINGS_JWT_PUBLIC_KEY: reading {path}"))?,
+    let (key, field) = match (&config.jwt.public_key, &config.jwt.secret) {
+        (Some(path), _) => (
+            VerificationKey::PublicKeyPem(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("USER_SETTINGS_JWT_PUBLIC_KEY: reading {path}"))?,
+            ),
+            "user_settings.jwt.public_key (USER_SETTINGS_JWT_PUBLIC_KEY)",
         ),
-        (None, Some(secret)) if !secret.expose_secret().is_empty() => {
-            VerificationKey::Hs256(secret.clone())
-        }
+        (None, Some(secret)) if !secret.expose_secret().is_empty() => (
+            VerificationKey::Hs256(secret.clone()),
+            "user_settings.jwt.secret (USER_SETTINGS_JWT_SECRET)",
+        ),
         _ => anyhow::bail!(
             "USER_SETTINGS_JWT_SECRET is required unless USER_SETTINGS_JWT_PUBLIC_KEY is set"
         ),
     };
-    Ok(Authenticator::new(&AuthConfig {
+    if config.jwt.audience.is_none() {
+        tracing::warn!(
+            "no JWT audience is required (USER_SETTINGS_JWT_AUDIENCE): tokens the issuer \
+             minted for any other service are accepted here too"
+        );
+    }
+    Authenticator::new(&AuthConfig {
         key,
         issuer: config.jwt.issuer.clone(),
         audience: config.jwt.audience.clone(),
-    })?)
+    })
+    .with_context(|| format!("{field}: unusable"))
 }
 
 fn api_state(
@@ -400,4 +417,24 @@ fn api_state(
                 + 64 * 1024,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+
+    #[test]
+    fn a_short_jwt_secret_stops_start_up_naming_the_field_not_the_value() {
+        let mut config = Config::default();
+        config.jwt.secret = Some(SecretString::from("short-but-not-empty"));
+        let Err(error) = authenticator(&config) else {
+            panic!("a 19-byte secret was accepted");
+        };
+        let message = format!("{error:#}");
+        assert!(message.contains("USER_SETTINGS_JWT_SECRET"), "{message}");
+        assert!(message.contains("at least 32 bytes"), "{message}");
+        assert!(!message.contains("short-but-not-empty"), "{message}");
+    }
 }
