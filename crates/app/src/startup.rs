@@ -33,7 +33,7 @@ use crate::{
     counting_cipher::CountingCipher,
     metrics::{AppMetrics, PREFERENCES_CACHE, SETTINGS_CACHE, SETTINGS_LIST_CACHE},
     rate_limiter::{EVICTION_INTERVAL, GovernorRateLimiter, spawn_eviction},
-    readiness::PoolReadiness,
+    readiness::{CachedReadiness, PoolReadiness, READINESS_MAX_AGE},
 };
 
 /// A built, not yet running, service.
@@ -409,7 +409,10 @@ fn api_state(
         )),
         integrations: Some(integrations),
         preferences: Arc::new(PreferencesService::new(preferences_repo, audit)),
-        readiness: Arc::new(BoundedReadiness::new(PoolReadiness::new(pool), timeout)),
+        readiness: Arc::new(CachedReadiness::new(
+            BoundedReadiness::new(PoolReadiness::new(pool), timeout),
+            READINESS_MAX_AGE,
+        )),
         options: ApiOptions {
             require_if_match: config.server.require_if_match,
             max_body_bytes: limits.max_value_bytes * 2 + 64 * 1024,
