@@ -254,11 +254,11 @@ pub fn serve(
     let mut server = actix_web::HttpServer::new(move || {
         app(state.clone(), auth.clone(), operations.clone(), routes)
     })
-            .max_connections(options.max_connections)
-            .client_request_timeout(options.client_request_timeout)
-            .client_disconnect_timeout(options.client_disconnect_timeout)
-            .keep_alive(options.keep_alive)
-            .shutdown_timeout(options.shutdown_timeout.as_secs());
+    .max_connections(options.max_connections)
+    .client_request_timeout(options.client_request_timeout)
+    .client_disconnect_timeout(options.client_disconnect_timeout)
+    .keep_alive(options.keep_alive)
+    .shutdown_timeout(options.shutdown_timeout.as_secs());
     if options.workers > 0 {
         server = server.workers(options.workers);
     }

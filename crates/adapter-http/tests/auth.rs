@@ -142,7 +142,10 @@ fn audience_may_be_an_array() {
         None,
         Some("user-settings"),
     );
-    let token = sign_hs256(SECRET, &claims(json!({"aud": ["other-api", "user-settings"]})));
+    let token = sign_hs256(
+        SECRET,
+        &claims(json!({"aud": ["other-api", "user-settings"]})),
+    );
     assert!(auth.verify(&token).is_ok());
     let foreign = sign_hs256(SECRET, &claims(json!({"aud": ["other-api"]})));
     rejected(auth.verify(&foreign));

@@ -129,7 +129,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn concurrent_callers_share_one_probe() {
         let fake = Counting::new(Duration::from_millis(300), Ok(()));
-        let cached = Arc::new(CachedReadiness::new(Shared(Arc::clone(&fake)), READINESS_MAX_AGE));
+        let cached = Arc::new(CachedReadiness::new(
+            Shared(Arc::clone(&fake)),
+            READINESS_MAX_AGE,
+        ));
         let mut callers = tokio::task::JoinSet::new();
         for _ in 0..200 {
             let cached = Arc::clone(&cached);
@@ -144,7 +147,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_steady_stream_of_callers_causes_at_most_one_probe_per_second() {
         let fake = Counting::new(Duration::from_millis(20), Ok(()));
-        let cached = Arc::new(CachedReadiness::new(Shared(Arc::clone(&fake)), READINESS_MAX_AGE));
+        let cached = Arc::new(CachedReadiness::new(
+            Shared(Arc::clone(&fake)),
+            READINESS_MAX_AGE,
+        ));
         // About 10 s of callers, three at once every 10 ms.
         let started = Instant::now();
         for _ in 0..1000 {
@@ -158,7 +164,10 @@ mod tests {
         }
         let (probes, elapsed) = (fake.probes(), started.elapsed());
         let most = elapsed.as_secs() as usize + 1;
-        assert!((2..=most).contains(&probes), "{probes} probes in {elapsed:?}");
+        assert!(
+            (2..=most).contains(&probes),
+            "{probes} probes in {elapsed:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -32,7 +32,10 @@ async fn admin_reads_any_user_and_each_read_is_audited() {
         .send()
         .await
         .unwrap();
-    let server_id = settings.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let server_id = settings.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         settings.headers()["x-client-request-id"],
         "support-ticket-42"

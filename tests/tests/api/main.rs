@@ -5,5 +5,6 @@
 mod admin_internal;
 mod auth;
 mod docs_health;
+mod if_match_lists;
 mod preferences;
 mod settings;

@@ -155,7 +155,10 @@ async fn a_percent_encoded_path_is_labelled_with_its_route_template() {
     let text = app.metrics().await;
     let series = r#"user_settings_http_requests_total{method="GET",route="/api/v1/users/me/settings/{key}",status="200"} 1"#;
     assert!(text.lines().any(|l| l == series), "{text}");
-    assert!(!text.contains(r#"route="unmatched",status="200""#), "{text}");
+    assert!(
+        !text.contains(r#"route="unmatched",status="200""#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
