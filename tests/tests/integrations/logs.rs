@@ -94,3 +94,18 @@ async fn a_path_segment_cannot_forge_a_log_line() {
         "a decoded %0A in the path started a line of its own:\n{logged}"
     );
 }
+
+#[tokio::test]
+async fn a_percent_encoded_path_is_logged_under_its_route_template() {
+    let world = crate::support::World::spawn().await;
+    let (status, _) = world
+        .call(
+            reqwest::Method::GET,
+            "/%61pi/v1/integrations/trakt/status",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Asserts the access-log line names the template, not `unmatched`.
+    captured_after("route=/api/v1/integrations/{provider}/status");
+}
