@@ -109,3 +109,15 @@ async fn a_percent_encoded_path_is_logged_under_its_route_template() {
     // Asserts the access-log line names the template, not `unmatched`.
     captured_after("route=/api/v1/integrations/{provider}/status");
 }
+
+#[tokio::test]
+async fn start_up_warns_when_tokens_need_no_audience() {
+    let _world = crate::support::World::spawn().await;
+    let logged = captured();
+    assert!(
+        logged
+            .lines()
+            .any(|line| line.contains("WARN") && line.contains("no JWT audience is required")),
+        "{logged}"
+    );
+}
