@@ -49,6 +49,25 @@ impl TestApp {
         }
     }
 
+    /// Starts the app with the operational routes on a second listener (port 0 too); returns
+    /// the app and that listener's `http://127.0.0.1:<port>`.
+    pub async fn spawn_with_internal_listener(
+        customize: impl FnOnce(&mut Config),
+    ) -> (Self, String) {
+        let db = TestDatabase::create().await;
+        let (address, internal) = start_app_with_listeners(db.url(), |config| {
+            config.server.internal_bind = Some("127.0.0.1:0".into());
+            customize(config);
+        })
+        .await;
+        let app = Self {
+            address,
+            client: http_client(),
+            db,
+        };
+        (app, internal.expect("the internal listener is configured"))
+    }
+
     /// Starts the app with its database behind a [`TcpProxy`] the test controls.
     pub async fn spawn_behind_proxy(customize: impl FnOnce(&mut Config)) -> (Self, TcpProxy) {
         let db = TestDatabase::create().await;
@@ -230,6 +249,15 @@ impl Peer {
 
 /// Builds and starts the app on the database at `url`; returns its address.
 async fn start_app(url: &str, customize: impl FnOnce(&mut Config)) -> String {
+    start_app_with_listeners(url, customize).await.0
+}
+
+/// Builds and starts the app on the database at `url`; returns its address and that of its
+/// internal listener, when configured.
+async fn start_app_with_listeners(
+    url: &str,
+    customize: impl FnOnce(&mut Config),
+) -> (String, Option<String>) {
     let mut config = Config::default();
     config.database.url = Some(url.to_owned());
     config.server.bind = "127.0.0.1:0".into();
@@ -239,8 +267,11 @@ async fn start_app(url: &str, customize: impl FnOnce(&mut Config)) -> String {
     customize(&mut config);
     let app = Application::build(config).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let internal = app
+        .internal_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     tokio::spawn(app.run_until_stopped());
-    address
+    (address, internal)
 }
 
 fn http_client() -> Client {

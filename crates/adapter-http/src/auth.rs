@@ -13,7 +13,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{error::ApiError, request_id::RequestId};
+use crate::{
+    error::ApiError,
+    request_id::{ClientRequestId, RequestId},
+};
 
 /// How tokens are verified.
 #[derive(Clone)]
@@ -44,7 +47,15 @@ pub struct AuthConfig {
     pub audience: Option<String>,
 }
 
-/// Why the verifier could not be built (bad PEM, ...).
+/// The shortest HS256 secret accepted: RFC 7518 (3.2) requires a key of at least the hash
+/// size (256 bits); a shorter one is open to offline guessing from any token.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
+/// Leeway for clock skew on `exp` and `nbf`, in seconds.
+const LEEWAY_SECONDS: u64 = 30;
+
+/// Why the verifier could not be built (bad PEM, short secret, ...). Never holds key
+/// material.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid JWT verification key: {0}")]
 pub struct AuthConfigError(String);
@@ -89,13 +100,21 @@ impl Authenticator {
     /// Builds a verifier.
     ///
     /// # Errors
-    /// [`AuthConfigError`] when the public key is not a usable RSA or Ed25519 PEM.
+    /// [`AuthConfigError`] when the public key is not a usable RSA or Ed25519 PEM, or the
+    /// HS256 secret is shorter than [`MIN_HS256_SECRET_BYTES`].
     pub fn new(config: &AuthConfig) -> Result<Self, AuthConfigError> {
         let (key, algorithms) = match &config.key {
-            VerificationKey::Hs256(secret) => (
-                DecodingKey::from_secret(secret.expose_secret().as_bytes()),
-                vec![Algorithm::HS256],
-            ),
+            VerificationKey::Hs256(secret) => {
+                let secret = secret.expose_secret().as_bytes();
+                if secret.len() < MIN_HS256_SECRET_BYTES {
+                    return Err(AuthConfigError(format!(
+                        "the HS256 secret must be at least {MIN_HS256_SECRET_BYTES} bytes \
+                         (it has {})",
+                        secret.len()
+                    )));
+                }
+                (DecodingKey::from_secret(secret), vec![Algorithm::HS256])
+            }
             VerificationKey::PublicKeyPem(pem) => {
                 if let Ok(key) = DecodingKey::from_rsa_pem(pem.as_bytes()) {
                     (key, vec![Algorithm::RS256])
@@ -111,7 +130,9 @@ impl Authenticator {
         let mut validation = Validation::new(algorithms[0]);
         validation.algorithms = algorithms;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECONDS;
+        // Checked when present (issuers that pre-date tokens rely on it); same leeway.
+        validation.validate_nbf = true;
         match &config.issuer {
             Some(iss) => {
                 validation.set_issuer(&[iss]);
@@ -138,6 +159,7 @@ impl Authenticator {
             use jsonwebtoken::errors::ErrorKind;
             let reason = match e.kind() {
                 ErrorKind::ExpiredSignature => "the token has expired",
+                ErrorKind::ImmatureSignature => "the token is not valid yet",
                 ErrorKind::InvalidSignature => "the token signature is invalid",
                 ErrorKind::InvalidAlgorithm => "the token algorithm is not accepted",
                 ErrorKind::InvalidIssuer => "the token issuer is not accepted",
@@ -213,6 +235,10 @@ impl Principal {
             id: self.user_id,
             role,
             request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            client_request_id: req
+                .extensions()
+                .get::<ClientRequestId>()
+                .map(|r| r.0.clone()),
         }
     }
 }

@@ -4,6 +4,7 @@ use actix_web::{
     HttpRequest,
     http::header::{self, EntityTag, Header, IfMatch, IfNoneMatch},
 };
+use domain::settings::Precondition;
 
 use crate::error::ApiError;
 
@@ -13,14 +14,15 @@ pub fn etag(version: i64) -> EntityTag {
 }
 
 /// What a write request demands of the current state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteCondition {
     /// No condition.
     None,
     /// `If-Match: *`: the resource must exist.
     Exists,
-    /// `If-Match: "<v>"`: the resource must be at this version.
-    Version(i64),
+    /// `If-Match: "<v>", ...`: the resource must be at one of the listed versions
+    /// ([`Precondition::Version`] or [`Precondition::VersionIn`]).
+    Matches(Precondition),
     /// `If-None-Match: *`: the resource must not exist.
     Absent,
 }
@@ -30,18 +32,23 @@ pub enum WriteCondition {
 /// # Errors
 /// 412 for an `If-Match` that cannot match any version (weak or foreign tags), 428 when
 /// required and missing, 400 for an unparseable header.
+///
+/// The condition of an `If-Match` list holds when *any* tag matches (RFC 9110 13.1.1), by
+/// strong comparison: weak tags and tags that are not versions never match and are skipped.
 pub fn write_condition(req: &HttpRequest, required: bool) -> Result<WriteCondition, ApiError> {
     if req.headers().contains_key(header::IF_MATCH) {
         let parsed = IfMatch::parse(req)
             .map_err(|_| ApiError::BadRequest("invalid If-Match header".into()))?;
         return match parsed {
             IfMatch::Any => Ok(WriteCondition::Exists),
-            IfMatch::Items(tags) => tags
-                .iter()
-                .find(|t| !t.weak)
-                .and_then(|t| t.tag().parse::<i64>().ok())
-                .map(WriteCondition::Version)
-                .ok_or(ApiError::PreconditionFailed),
+            IfMatch::Items(tags) => Precondition::version_in(
+                tags.iter()
+                    .filter(|t| !t.weak)
+                    .filter_map(|t| t.tag().parse::<i64>().ok())
+                    .collect(),
+            )
+            .map(WriteCondition::Matches)
+            .ok_or(ApiError::PreconditionFailed),
         };
     }
     if req.headers().contains_key(header::IF_NONE_MATCH) {
@@ -67,5 +74,56 @@ pub fn not_modified(req: &HttpRequest, version: i64) -> bool {
             tags.iter().any(|t| t.weak_eq(&current))
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn if_match(value: &str) -> Result<WriteCondition, ApiError> {
+        let req = TestRequest::default()
+            .insert_header((header::IF_MATCH, value))
+            .to_http_request();
+        write_condition(&req, false)
+    }
+
+    #[test]
+    fn one_tag_is_one_version() {
+        assert_eq!(
+            if_match(r#""7""#).unwrap(),
+            WriteCondition::Matches(Precondition::Version(7))
+        );
+    }
+
+    #[test]
+    fn every_listed_version_counts_not_only_the_first() {
+        assert_eq!(
+            if_match(r#""7", "3", "7""#).unwrap(),
+            WriteCondition::Matches(Precondition::VersionIn(vec![3, 7]))
+        );
+    }
+
+    #[test]
+    fn weak_and_foreign_tags_are_skipped() {
+        assert_eq!(
+            if_match(r#"W/"5", "old", "9""#).unwrap(),
+            WriteCondition::Matches(Precondition::Version(9))
+        );
+    }
+
+    #[test]
+    fn a_list_that_names_no_version_fails_the_precondition() {
+        assert!(matches!(
+            if_match(r#"W/"5", "a", "b""#),
+            Err(ApiError::PreconditionFailed)
+        ));
+    }
+
+    #[test]
+    fn a_star_requires_existence() {
+        assert_eq!(if_match("*").unwrap(), WriteCondition::Exists);
     }
 }

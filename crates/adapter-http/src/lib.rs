@@ -84,11 +84,33 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi::ApiDoc::openapi()
 }
 
-/// The application: every route with its middleware.
+/// Which routes one listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routes {
+    /// Every route (a single listener).
+    All,
+    /// The API and its documentation; the operational routes answer 404.
+    Public,
+    /// The operational routes only: `/internal/*`, `/metrics`, `/health/*`.
+    Internal,
+}
+
+impl Routes {
+    fn public(self) -> bool {
+        self != Routes::Internal
+    }
+
+    fn internal(self) -> bool {
+        self != Routes::Public
+    }
+}
+
+/// The application: the routes of `routes` with their middleware.
 pub fn app(
     state: ApiState,
     auth: Arc<Authenticator>,
     operations: Operations,
+    routes: Routes,
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -113,62 +135,92 @@ pub fn app(
         .app_data(web::QueryConfig::default().error_handler(|err, _| {
             ApiError::BadRequest(format!("invalid query string: {err}")).into()
         }))
-        // The bulk write gets its own resource for its larger body limit.
-        .service(
-            web::resource("/api/v1/users/me/settings")
-                .guard(guard::Put())
-                .app_data(json::config(bulk_limit))
-                .route(web::put().to(settings::bulk)),
-        )
-        .service(resource("/api/v1/users/me/settings").route(web::get().to(settings::list)))
-        .service(
-            resource("/api/v1/users/me/settings/{key}")
-                .route(web::get().to(settings::get))
-                .route(web::put().to(settings::put))
-                .route(web::delete().to(settings::delete)),
-        )
-        .service(
-            resource("/api/v1/users/me/preferences")
-                .route(web::get().to(preferences::get))
-                .route(web::put().to(preferences::put))
-                .route(web::patch().to(preferences::patch)),
-        )
-        .service(resource("/api/v1/settings/schema").route(web::get().to(schema::registry)))
-        .service(
-            resource("/api/v1/admin/users/{user_id}/settings")
-                .route(web::get().to(admin::settings)),
-        )
-        .service(
-            resource("/api/v1/admin/users/{user_id}/preferences")
-                .route(web::get().to(admin::preferences)),
-        )
-        .service(
-            resource("/internal/v1/users/{user_id}/secrets/{key}")
-                .route(web::get().to(internal::secret)),
-        )
         .configure(|cfg| {
-            if let Some(api) = integrations {
-                handlers::integrations::configure(cfg, api);
+            if let Some(api) = &integrations {
+                cfg.app_data(Data::new(api.clone()));
+            }
+            if routes.public() {
+                public_routes(cfg, integrations.is_some(), bulk_limit);
+            }
+            if routes.internal() {
+                internal_routes(cfg, integrations.is_some());
             }
         })
-        .service(resource("/health/live").route(web::get().to(health::live)))
-        .service(resource("/health/ready").route(web::get().to(health::ready)))
-        // Unauthenticated, like the health routes: expose it to the scraper only.
-        .service(resource("/metrics").route(web::get().to(metrics::exposition)))
-        .service(resource("/openapi.json").route(web::get().to(openapi_json)))
-        .service(resource("/docs").route(web::get().to(docs_redirect)))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/swagger/openapi.json", openapi()))
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::NotFound(
                 "route_not_found",
                 "no route matches this path".into(),
             ))
         }))
-        // The last `wrap` runs first: request id, then metrics (which so see 429s), then the
-        // rate limiter.
-        .wrap(from_fn(rate_limit::middleware))
+        // The last `wrap` runs first: request id (and the route template), then metrics
+        // (which so see 429s). The rate limiter wraps the `/api/v1` scope.
         .wrap(from_fn(metrics::middleware))
         .wrap(from_fn(request_id::middleware))
+}
+
+/// The API under `/api/v1` and its documentation.
+///
+/// The rate limiter wraps the whole `/api/v1` scope rather than deciding on the request's
+/// path: the router matches the percent-decoded path, so only a decision taken by the
+/// router itself covers every spelling that reaches a handler (`/%61pi/v1/...` included).
+fn public_routes(cfg: &mut web::ServiceConfig, integrations: bool, bulk_limit: usize) {
+    // Public and unauthenticated: registered before the scope, which would claim it.
+    cfg.service(resource("/api/v1/settings/schema").route(web::get().to(schema::registry)))
+        .service(
+            web::scope("/api/v1")
+                .wrap(from_fn(rate_limit::middleware))
+                // The bulk write gets its own resource for its larger body limit.
+                .service(
+                    web::resource("/users/me/settings")
+                        .guard(guard::Put())
+                        .app_data(json::config(bulk_limit))
+                        .route(web::put().to(settings::bulk)),
+                )
+                .service(resource("/users/me/settings").route(web::get().to(settings::list)))
+                .service(
+                    resource("/users/me/settings/{key}")
+                        .route(web::get().to(settings::get))
+                        .route(web::put().to(settings::put))
+                        .route(web::delete().to(settings::delete)),
+                )
+                .service(
+                    resource("/users/me/preferences")
+                        .route(web::get().to(preferences::get))
+                        .route(web::put().to(preferences::put))
+                        .route(web::patch().to(preferences::patch)),
+                )
+                .service(
+                    resource("/admin/users/{user_id}/settings")
+                        .route(web::get().to(admin::settings)),
+                )
+                .service(
+                    resource("/admin/users/{user_id}/preferences")
+                        .route(web::get().to(admin::preferences)),
+                )
+                .configure(|cfg| {
+                    if integrations {
+                        handlers::integrations::configure_api(cfg);
+                    }
+                }),
+        )
+        .service(resource("/openapi.json").route(web::get().to(openapi_json)))
+        .service(resource("/docs").route(web::get().to(docs_redirect)))
+        .service(SwaggerUi::new("/docs/{_:.*}").url("/swagger/openapi.json", openapi()));
+}
+
+/// What operators and integration services reach: `/internal/*`, health, `/metrics`.
+fn internal_routes(cfg: &mut web::ServiceConfig, integrations: bool) {
+    cfg.service(
+        resource("/internal/v1/users/{user_id}/secrets/{key}")
+            .route(web::get().to(internal::secret)),
+    );
+    if integrations {
+        handlers::integrations::configure_internal(cfg);
+    }
+    cfg.service(resource("/health/live").route(web::get().to(health::live)))
+        .service(resource("/health/ready").route(web::get().to(health::ready)))
+        // Unauthenticated, like the health routes: expose it to the scraper only.
+        .service(resource("/metrics").route(web::get().to(metrics::exposition)));
 }
 
 /// A resource that answers 405 problem+json for methods it has no route for.
@@ -188,25 +240,27 @@ async fn docs_redirect() -> HttpResponse {
         .finish()
 }
 
-/// Starts serving on `listener`. The returned server runs until SIGTERM/SIGINT (graceful,
-/// bounded by `shutdown_timeout`) or until its handle stops it.
+/// Starts serving `routes` on `listener`. The returned server runs until SIGTERM/SIGINT
+/// (graceful, bounded by `shutdown_timeout`) or until its handle stops it.
 ///
 /// # Errors
 /// When the listener cannot be used.
 pub fn serve(
     listener: TcpListener,
+    routes: Routes,
     state: ApiState,
     auth: Arc<Authenticator>,
     operations: Operations,
     options: &ServerOptions,
 ) -> std::io::Result<Server> {
-    let mut server =
-        actix_web::HttpServer::new(move || app(state.clone(), auth.clone(), operations.clone()))
-            .max_connections(options.max_connections)
-            .client_request_timeout(options.client_request_timeout)
-            .client_disconnect_timeout(options.client_disconnect_timeout)
-            .keep_alive(options.keep_alive)
-            .shutdown_timeout(options.shutdown_timeout.as_secs());
+    let mut server = actix_web::HttpServer::new(move || {
+        app(state.clone(), auth.clone(), operations.clone(), routes)
+    })
+    .max_connections(options.max_connections)
+    .client_request_timeout(options.client_request_timeout)
+    .client_disconnect_timeout(options.client_disconnect_timeout)
+    .keep_alive(options.keep_alive)
+    .shutdown_timeout(options.shutdown_timeout.as_secs());
     if options.workers > 0 {
         server = server.workers(options.workers);
     }

@@ -132,8 +132,7 @@ pub async fn middleware(
         .extensions()
         .get::<crate::request_id::RoutePattern>()
         .map(|r| r.0.clone())
-        .or_else(|| req.match_pattern())
-        .unwrap_or_else(|| "unmatched".into());
+        .unwrap_or_else(|| crate::request_id::route_template(&req));
     let method = req.method().clone();
     let started = Instant::now();
     let result = next.call(req).await;

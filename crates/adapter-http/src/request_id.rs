@@ -1,5 +1,7 @@
-//! Request ids and access logging: every response carries `X-Request-Id` (the client's when
-//! well-formed, else a fresh UUID), and every request runs in a span that names it.
+//! Request ids and access logging: every request gets a fresh server-generated id, answered
+//! in `X-Request-Id`; a well-formed id the client sent in `X-Request-Id` is kept beside it
+//! (never instead of it) and echoed in `X-Client-Request-Id`. Every request runs in a span
+//! that names both and the route template.
 
 use std::time::Instant;
 
@@ -15,10 +17,18 @@ use uuid::Uuid;
 
 /// Header name.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The response header echoing the client's own request id.
+pub const X_CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-client-request-id");
 
-/// The id of the current request, stored in the request's extensions.
+/// The server's id of the current request, stored in the request's extensions. Always
+/// generated here: audit records and logs can trust it to be unique.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
+
+/// The id the client sent in `X-Request-Id`, when well-formed; for correlation only (a
+/// client can send any id, including another request's).
+#[derive(Clone, Debug)]
+pub struct ClientRequestId(pub String);
 
 /// The route template the request matched (`unmatched` when none), stored in the request's
 /// extensions.
@@ -40,30 +50,43 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let id = req
+    let id = Uuid::new_v4().to_string();
+    let client_id = req
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| well_formed(v))
-        .map_or_else(|| Uuid::new_v4().to_string(), str::to_owned);
+        .map(str::to_owned);
     // Matching the route template costs a routing pass: do it once, for the span and metrics.
-    let route = RoutePattern(req.match_pattern().unwrap_or_else(|| "unmatched".into()));
+    let route = RoutePattern(route_template(&req));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
+        client_request_id = tracing::field::Empty,
         method = %req.method(),
         route = %route.0,
         user_id = tracing::field::Empty,
     );
+    if let Some(client_id) = &client_id {
+        // Safe to display: `well_formed` admits no whitespace or control characters.
+        span.record("client_request_id", client_id.as_str());
+    }
     {
         let mut extensions = req.extensions_mut();
         extensions.insert(RequestId(id.clone()));
+        if let Some(client_id) = &client_id {
+            extensions.insert(ClientRequestId(client_id.clone()));
+        }
         extensions.insert(route);
     }
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(X_REQUEST_ID, value);
+        headers.insert(X_REQUEST_ID, value);
+    }
+    if let Some(value) = client_id.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(X_CLIENT_REQUEST_ID, value);
     }
     span.in_scope(|| {
         tracing::info!(
@@ -73,6 +96,16 @@ pub async fn middleware(
         );
     });
     Ok(response)
+}
+
+/// The template of the route the router will pick for `req` (`unmatched` when none).
+///
+/// Matched on the percent-decoded path, as the router matches, and never on the raw
+/// `req.path()`: `/%61pi/v1/...` reaches the `/api/v1/...` handlers and is labelled so.
+pub fn route_template(req: &ServiceRequest) -> String {
+    req.resource_map()
+        .match_pattern(req.match_info().as_str())
+        .unwrap_or_else(|| "unmatched".into())
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Token verification: HS256 by default, RS256 and EdDSA with a PEM public key, required
-//! claims, issuer and audience, and algorithm confusion.
+//! claims, `nbf`, issuer and audience, the secret's minimum length, and algorithm confusion.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,6 +13,8 @@ const RSA_PUBLIC: &str = include_str!("fixtures/rsa-public.pem");
 const ED_PRIVATE: &str = include_str!("fixtures/ed25519-private.pem");
 const ED_PUBLIC: &str = include_str!("fixtures/ed25519-public.pem");
 const SUB: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+/// 32 bytes, the shortest secret accepted.
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
 fn claims(extra: Value) -> Value {
     let mut claims = json!({"sub": SUB, "exp": 4_000_000_000u64});
@@ -62,8 +64,8 @@ fn rejected(result: Result<adapter_http::auth::Principal, ApiError>) -> String {
 
 #[test]
 fn hs256_token_names_the_user_and_roles() {
-    let token = sign_hs256("s", &claims(json!({"roles": ["admin", "unknown"]})));
-    let principal = hs256("s").verify(&token).unwrap();
+    let token = sign_hs256(SECRET, &claims(json!({"roles": ["admin", "unknown"]})));
+    let principal = hs256(SECRET).verify(&token).unwrap();
     assert_eq!(principal.user_id.to_string(), SUB);
     assert_eq!(principal.roles, vec![domain::audit::Role::Admin]);
 }
@@ -102,59 +104,62 @@ fn hs256_token_signed_with_the_public_key_is_rejected() {
 
 #[test]
 fn token_without_exp_is_rejected() {
-    let token = sign_hs256("s", &json!({"sub": SUB}));
-    rejected(hs256("s").verify(&token));
+    let token = sign_hs256(SECRET, &json!({"sub": SUB}));
+    rejected(hs256(SECRET).verify(&token));
 }
 
 #[test]
 fn expired_token_is_rejected() {
-    let token = sign_hs256("s", &claims(json!({"exp": 1_000_000_000u64})));
-    assert!(rejected(hs256("s").verify(&token)).contains("expired"));
+    let token = sign_hs256(SECRET, &claims(json!({"exp": 1_000_000_000u64})));
+    assert!(rejected(hs256(SECRET).verify(&token)).contains("expired"));
 }
 
 #[test]
 fn issuer_and_audience_are_enforced_when_configured() {
     let auth = authenticator(
-        VerificationKey::Hs256(SecretString::from("s")),
+        VerificationKey::Hs256(SecretString::from(SECRET)),
         Some("https://auth.example"),
         Some("user-settings"),
     );
     let good = sign_hs256(
-        "s",
+        SECRET,
         &claims(json!({"iss": "https://auth.example", "aud": "user-settings"})),
     );
     assert!(auth.verify(&good).is_ok());
     let wrong_iss = sign_hs256(
-        "s",
+        SECRET,
         &claims(json!({"iss": "https://evil.example", "aud": "user-settings"})),
     );
     assert!(rejected(auth.verify(&wrong_iss)).contains("issuer"));
-    let no_aud = sign_hs256("s", &claims(json!({"iss": "https://auth.example"})));
+    let no_aud = sign_hs256(SECRET, &claims(json!({"iss": "https://auth.example"})));
     rejected(auth.verify(&no_aud));
 }
 
 #[test]
 fn audience_may_be_an_array() {
     let auth = authenticator(
-        VerificationKey::Hs256(SecretString::from("s")),
+        VerificationKey::Hs256(SecretString::from(SECRET)),
         None,
         Some("user-settings"),
     );
-    let token = sign_hs256("s", &claims(json!({"aud": ["other-api", "user-settings"]})));
+    let token = sign_hs256(
+        SECRET,
+        &claims(json!({"aud": ["other-api", "user-settings"]})),
+    );
     assert!(auth.verify(&token).is_ok());
-    let foreign = sign_hs256("s", &claims(json!({"aud": ["other-api"]})));
+    let foreign = sign_hs256(SECRET, &claims(json!({"aud": ["other-api"]})));
     rejected(auth.verify(&foreign));
 }
 
 #[test]
 fn audience_in_token_is_ignored_when_not_configured() {
-    let token = sign_hs256("s", &claims(json!({"aud": "anything"})));
-    assert!(hs256("s").verify(&token).is_ok());
+    let token = sign_hs256(SECRET, &claims(json!({"aud": "anything"})));
+    assert!(hs256(SECRET).verify(&token).is_ok());
 }
 
 #[test]
 fn garbage_is_rejected_without_echoing_it() {
-    let reason = rejected(hs256("s").verify("not.a.jwt-secret-looking-thing"));
+    let reason = rejected(hs256(SECRET).verify("not.a.jwt-secret-looking-thing"));
     assert!(!reason.contains("secret-looking"));
 }
 
@@ -166,4 +171,36 @@ fn a_pem_that_is_not_a_public_key_is_a_configuration_error() {
         audience: None,
     });
     assert!(result.is_err());
+}
+
+fn now() -> u64 {
+    time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64
+}
+
+#[test]
+fn a_token_not_valid_yet_is_rejected() {
+    let token = sign_hs256(SECRET, &claims(json!({"nbf": now() + 600})));
+    assert!(rejected(hs256(SECRET).verify(&token)).contains("not valid yet"));
+}
+
+#[test]
+fn nbf_has_the_same_leeway_as_exp() {
+    let token = sign_hs256(SECRET, &claims(json!({"nbf": now() + 10})));
+    assert!(hs256(SECRET).verify(&token).is_ok());
+}
+
+#[test]
+fn an_hs256_secret_shorter_than_32_bytes_is_refused_without_echoing_it() {
+    let short = "0123456789abcdef0123456789abcde";
+    let result = Authenticator::new(&AuthConfig {
+        key: VerificationKey::Hs256(SecretString::from(short)),
+        issuer: None,
+        audience: None,
+    });
+    let Err(error) = result else {
+        panic!("a 31-byte secret was accepted");
+    };
+    let message = error.to_string();
+    assert!(message.contains("at least 32 bytes"), "{message}");
+    assert!(!message.contains(short), "{message}");
 }

@@ -12,12 +12,20 @@ use crate::{
 };
 
 const INSERT: &str = "INSERT INTO shared.user_settings_audit \
-     (actor_id, actor_role, subject_user_id, action, key, request_id) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+     (actor_id, actor_role, subject_user_id, action, key, request_id, client_request_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
-/// Longest request id stored (`user_settings_audit_request_id_length`). Request ids may come
-/// from clients: a longer one is cut rather than failing the audited read.
+/// Longest request id stored (`user_settings_audit_request_id_length`,
+/// `user_settings_audit_client_request_id_length`). A client's id is not ours to trust: a
+/// longer one is cut rather than failing the audited read.
 const MAX_REQUEST_ID_CHARS: usize = 200;
+
+fn cut(id: Option<&str>) -> Option<&str> {
+    id.map(|id| match id.char_indices().nth(MAX_REQUEST_ID_CHARS) {
+        Some((end, _)) => &id[..end],
+        None => id,
+    })
+}
 
 /// The audit log on PostgreSQL. Cheap to clone (shares the pool).
 #[derive(Clone, Debug)]
@@ -44,12 +52,6 @@ impl PgAuditLog {
     }
 
     async fn record_inner(&self, entry: &AuditEntry) -> Result<(), PgError> {
-        let request_id = entry.actor.request_id.as_deref().map(|id| {
-            match id.char_indices().nth(MAX_REQUEST_ID_CHARS) {
-                Some((end, _)) => &id[..end],
-                None => id,
-            }
-        });
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(INSERT).await?;
         client
@@ -61,7 +63,8 @@ impl PgAuditLog {
                     &entry.subject.as_uuid(),
                     &entry.action.as_str(),
                     &entry.key.as_ref().map(SettingKey::as_str),
-                    &request_id,
+                    &cut(entry.actor.request_id.as_deref()),
+                    &cut(entry.actor.client_request_id.as_deref()),
                 ],
             )
             .await?;

@@ -97,7 +97,7 @@ const UPDATE_VERSION: &str = concat!(
     ") = ",
     typed_params!(),
     ", version = nextval('shared.user_preferences_version_seq'), updated_at = now() ",
-    "WHERE user_id = $1 AND version = $14 AND (",
+    "WHERE user_id = $1 AND version = ANY($14) AND (",
     fields!(),
     ") IS DISTINCT FROM ",
     typed_params!(),
@@ -168,7 +168,13 @@ impl PgPreferencesRepository {
                 ensure_user(&tx, user, self.provisioning).await?;
                 insert_absent(&tx, user, &params).await?
             }
-            Precondition::Version(version) => update_version(&tx, user, &params, version).await?,
+            Precondition::Version(version) => {
+                update_version(&tx, user, &params, &[version]).await?
+            }
+            // Matches stored rows only: a listed 0 (the defaults) does not create one.
+            Precondition::VersionIn(versions) => {
+                update_version(&tx, user, &params, &versions).await?
+            }
             Precondition::Any => {
                 ensure_user(&tx, user, self.provisioning).await?;
                 upsert(&tx, user, &params).await?
@@ -295,7 +301,7 @@ async fn update_version(
     tx: &Transaction<'_>,
     user: UserId,
     params: &WriteParams,
-    expected: i64,
+    expected: &[i64],
 ) -> Result<StoredPreferences, PreferencesWriteError> {
     let mut with_version: Vec<&(dyn ToSql + Sync)> = params.as_params().to_vec();
     with_version.push(&expected);
@@ -309,7 +315,7 @@ async fn update_version(
     };
     let current: i64 = row.try_get("version").pg()?;
     let unchanged: bool = row.try_get("unchanged").pg()?;
-    if current == expected && unchanged {
+    if expected.contains(&current) && unchanged {
         return Ok(stored_from_row(user, &row)?);
     }
     Err(PreferencesWriteError::VersionConflict { current })

@@ -121,7 +121,7 @@ const UPDATE_VERSION: &str = concat!(
     "version = ",
     next_version!(),
     ", updated_at = now() ",
-    "WHERE user_id = $1 AND key = $2 AND version = $7 ",
+    "WHERE user_id = $1 AND key = $2 AND version = ANY($7) ",
     "AND (value, description, category, data_type) IS DISTINCT FROM ",
     "($3::jsonb, $4::text, $5::text, $6::text) ",
     "RETURNING ",
@@ -143,7 +143,7 @@ const DELETE: &str =
     "DELETE FROM shared.user_settings WHERE user_id = $1 AND key = $2 RETURNING version";
 
 const DELETE_VERSION: &str = "DELETE FROM shared.user_settings \
-     WHERE user_id = $1 AND key = $2 AND version = $3 RETURNING version";
+     WHERE user_id = $1 AND key = $2 AND version = ANY($3) RETURNING version";
 
 /// The settings store on PostgreSQL. Cheap to clone (shares the pool).
 #[derive(Clone, Debug)]
@@ -183,13 +183,18 @@ impl PgSettingsRepository {
         if !lock_user(&tx, user, self.provisioning).await? {
             // Without a user there is no row to match a version either.
             return Err(match expected {
-                Precondition::Version(_) => SettingWriteError::VersionConflict { current: None },
+                Precondition::Version(_) | Precondition::VersionIn(_) => {
+                    SettingWriteError::VersionConflict { current: None }
+                }
                 Precondition::Any | Precondition::Absent => SettingWriteError::UserNotFound,
             });
         }
         let before = usage(&tx, user).await?;
         let outcome = match expected {
-            Precondition::Version(version) => update_version(&tx, user, write, version).await?,
+            Precondition::Version(version) => update_version(&tx, user, write, &[version]).await?,
+            Precondition::VersionIn(versions) => {
+                update_version(&tx, user, write, &versions).await?
+            }
             Precondition::Absent => insert_absent(&tx, user, write).await?,
             Precondition::Any => upsert(&tx, user, write).await?,
         };
@@ -236,12 +241,9 @@ impl PgSettingsRepository {
                 let statement = client.prepare_cached(DELETE).await.pg()?;
                 client.query_opt(&statement, &params).await.pg()?
             }
-            Precondition::Version(version) => {
-                let statement = client.prepare_cached(DELETE_VERSION).await.pg()?;
-                client
-                    .query_opt(&statement, &[params[0], params[1], &version])
-                    .await
-                    .pg()?
+            Precondition::Version(version) => delete_version(&client, &params, &[version]).await?,
+            Precondition::VersionIn(versions) => {
+                delete_version(&client, &params, &versions).await?
             }
             // "Only if absent" cannot delete anything: report what is there.
             Precondition::Absent => None,
@@ -468,11 +470,25 @@ async fn insert_absent(
     Err(SettingWriteError::VersionConflict { current })
 }
 
+/// Deletes the row if it is at one of the `expected` versions.
+async fn delete_version(
+    client: &deadpool_postgres::Client,
+    params: &[&(dyn ToSql + Sync); 2],
+    expected: &[i64],
+) -> Result<Option<Row>, SettingDeleteError> {
+    let statement = client.prepare_cached(DELETE_VERSION).await.pg()?;
+    Ok(client
+        .query_opt(&statement, &[params[0], params[1], &expected])
+        .await
+        .pg()?)
+}
+
+/// Updates the row if it is at one of the `expected` versions.
 async fn update_version(
     tx: &Transaction<'_>,
     user: UserId,
     write: &SettingWrite,
-    expected: i64,
+    expected: &[i64],
 ) -> Result<UpsertOutcome, SettingWriteError> {
     let params = WriteParams::new(user, write);
     let [p1, p2, p3, p4, p5, p6] = params.as_params();
@@ -493,7 +509,7 @@ async fn update_version(
     };
     let current: i64 = row.try_get("version").pg()?;
     let unchanged: bool = row.try_get("unchanged").pg()?;
-    if current == expected && unchanged {
+    if expected.contains(&current) && unchanged {
         return Ok(UpsertOutcome {
             setting: setting_from_row(user, &row)?,
             created: false,

@@ -30,6 +30,7 @@ const ENV_MAP: &[(&str, &str)] = &[
         "database.migrate_on_start",
     ),
     ("USER_SETTINGS_BIND", "server.bind"),
+    ("USER_SETTINGS_INTERNAL_BIND", "server.internal_bind"),
     ("USER_SETTINGS_WORKERS", "server.workers"),
     ("USER_SETTINGS_REQUIRE_IF_MATCH", "server.require_if_match"),
     (
@@ -181,6 +182,9 @@ impl std::fmt::Debug for DatabaseConfig {
 pub struct ServerConfig {
     /// Listen address.
     pub bind: String,
+    /// Listen address of the operational routes (`/internal/*`, `/metrics`, `/health/*`);
+    /// when set they are served only there. Unset: everything on `bind`.
+    pub internal_bind: Option<String>,
     /// Worker threads (0 = one per core).
     pub workers: usize,
     /// Refuse writes without `If-Match` (428).
@@ -208,6 +212,7 @@ impl Default for ServerConfig {
         let http = adapter_http::ServerOptions::default();
         Self {
             bind: "127.0.0.1:8080".into(),
+            internal_bind: None,
             workers: 0,
             require_if_match: false,
             max_connections: http.max_connections,
@@ -647,6 +652,14 @@ impl Config {
             return invalid(
                 "user_settings.server.bind (USER_SETTINGS_BIND)",
                 "must be an address such as 127.0.0.1:8080",
+            );
+        }
+        if let Some(internal) = &self.server.internal_bind
+            && internal.parse::<std::net::SocketAddr>().is_err()
+        {
+            return invalid(
+                "user_settings.server.internal_bind (USER_SETTINGS_INTERNAL_BIND)",
+                "must be an address such as 127.0.0.1:9090",
             );
         }
         Ok(())

@@ -5,8 +5,8 @@ use std::{net::TcpListener, num::NonZeroU32, sync::Arc};
 
 use adapter_crypto::AesGcmKeyring;
 use adapter_http::{
-    ApiOptions, ApiState, AuthConfig, Authenticator, HttpMetrics, Operations, ServerOptions,
-    VerificationKey, WritePermits,
+    ApiOptions, ApiState, AuthConfig, Authenticator, HttpMetrics, Operations, Routes,
+    ServerOptions, VerificationKey, WritePermits,
 };
 use adapter_postgres::{
     ChangeFeed, PgAuditLog, PgConfig, PgPreferencesRepository, PgSettingsRepository, Pool,
@@ -34,7 +34,7 @@ use crate::{
     counting_cipher::CountingCipher,
     metrics::{AppMetrics, PREFERENCES_CACHE, SETTINGS_CACHE, SETTINGS_LIST_CACHE},
     rate_limiter::{EVICTION_INTERVAL, GovernorRateLimiter, spawn_eviction},
-    readiness::PoolReadiness,
+    readiness::{CachedReadiness, PoolReadiness, READINESS_MAX_AGE},
     shared_rate_limiter::{KEY_PREFIX, SharedRateLimiter},
 };
 
@@ -42,6 +42,7 @@ use crate::{
 pub struct Application {
     port: u16,
     server: adapter_http::Server,
+    internal: Option<(u16, adapter_http::Server)>,
     background: Background,
 }
 
@@ -53,6 +54,8 @@ impl Application {
     /// Any configuration or start-up problem, with a message naming it.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pg = pg_config(&config)?;
+        // Configuration problems first, before anything connects.
+        let authenticator = Arc::new(authenticator(&config)?);
         let pool = adapter_postgres::build_pool(&pg).context("invalid DATABASE_URL")?;
         if config.database.migrate_on_start {
             adapter_postgres::migrate_pool(&pool)
@@ -61,7 +64,6 @@ impl Application {
         }
         let keyring = Arc::new(keyring(&config)?);
         crate::keys::check_stored_kids(&pool, &keyring).await?;
-        let authenticator = Arc::new(authenticator(&config)?);
 
         let registry = Registry::new();
         let metrics = AppMetrics::register(registry.clone()).context("registering metrics")?;
@@ -98,20 +100,45 @@ impl Application {
             metrics: http_metrics,
         };
 
+        let options = server_options(&config);
+        let internal = match &config.server.internal_bind {
+            Some(bind) => {
+                let listener =
+                    TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
+                let port = listener.local_addr()?.port();
+                // Operational traffic is light; one (asynchronous) worker serves it.
+                let options = ServerOptions {
+                    workers: 1,
+                    ..options.clone()
+                };
+                let server = adapter_http::serve(
+                    listener,
+                    Routes::Internal,
+                    state.clone(),
+                    Arc::clone(&authenticator),
+                    operations.clone(),
+                    &options,
+                )?;
+                tracing::info!(port, "listening (internal routes)");
+                Some((port, server))
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(&config.server.bind)
             .with_context(|| format!("binding {}", config.server.bind))?;
         let port = listener.local_addr()?.port();
-        let server = adapter_http::serve(
-            listener,
-            state,
-            authenticator,
-            operations,
-            &server_options(&config),
-        )?;
+        let routes = if internal.is_some() {
+            Routes::Public
+        } else {
+            Routes::All
+        };
+        let server =
+            adapter_http::serve(listener, routes, state, authenticator, operations, &options)?;
         tracing::info!(port, "listening");
         Ok(Self {
             port,
             server,
+            internal,
             background,
         })
     }
@@ -121,6 +148,11 @@ impl Application {
         self.port
     }
 
+    /// The bound port of the internal listener, when one is configured.
+    pub fn internal_port(&self) -> Option<u16> {
+        self.internal.as_ref().map(|(port, _)| *port)
+    }
+
     /// Serves until SIGTERM/SIGINT (graceful) or until the server is stopped, then stops the
     /// change feed and the timers.
     ///
@@ -128,11 +160,43 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
-            server, background, ..
+            server,
+            internal,
+            background,
+            ..
         } = self;
-        let result = server.await;
+        let result = match internal {
+            None => server.await,
+            Some((_, internal)) => run_both(server, internal).await,
+        };
         background.shutdown().await;
         result
+    }
+}
+
+/// Runs both listeners' servers; when one stops (a signal, or a failure), stops the other
+/// gracefully, so the process never keeps half its routes.
+async fn run_both(
+    public: adapter_http::Server,
+    internal: adapter_http::Server,
+) -> std::io::Result<()> {
+    let (public_handle, internal_handle) = (public.handle(), internal.handle());
+    let mut public = tokio::spawn(public);
+    let mut internal = tokio::spawn(internal);
+    let joined = |r: Result<std::io::Result<()>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    };
+    tokio::select! {
+        first = &mut public => {
+            internal_handle.stop(true).await;
+            let second = joined(internal.await);
+            joined(first).and(second)
+        }
+        first = &mut internal => {
+            public_handle.stop(true).await;
+            let second = joined(public.await);
+            joined(first).and(second)
+        }
     }
 }
 
@@ -282,24 +346,40 @@ pub fn keyring(config: &Config) -> anyhow::Result<AesGcmKeyring> {
         .context("USER_SETTINGS_ENCRYPTION_KEY / USER_SETTINGS_ENCRYPTION_KEYS_PREVIOUS")
 }
 
+/// The token verifier the configuration describes; warns when no audience is required.
+///
+/// # Errors
+/// When no key is configured, the public key cannot be read or parsed, or the HS256 secret
+/// is too short (the message names the field, never the value).
 fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
-    let key = match (&config.jwt.public_key, &config.jwt.secret) {
-        (Some(path), _) => VerificationKey::PublicKeyPem(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("USER_SETTINGS_JWT_PUBLIC_KEY: reading {path}"))?,
+    let (key, field) = match (&config.jwt.public_key, &config.jwt.secret) {
+        (Some(path), _) => (
+            VerificationKey::PublicKeyPem(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("USER_SETTINGS_JWT_PUBLIC_KEY: reading {path}"))?,
+            ),
+            "user_settings.jwt.public_key (USER_SETTINGS_JWT_PUBLIC_KEY)",
         ),
-        (None, Some(secret)) if !secret.expose_secret().is_empty() => {
-            VerificationKey::Hs256(secret.clone())
-        }
+        (None, Some(secret)) if !secret.expose_secret().is_empty() => (
+            VerificationKey::Hs256(secret.clone()),
+            "user_settings.jwt.secret (USER_SETTINGS_JWT_SECRET)",
+        ),
         _ => anyhow::bail!(
             "USER_SETTINGS_JWT_SECRET is required unless USER_SETTINGS_JWT_PUBLIC_KEY is set"
         ),
     };
-    Ok(Authenticator::new(&AuthConfig {
+    if config.jwt.audience.is_none() {
+        tracing::warn!(
+            "no JWT audience is required (USER_SETTINGS_JWT_AUDIENCE): tokens the issuer \
+             minted for any other service are accepted here too"
+        );
+    }
+    Authenticator::new(&AuthConfig {
         key,
         issuer: config.jwt.issuer.clone(),
         audience: config.jwt.audience.clone(),
-    })?)
+    })
+    .with_context(|| format!("{field}: unusable"))
 }
 
 fn api_state(
@@ -364,7 +444,10 @@ fn api_state(
         )),
         integrations: Some(integrations),
         preferences: Arc::new(PreferencesService::new(preferences_repo, audit)),
-        readiness: Arc::new(BoundedReadiness::new(PoolReadiness::new(pool), timeout)),
+        readiness: Arc::new(CachedReadiness::new(
+            BoundedReadiness::new(PoolReadiness::new(pool), timeout),
+            READINESS_MAX_AGE,
+        )),
         options: ApiOptions {
             require_if_match: config.server.require_if_match,
             max_body_bytes: config.max_body_bytes(),
@@ -374,4 +457,24 @@ fn api_state(
             config.server.max_concurrent_writes_per_user,
         )),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+
+    #[test]
+    fn a_short_jwt_secret_stops_start_up_naming_the_field_not_the_value() {
+        let mut config = Config::default();
+        config.jwt.secret = Some(SecretString::from("short-but-not-empty"));
+        let Err(error) = authenticator(&config) else {
+            panic!("a 19-byte secret was accepted");
+        };
+        let message = format!("{error:#}");
+        assert!(message.contains("USER_SETTINGS_JWT_SECRET"), "{message}");
+        assert!(message.contains("at least 32 bytes"), "{message}");
+        assert!(!message.contains("short-but-not-empty"), "{message}");
+    }
 }

@@ -44,12 +44,15 @@ fn token_prints_a_token_the_service_accepts() {
     let sub = "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b";
     let output = user_settings(
         &["token", "--sub", sub, "--role", "admin", "--ttl", "5m"],
-        &[("USER_SETTINGS_JWT_SECRET", "cli-test-secret")],
+        &[(
+            "USER_SETTINGS_JWT_SECRET",
+            "cli-test-secret-of-at-least-32-bytes",
+        )],
     );
     assert!(output.status.success(), "{}", stderr(&output));
     let token = stdout(&output);
     let authenticator = Authenticator::new(&AuthConfig {
-        key: VerificationKey::Hs256(SecretString::from("cli-test-secret")),
+        key: VerificationKey::Hs256(SecretString::from("cli-test-secret-of-at-least-32-bytes")),
         issuer: None,
         audience: None,
     })
@@ -79,7 +82,10 @@ fn invalid_environment_value_names_the_field() {
         &["token", "--sub", "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b"],
         &[
             ("USER_SETTINGS_RATE_LIMIT_READS", "lots"),
-            ("USER_SETTINGS_JWT_SECRET", "s"),
+            (
+                "USER_SETTINGS_JWT_SECRET",
+                "cli-test-secret-of-at-least-32-bytes",
+            ),
         ],
     );
     assert!(!output.status.success());
@@ -126,7 +132,10 @@ fn invalid_yaml_value_names_the_field() {
             "--sub",
             "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b",
         ],
-        &[("USER_SETTINGS_JWT_SECRET", "s")],
+        &[(
+            "USER_SETTINGS_JWT_SECRET",
+            "cli-test-secret-of-at-least-32-bytes",
+        )],
     );
     assert!(!output.status.success());
     assert!(
@@ -151,7 +160,10 @@ fn serve_without_database_url_says_how_to_get_one() {
 fn an_all_digit_jwt_secret_is_accepted_as_text() {
     let output = user_settings(
         &["token", "--sub", "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b"],
-        &[("USER_SETTINGS_JWT_SECRET", "12345678901234567890")],
+        &[(
+            "USER_SETTINGS_JWT_SECRET",
+            "12345678901234567890123456789012",
+        )],
     );
     assert!(output.status.success(), "{}", stderr(&output));
 }

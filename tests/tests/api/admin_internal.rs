@@ -32,6 +32,14 @@ async fn admin_reads_any_user_and_each_read_is_audited() {
         .send()
         .await
         .unwrap();
+    let server_id = settings.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        settings.headers()["x-client-request-id"],
+        "support-ticket-42"
+    );
     let settings = json_with_status(settings, 200).await;
     assert_eq!(settings["settings"][0]["value"], 7);
     let prefs = json_with_status(
@@ -45,7 +53,8 @@ async fn admin_reads_any_user_and_each_read_is_audited() {
     let audit = app
         .query_json(
             "SELECT json_build_object('actor', actor_id, 'role', actor_role, 'subject', subject_user_id, \
-             'action', action, 'request_id', request_id) FROM shared.user_settings_audit ORDER BY id",
+             'action', action, 'request_id', request_id, 'client_request_id', client_request_id) \
+             FROM shared.user_settings_audit ORDER BY id",
         )
         .await;
     assert_eq!(audit.len(), 2);
@@ -53,7 +62,10 @@ async fn admin_reads_any_user_and_each_read_is_audited() {
     assert_eq!(audit[0]["role"], "admin");
     assert_eq!(audit[0]["subject"], user.to_string());
     assert_eq!(audit[0]["action"], "admin_read");
-    assert_eq!(audit[0]["request_id"], "support-ticket-42");
+    // The record names the server's id of the request; the client's is kept beside it.
+    assert_ne!(server_id, "support-ticket-42");
+    assert_eq!(audit[0]["request_id"], server_id);
+    assert_eq!(audit[0]["client_request_id"], "support-ticket-42");
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 mod admin_internal;
 mod auth;
 mod docs_health;
+mod if_match_lists;
 mod preferences;
 mod settings;
 mod write_bounds;

@@ -475,7 +475,7 @@ async fn users_cannot_reach_each_others_settings() {
 }
 
 #[tokio::test]
-async fn every_response_carries_a_request_id() {
+async fn every_response_carries_a_server_request_id_and_echoes_the_clients_apart() {
     let app = TestApp::spawn().await;
     let echoed = app
         .request(Method::GET, "/health/live", None)
@@ -483,7 +483,9 @@ async fn every_response_carries_a_request_id() {
         .send()
         .await
         .unwrap();
-    assert_eq!(echoed.headers()["x-request-id"], "abc-123");
+    let id = echoed.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "the server's own UUID, not the client's id");
+    assert_eq!(echoed.headers()["x-client-request-id"], "abc-123");
     let generated = app
         .request(Method::GET, "/api/v1/users/me/settings", None)
         .header("X-Request-Id", "bad id!")
@@ -491,7 +493,11 @@ async fn every_response_carries_a_request_id() {
         .await
         .unwrap();
     let id = generated.headers()["x-request-id"].to_str().unwrap();
-    assert_eq!(id.len(), 36, "a fresh UUID replaces a malformed id");
+    assert_eq!(id.len(), 36);
+    assert!(
+        !generated.headers().contains_key("x-client-request-id"),
+        "a malformed client id is not echoed"
+    );
 }
 
 #[tokio::test]

@@ -85,3 +85,14 @@ async fn without_the_database_the_api_fails_fast_and_recovers_without_losing_wri
         );
     }
 }
+
+#[tokio::test]
+async fn readiness_reports_an_outage_once_its_last_answer_is_a_second_old() {
+    let (app, proxy) = TestApp::spawn_behind_proxy(|c| c.database.timeout = TIMEOUT).await;
+    assert_eq!(ready(&app).await.status(), 200);
+    proxy.cut();
+    // Answers are shared for at most a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let started = Instant::now();
+    assert_unavailable_in_time(started, ready(&app).await).await;
+}

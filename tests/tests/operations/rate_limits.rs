@@ -106,3 +106,79 @@ async fn unauthenticated_and_operational_routes_are_not_limited() {
         assert_eq!(ready.status(), 200);
     }
 }
+
+/// A read quota of 2, one stored setting `ui.theme`, and a token of its owner.
+async fn two_reads_an_hour() -> (TestApp, String) {
+    let app = TestApp::spawn_with(|c| c.rate_limiting.reads_per_hour = 2).await;
+    let alice = app.token(new_user(), &[]);
+    json_with_status(
+        app.put(&setting("ui.theme"), &alice, &json!({"value": "dark"}))
+            .await,
+        201,
+    )
+    .await;
+    (app, alice)
+}
+
+/// Asserts that `path` reached the read handler of `ui.theme` and was counted: the first read
+/// of the quota answers with one left, the next read (plainly spelled) with none, and the
+/// third is refused.
+async fn assert_counted_read(app: &TestApp, alice: &str, path: &str) {
+    let spelled = app.get(path, alice).await;
+    assert_eq!(header(&spelled, "ratelimit-limit"), "2", "{path}");
+    assert_eq!(header(&spelled, "ratelimit-remaining"), "1", "{path}");
+    assert_eq!(json_with_status(spelled, 200).await["value"], "dark");
+    let plain = app.get(&setting("ui.theme"), alice).await;
+    assert_eq!(header(&plain, "ratelimit-remaining"), "0");
+    assert_eq!(app.get(path, alice).await.status(), 429, "{path}");
+}
+
+#[tokio::test]
+async fn a_percent_encoded_prefix_is_counted_like_the_plain_path() {
+    let (app, alice) = two_reads_an_hour().await;
+    assert_counted_read(&app, &alice, "/%61pi/v1/users/me/settings/ui.theme").await;
+}
+
+#[tokio::test]
+async fn a_percent_encoded_key_is_counted_like_the_plain_path() {
+    let (app, alice) = two_reads_an_hour().await;
+    assert_counted_read(&app, &alice, "/api/v1/users/me/settings/%75i%2Etheme").await;
+}
+
+#[tokio::test]
+async fn a_percent_encoded_path_is_labelled_with_its_route_template() {
+    let (app, alice) = two_reads_an_hour().await;
+    let read = app
+        .get("/%61pi/v1/users/me/settings/ui.theme", &alice)
+        .await;
+    json_with_status(read, 200).await;
+    let text = app.metrics().await;
+    let series = r#"user_settings_http_requests_total{method="GET",route="/api/v1/users/me/settings/{key}",status="200"} 1"#;
+    assert!(text.lines().any(|l| l == series), "{text}");
+    assert!(
+        !text.contains(r#"route="unmatched",status="200""#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn spellings_that_match_no_route_reach_no_handler() {
+    let app = TestApp::spawn().await;
+    let alice = app.token(new_user(), &[]);
+    json_with_status(
+        app.put(&setting("ui.theme"), &alice, &json!({"value": "dark"}))
+            .await,
+        201,
+    )
+    .await;
+    for path in [
+        "/api/v1/users/me/settings/",
+        "/api//v1/users/me/settings",
+        "/api//v1/users/me/settings/ui.theme",
+        "/api/v1//users/me/settings/ui.theme",
+    ] {
+        let response = app.get(path, &alice).await;
+        let problem = json_with_status(response, 404).await;
+        assert_eq!(problem["code"], "route_not_found", "{path}");
+    }
+}

@@ -178,7 +178,12 @@ mod tests {
 
     #[test]
     fn a_token_has_the_jwt_shape_and_the_service_claims() {
-        let token = mint(b"secret", "7b3c1c0e-5a7e-4d2b-9f1a-2c6d8e4f0a11", 1000, 60);
+        let token = mint(
+            b"bench-test-secret-of-32-bytes!!!",
+            "7b3c1c0e-5a7e-4d2b-9f1a-2c6d8e4f0a11",
+            1000,
+            60,
+        );
         let parts: Vec<&str> = token.split('.').collect();
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0], base64url(br#"{"typ":"JWT","alg":"HS256"}"#));

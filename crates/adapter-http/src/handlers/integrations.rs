@@ -2,8 +2,8 @@
 //! `/internal/v1/users/{user_id}/integrations/{provider}/token` (integration services get a
 //! valid access token; role `service`; audited).
 //!
-//! [`configure`] registers every route and its own state, so the app wires the whole
-//! feature with one `.configure(...)`.
+//! [`configure_api`] and [`configure_internal`] register the routes: the first inside the
+//! rate-limited `/api/v1` scope, the second with the operational routes.
 
 use std::sync::Arc;
 
@@ -59,23 +59,24 @@ pub struct IntegrationsApi {
     pub tokens: Arc<DynTokenService>,
 }
 
-/// Registers every integration route, and [`IntegrationsApi`] as their state.
-pub fn configure(cfg: &mut ServiceConfig, api: IntegrationsApi) {
-    cfg.app_data(Data::new(api))
-        .service(resource("/api/v1/integrations").route(web::get().to(list)))
+/// Registers the caller's integration routes, relative to the `/api/v1` scope. The app
+/// registers [`IntegrationsApi`] as their state.
+pub fn configure_api(cfg: &mut ServiceConfig) {
+    cfg.service(resource("/integrations").route(web::get().to(list)))
+        .service(resource("/integrations/{provider}/authorize").route(web::get().to(authorize)))
+        .service(resource("/integrations/{provider}/connect").route(web::post().to(connect)))
+        .service(resource("/integrations/{provider}/status").route(web::get().to(status)))
         .service(
-            resource("/api/v1/integrations/{provider}/authorize").route(web::get().to(authorize)),
-        )
-        .service(resource("/api/v1/integrations/{provider}/connect").route(web::post().to(connect)))
-        .service(resource("/api/v1/integrations/{provider}/status").route(web::get().to(status)))
-        .service(
-            resource("/api/v1/integrations/{provider}/disconnect")
-                .route(web::delete().to(disconnect)),
-        )
-        .service(
-            resource("/internal/v1/users/{user_id}/integrations/{provider}/token")
-                .route(web::get().to(token)),
+            resource("/integrations/{provider}/disconnect").route(web::delete().to(disconnect)),
         );
+}
+
+/// Registers the integration services' route (the internal token read).
+pub fn configure_internal(cfg: &mut ServiceConfig) {
+    cfg.service(
+        resource("/internal/v1/users/{user_id}/integrations/{provider}/token")
+            .route(web::get().to(token)),
+    );
 }
 
 /// Query of `authorize`.
@@ -107,8 +108,11 @@ struct TokenBody<'a> {
     username: Option<String>,
 }
 
+/// The provider a path segment names. Only the parsed id is recorded in the handler's span:
+/// the raw segment is percent-decoded client input (a `%0A` in it would start a forged line
+/// in the text log format).
 fn provider(raw: &str) -> Result<ProviderId, ApiError> {
-    ProviderId::parse(raw).ok_or_else(|| {
+    let provider = ProviderId::parse(raw).ok_or_else(|| {
         ApiError::NotFound(
             "provider_not_found",
             format!(
@@ -116,7 +120,9 @@ fn provider(raw: &str) -> Result<ProviderId, ApiError> {
                 ProviderId::ALL.map(ProviderId::as_str).join(", ")
             ),
         )
-    })
+    })?;
+    tracing::Span::current().record("provider", provider.as_str());
+    Ok(provider)
 }
 
 fn no_store() -> CacheControl {
@@ -155,7 +161,7 @@ pub async fn list(api: Data<IntegrationsApi>, User(user): User) -> Result<HttpRe
     security(("bearer" = []))
 )]
 /// One provider's connection status.
-#[tracing::instrument(skip_all, fields(provider = %raw))]
+#[tracing::instrument(skip_all, fields(provider = tracing::field::Empty))]
 pub async fn status(
     api: Data<IntegrationsApi>,
     User(user): User,
@@ -184,7 +190,7 @@ pub async fn status(
 )]
 /// Starts connecting a provider that authorizes in the browser: returns the provider's URL
 /// with a fresh single-use `state` (and a PKCE challenge where supported).
-#[tracing::instrument(skip_all, fields(provider = %raw))]
+#[tracing::instrument(skip_all, fields(provider = tracing::field::Empty))]
 pub async fn authorize(
     api: Data<IntegrationsApi>,
     User(user): User,
@@ -228,7 +234,7 @@ pub async fn authorize(
 /// Connects a provider: OAuth `{code, state, redirect_uri?}`; Last.fm `{token, state}`;
 /// ListenBrainz `{token}`; Kitsu `{username, password}` (password grant; only the tokens are
 /// kept); Letterboxd `{username, password}` (stored encrypted; no API to verify them).
-#[tracing::instrument(skip_all, fields(provider = %raw))]
+#[tracing::instrument(skip_all, fields(provider = tracing::field::Empty))]
 pub async fn connect(
     api: Data<IntegrationsApi>,
     User(user): User,
@@ -258,7 +264,7 @@ pub async fn connect(
 )]
 /// Disconnects a provider: revokes the token where the provider offers it (best effort),
 /// then removes the credentials and metadata. Sync settings are kept.
-#[tracing::instrument(skip_all, fields(provider = %raw))]
+#[tracing::instrument(skip_all, fields(provider = tracing::field::Empty))]
 pub async fn disconnect(
     api: Data<IntegrationsApi>,
     User(user): User,
@@ -306,7 +312,7 @@ pub async fn disconnect(
     security(("bearer" = []))
 )]
 /// A valid access token of a user's connection (role `service`; audited as `token_read`).
-#[tracing::instrument(skip_all, fields(provider = %path.1))]
+#[tracing::instrument(skip_all, fields(provider = tracing::field::Empty))]
 pub async fn token(
     api: Data<IntegrationsApi>,
     Service(actor): Service,

@@ -55,7 +55,7 @@ fn precondition(req: &HttpRequest, state: &ApiState) -> Result<Precondition, Api
         match write_condition(req, state.options.require_if_match)? {
             // Preferences always exist (as defaults), so `If-Match: *` always holds.
             WriteCondition::None | WriteCondition::Exists => Precondition::Any,
-            WriteCondition::Version(v) => Precondition::Version(v),
+            WriteCondition::Matches(expected) => expected,
             WriteCondition::Absent => Precondition::Absent,
         },
     )

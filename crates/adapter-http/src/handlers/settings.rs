@@ -270,7 +270,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let expected = match write_condition(&req, state.options.require_if_match)? {
         WriteCondition::None | WriteCondition::Exists => Precondition::Any,
-        WriteCondition::Version(v) => Precondition::Version(v),
+        WriteCondition::Matches(expected) => expected,
         WriteCondition::Absent => return Err(ApiError::PreconditionFailed),
     };
     state
@@ -318,7 +318,7 @@ async fn resolve_condition(
 ) -> Result<Precondition, ApiError> {
     Ok(match condition {
         WriteCondition::None => Precondition::Any,
-        WriteCondition::Version(v) => Precondition::Version(v),
+        WriteCondition::Matches(expected) => expected,
         WriteCondition::Absent => Precondition::Absent,
         WriteCondition::Exists => match state.settings.get_setting(user, key).await {
             Ok(current) => Precondition::Version(current.version),

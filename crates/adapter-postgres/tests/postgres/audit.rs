@@ -16,6 +16,7 @@ struct AuditRow {
     action: String,
     key: Option<String>,
     request_id: Option<String>,
+    client_request_id: Option<String>,
     in_the_past: bool,
 }
 
@@ -30,6 +31,7 @@ async fn recorded_entry_is_stored_with_every_field() {
             id: actor,
             role: Role::Service,
             request_id: Some("req-123".to_owned()),
+            client_request_id: Some("client-9".to_owned()),
         },
         subject,
         action: AuditAction::SecretRead,
@@ -42,6 +44,7 @@ async fn recorded_entry_is_stored_with_every_field() {
             id: actor,
             role: Role::Admin,
             request_id: None,
+            client_request_id: None,
         },
         subject,
         action: AuditAction::AdminRead,
@@ -54,7 +57,7 @@ async fn recorded_entry_is_stored_with_every_field() {
     let rows = client
         .query(
             "SELECT actor_id, actor_role, subject_user_id, action, key, request_id, \
-             at <= now() AS in_the_past \
+             client_request_id, at <= now() AS in_the_past \
              FROM shared.user_settings_audit WHERE subject_user_id = $1 ORDER BY id",
             &[&subject.as_uuid()],
         )
@@ -69,7 +72,8 @@ async fn recorded_entry_is_stored_with_every_field() {
             action: r.get(3),
             key: r.get(4),
             request_id: r.get(5),
-            in_the_past: r.get(6),
+            client_request_id: r.get(6),
+            in_the_past: r.get(7),
         })
         .collect();
     assert_eq!(
@@ -82,6 +86,7 @@ async fn recorded_entry_is_stored_with_every_field() {
                 action: "secret_read".to_owned(),
                 key: Some("scrobbling.trakt.oauth_tokens".to_owned()),
                 request_id: Some("req-123".to_owned()),
+                client_request_id: Some("client-9".to_owned()),
                 in_the_past: true,
             },
             AuditRow {
@@ -91,6 +96,7 @@ async fn recorded_entry_is_stored_with_every_field() {
                 action: "admin_read".to_owned(),
                 key: None,
                 request_id: None,
+                client_request_id: None,
                 in_the_past: true,
             },
         ]
@@ -98,7 +104,7 @@ async fn recorded_entry_is_stored_with_every_field() {
 }
 
 #[tokio::test]
-async fn overlong_request_id_is_cut_not_refused() {
+async fn overlong_request_ids_are_cut_not_refused() {
     let db = TestDatabase::create().await;
     let log = PgAuditLog::new(db.pool().clone());
     let subject = new_user();
@@ -108,6 +114,7 @@ async fn overlong_request_id_is_cut_not_refused() {
             id: new_user(),
             role: Role::Admin,
             request_id: Some("é".repeat(500)),
+            client_request_id: Some("ü".repeat(500)),
         },
         subject,
         action: AuditAction::AdminRead,
@@ -117,15 +124,16 @@ async fn overlong_request_id_is_cut_not_refused() {
     .unwrap();
 
     let client = db.pool().get().await.unwrap();
-    let request_id: String = client
+    let row = client
         .query_one(
-            "SELECT request_id FROM shared.user_settings_audit WHERE subject_user_id = $1",
+            "SELECT request_id, client_request_id FROM shared.user_settings_audit \
+             WHERE subject_user_id = $1",
             &[&subject.as_uuid()],
         )
         .await
-        .unwrap()
-        .get(0);
-    assert_eq!(request_id, "é".repeat(200));
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "é".repeat(200));
+    assert_eq!(row.get::<_, String>(1), "ü".repeat(200));
 }
 
 #[tokio::test]
@@ -138,6 +146,7 @@ async fn audit_rows_cannot_be_updated_or_deleted() {
             id: new_user(),
             role: Role::Admin,
             request_id: None,
+            client_request_id: None,
         },
         subject,
         action: AuditAction::AdminRead,
@@ -177,36 +186,43 @@ async fn audit_checks_reject_unknown_roles_actions_and_oversized_fields() {
             "'root'",
             "'admin_read'",
             "NULL",
-            "NULL",
+            "NULL, NULL",
         ),
         (
             "user_settings_audit_action",
             "'admin'",
             "'secret_write'",
             "NULL",
-            "NULL",
+            "NULL, NULL",
         ),
         (
             "user_settings_audit_key_length",
             "'admin'",
             "'admin_read'",
             "''",
-            "NULL",
+            "NULL, NULL",
         ),
         (
             "user_settings_audit_request_id_length",
             "'admin'",
             "'admin_read'",
             "NULL",
-            "repeat('r', 201)",
+            "repeat('r', 201), NULL",
+        ),
+        (
+            "user_settings_audit_client_request_id_length",
+            "'admin'",
+            "'admin_read'",
+            "NULL",
+            "NULL, repeat('r', 201)",
         ),
     ];
 
-    for (constraint, role, action, key, request_id) in cases {
+    for (constraint, role, action, key, request_ids) in cases {
         let sql = format!(
             "INSERT INTO shared.user_settings_audit \
-             (actor_id, actor_role, subject_user_id, action, key, request_id) \
-             VALUES (gen_random_uuid(), {role}, gen_random_uuid(), {action}, {key}, {request_id})"
+             (actor_id, actor_role, subject_user_id, action, key, request_id, client_request_id) \
+             VALUES (gen_random_uuid(), {role}, gen_random_uuid(), {action}, {key}, {request_ids})"
         );
         let error = client.batch_execute(&sql).await.expect_err(constraint);
         assert_eq!(

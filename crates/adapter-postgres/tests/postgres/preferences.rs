@@ -288,7 +288,7 @@ async fn preferences_recreated_after_the_user_was_deleted_never_reuse_a_version(
     let stale = [created.version, before].map(Precondition::Version);
     let mut results = Vec::new();
     for expected in stale {
-        results.push(repo.upsert(user, &customised(), expected).await);
+        results.push(repo.upsert(user, &customised(), expected.clone()).await);
         results.push(repo.upsert(user, &Preferences::default(), expected).await);
     }
 

@@ -67,6 +67,7 @@ async fn migrations_are_recorded_in_the_service_history_table() {
             "change_notifications",
             "oauth_states",
             "settings_versions_never_repeat",
+            "audit_client_request_id",
             "settings_value_bytes",
         ]
     );

@@ -114,6 +114,18 @@ where
         expected: Precondition,
     ) -> Result<StoredPreferences, PreferencesError> {
         let preferences = Preferences::replace_with(document)?;
+        let expected = match expected {
+            // One of several versions: whichever is current, if any, conditions the write
+            // (so the defaults' version 0 can be among them).
+            Precondition::VersionIn(versions) => {
+                let current = self.get(user).await?.version;
+                if !versions.contains(&current) {
+                    return Err(PreferencesError::VersionConflict { current });
+                }
+                Precondition::Version(current)
+            }
+            other => other,
+        };
         Ok(self.repo.upsert(user, &preferences, expected).await?)
     }
 
@@ -256,6 +268,11 @@ where
             let current = self.get(user).await?;
             let precondition = match expected {
                 Precondition::Version(v) if v != current.version => {
+                    return Err(PreferencesError::VersionConflict {
+                        current: current.version,
+                    });
+                }
+                Precondition::VersionIn(ref versions) if !versions.contains(&current.version) => {
                     return Err(PreferencesError::VersionConflict {
                         current: current.version,
                     });

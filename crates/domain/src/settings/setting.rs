@@ -129,7 +129,7 @@ pub struct SettingWrite {
 }
 
 /// What a write expects of the current row (HTTP `If-Match` / `If-None-Match`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Precondition {
     /// Write whatever is there.
     Any,
@@ -137,6 +137,33 @@ pub enum Precondition {
     Absent,
     /// The row must exist with exactly this version.
     Version(i64),
+    /// The row must exist at one of these versions (an `If-Match` listing several tags); the
+    /// write is then conditioned on the version it found. Build it with
+    /// [`Precondition::version_in`].
+    VersionIn(Vec<i64>),
+}
+
+impl Precondition {
+    /// The row must be at one of `versions`: [`Precondition::Version`] for a single one,
+    /// `None` for none (nothing can match).
+    pub fn version_in(mut versions: Vec<i64>) -> Option<Self> {
+        versions.sort_unstable();
+        versions.dedup();
+        match versions.as_slice() {
+            [] => None,
+            [one] => Some(Precondition::Version(*one)),
+            _ => Some(Precondition::VersionIn(versions)),
+        }
+    }
+
+    /// Whether a row at `version` satisfies a version condition (`Version`/`VersionIn`).
+    pub fn accepts_version(&self, version: i64) -> bool {
+        match self {
+            Precondition::Version(v) => *v == version,
+            Precondition::VersionIn(versions) => versions.contains(&version),
+            Precondition::Any | Precondition::Absent => false,
+        }
+    }
 }
 
 /// The result of a successful upsert.

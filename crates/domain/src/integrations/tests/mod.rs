@@ -44,6 +44,7 @@ fn service_actor() -> Actor {
         id: UserId::new(Uuid::from_u128(0x5e)),
         role: Role::Service,
         request_id: Some("req-7".into()),
+        client_request_id: None,
     }
 }
 
@@ -202,7 +203,7 @@ fn repository_with(rows: &Rows, mut hook: UpsertHook) -> MockSettingsRepository 
     let r = rows.clone();
     repo.expect_upsert()
         .returning(move |_, write, expected, _| {
-            hook(write, expected).unwrap_or_else(|| r.upsert(write, expected))
+            hook(write, expected.clone()).unwrap_or_else(|| r.upsert(write, expected))
         });
     let r = rows.clone();
     repo.expect_upsert_many().returning(move |_, writes, _| {

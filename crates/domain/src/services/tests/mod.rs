@@ -22,6 +22,7 @@ fn admin() -> Actor {
         id: UserId::new(Uuid::from_u128(0xad)),
         role: Role::Admin,
         request_id: Some("req-1".into()),
+        client_request_id: None,
     }
 }
 

@@ -55,6 +55,47 @@ async fn replace_passes_the_client_precondition() {
 }
 
 #[tokio::test]
+async fn replace_with_several_versions_is_conditioned_on_the_current_one() {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get()
+        .returning(|_| Ok(Some(stored(Preferences::default(), 4))));
+    repo.expect_upsert()
+        .withf(|_, _, e| *e == Precondition::Version(4))
+        .times(1)
+        .returning(|_, p, _| Ok(stored(p.clone(), 5)));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let out = svc
+        .replace(
+            user(),
+            &json!({"theme": "light"}),
+            Precondition::VersionIn(vec![2, 4]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.version, 5);
+}
+
+#[tokio::test]
+async fn replace_with_several_versions_none_current_writes_nothing() {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get()
+        .returning(|_| Ok(Some(stored(Preferences::default(), 4))));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let err = svc
+        .replace(
+            user(),
+            &json!({"theme": "light"}),
+            Precondition::VersionIn(vec![2, 3]),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        PreferencesError::VersionConflict { current: 4 }
+    ));
+}
+
+#[tokio::test]
 async fn invalid_replace_writes_nothing() {
     let svc = PreferencesService::new(MockPreferencesRepository::new(), MockAuditLog::new());
     let err = svc
