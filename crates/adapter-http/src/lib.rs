@@ -176,7 +176,11 @@ fn public_routes(cfg: &mut web::ServiceConfig, integrations: bool, bulk_limit: u
                         .app_data(json::config(bulk_limit))
                         .route(web::put().to(settings::bulk)),
                 )
-                .service(resource("/users/me/settings").route(web::get().to(settings::list)))
+                .service(
+                    resource("/users/me/settings")
+                        .route(web::get().to(settings::list))
+                        .route(web::post().to(settings::post)),
+                )
                 .service(
                     resource("/users/me/settings/{key}")
                         .route(web::get().to(settings::get))

@@ -22,7 +22,8 @@ use crate::handlers::{
             preferences. Errors are RFC 9457 problem+json. Authenticate with `Authorization: Bearer <JWT>`."
     ),
     paths(
-        settings::list, settings::get, settings::put, settings::delete, settings::bulk,
+        settings::list, settings::get, settings::put, settings::post, settings::delete,
+        settings::bulk,
         schema::registry,
         preferences::get, preferences::put, preferences::patch,
         admin::settings, admin::preferences,

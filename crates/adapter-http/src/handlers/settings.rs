@@ -220,8 +220,6 @@ pub async fn put(
     key: Path<String>,
     body: Json<PutSettingBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let condition = write_condition(&req, state.options.require_if_match)?;
-    let expected = resolve_condition(&state, user.user_id, &key, condition).await?;
     let body = body.into_inner();
     let input = SettingInput {
         key: key.into_inner(),
@@ -230,10 +228,69 @@ pub async fn put(
         category: body.category,
         data_type: body.data_type,
     };
-    let (setting, created) = state
-        .settings
-        .set_setting(user.user_id, input, expected)
-        .await?;
+    write_one(&req, &state, user.user_id, input).await
+}
+
+/// Body of `POST .../settings`: the single-setting body plus its key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostSettingBody {
+    key: String,
+    #[serde(default)]
+    value: Option<Box<RawValue>>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    data_type: Option<String>,
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/users/me/settings", tag = "settings",
+    request_body(content = docs::BulkItemDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated", body = docs::SettingDoc),
+        (status = 201, description = "Created", body = docs::SettingDoc,
+            headers(("Location" = String, description = "The setting's own URL"))),
+        (status = 409, response = docs::Conflict),
+        docs::UserWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// Creates or replaces one of the caller's settings named in the body: exactly as
+/// `PUT .../settings/{key}` (same validation, preconditions, quotas and answers), for clients
+/// that post `{"key", "value"}` to the collection.
+#[tracing::instrument(skip_all)]
+pub async fn post(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    _permit: WritePermit,
+    User(user): User,
+    body: Json<PostSettingBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let input = SettingInput {
+        key: body.key,
+        value: body.value,
+        description: body.description,
+        category: body.category,
+        data_type: body.data_type,
+    };
+    write_one(&req, &state, user.user_id, input).await
+}
+
+/// One setting written under the request's precondition: 201 with `Location` when created,
+/// else 200; the ETag of the new version either way.
+async fn write_one(
+    req: &HttpRequest,
+    state: &ApiState,
+    user: UserId,
+    input: SettingInput,
+) -> Result<HttpResponse, ApiError> {
+    let condition = write_condition(req, state.options.require_if_match)?;
+    let expected = resolve_condition(state, user, &input.key, condition).await?;
+    let (setting, created) = state.settings.set_setting(user, input, expected).await?;
     let mut response = if created {
         let mut r = HttpResponse::Created();
         r.insert_header((
