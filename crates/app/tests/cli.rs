@@ -191,7 +191,10 @@ fn serve_with_database_url(database_url: &str) -> Output {
                 "USER_SETTINGS_ENCRYPTION_KEY",
                 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
             ),
-            ("USER_SETTINGS_JWT_SECRET", "cli-test-secret"),
+            (
+                "USER_SETTINGS_JWT_SECRET",
+                "cli-test-secret-of-at-least-32-bytes",
+            ),
             ("USER_SETTINGS_MIGRATE_ON_START", "false"),
         ],
     )
