@@ -68,16 +68,24 @@ impl ClusterRoots {
         Ok(self.temp.clone())
     }
 
-    /// The cluster `name` wherever it exists, else where a new one goes.
-    pub fn locate(&self, name: &str, install: &PgInstall) -> Result<PathBuf, String> {
-        match self
-            .all()
-            .iter()
-            .map(|root| root.join(name))
-            .find(|d| d.exists())
-        {
-            Some(dir) => Ok(dir),
-            None => Ok(self.for_new(install)?.join(name)),
+    /// The cluster `name` where it was created, else wherever a remnant of a failed
+    /// creation is, else (a directory that does not exist) in `target/pg`. Creates nothing.
+    pub fn locate(&self, name: &str) -> PathBuf {
+        let dirs = self.all().map(|root| root.join(name));
+        dirs.iter()
+            .find(|dir| is_initialised(dir))
+            .or_else(|| dirs.iter().find(|dir| dir.exists()))
+            .unwrap_or(&dirs[0])
+            .clone()
+    }
+
+    /// The cluster `name` where it was created, else where a new one goes (created).
+    pub fn place(&self, name: &str, install: &PgInstall) -> Result<PathBuf, String> {
+        let existing = self.locate(name);
+        if is_initialised(&existing) {
+            Ok(existing)
+        } else {
+            Ok(self.for_new(install)?.join(name))
         }
     }
 
@@ -121,9 +129,9 @@ impl Cluster {
         self.dir.join("port")
     }
 
-    /// Whether `init` completed here (the port file is written last).
+    /// Whether `init` completed here.
     pub fn is_initialised(&self) -> bool {
-        self.data_dir().join("PG_VERSION").is_file() && self.port_file().is_file()
+        is_initialised(&self.dir)
     }
 
     /// Creates the cluster with initdb, replacing whatever a failed earlier attempt left behind.
@@ -228,6 +236,11 @@ impl Cluster {
         let tail = lines[lines.len().saturating_sub(20)..].join("\n");
         format!("last lines of {}:\n{tail}", self.log_file().display())
     }
+}
+
+/// Whether `init` completed in the cluster directory `dir` (the port file is written last).
+fn is_initialised(dir: &Path) -> bool {
+    dir.join("data").join("PG_VERSION").is_file() && dir.join("port").is_file()
 }
 
 fn server_settings(durability: Durability) -> String {

@@ -6,12 +6,8 @@ use std::process::ExitCode;
 use crate::cluster::{Cluster, ClusterRoots, Durability};
 use crate::pg_install::PgInstall;
 
-/// The dev cluster, wherever it lives.
-fn dev_cluster(roots: &ClusterRoots) -> Result<Cluster, String> {
-    let install = PgInstall::find()?;
-    let dir = roots.locate("dev", &install)?;
-    Ok(Cluster::new(install, dir))
-}
+/// The dev cluster's name in the checkout's cluster root.
+const DEV: &str = "dev";
 
 const USAGE: &str = "usage: cargo xtask db start|stop|status|reset|url";
 
@@ -19,10 +15,14 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     let [action] = args else {
         return Err(USAGE.to_owned());
     };
+    let install = PgInstall::find()?;
     let roots = ClusterRoots::of_workspace()?;
-    let dev = dev_cluster(&roots)?;
+    let dev = Cluster::new(install.clone(), roots.locate(DEV));
     match action.as_str() {
-        "start" => start(&dev)?,
+        "start" => {
+            let dir = roots.place(DEV, &install)?;
+            start(&Cluster::new(install, dir))?;
+        }
         "stop" => stop(&dev)?,
         "status" => status(&dev)?,
         "reset" => {
@@ -37,7 +37,9 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
 
 /// Starts (or reuses) the dev cluster and returns its URL.
 pub fn ensure_dev_running() -> Result<String, String> {
-    let dev = dev_cluster(&ClusterRoots::of_workspace()?)?;
+    let install = PgInstall::find()?;
+    let dir = ClusterRoots::of_workspace()?.place(DEV, &install)?;
+    let dev = Cluster::new(install, dir);
     if !dev.is_initialised() {
         dev.init(Durability::Durable)?;
     }
