@@ -7,7 +7,8 @@
 -- pre-built request: the load generator must not be what limits the abuse.
 -- 429 (the service refusing the user's excess concurrent writes) is an expected answer and is
 -- counted apart from errors. done() prints the `BENCH key=value ...` line of load.lua with
--- `refused=N` added; its http_errors excludes the 429s.
+-- `refused=N` and `statuses=STATUS:COUNT,...` (every answer ≥ 400) added; its http_errors
+-- excludes the 429s.
 
 local threads = {}
 
@@ -18,6 +19,7 @@ end
 local request_text
 refused = 0
 failed = 0
+statuses = {}
 
 function init(args)
    local token = io.lines(args[2])()
@@ -40,20 +42,32 @@ function response(status, headers, body)
    elseif status >= 400 then
       failed = failed + 1
    end
+   if status >= 400 then
+      statuses[status] = (statuses[status] or 0) + 1
+   end
 end
 
 function done(summary, latency, requests)
-   local total_refused, total_failed = 0, 0
+   local total_refused, total_failed, by_status = 0, 0, {}
    for _, thread in ipairs(threads) do
       total_refused = total_refused + thread:get("refused")
       total_failed = total_failed + thread:get("failed")
+      for status, count in pairs(thread:get("statuses")) do
+         by_status[status] = (by_status[status] or 0) + count
+      end
    end
+   local listed = {}
+   for status, count in pairs(by_status) do
+      listed[#listed + 1] = status .. ":" .. count
+   end
+   table.sort(listed)
    local e = summary.errors
    io.write(string.format(
       "BENCH requests=%d duration_us=%d bytes=%d http_errors=%d refused=%d connect_errors=%d "
          .. "read_errors=%d write_errors=%d timeouts=%d p50_us=%d p90_us=%d p99_us=%d "
-         .. "p999_us=%d max_us=%d mean_us=%.1f\n",
+         .. "p999_us=%d max_us=%d mean_us=%.1f statuses=%s\n",
       summary.requests, summary.duration, summary.bytes, total_failed, total_refused,
       e.connect, e.read, e.write, e.timeout, latency:percentile(50), latency:percentile(90),
-      latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean))
+      latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean,
+      table.concat(listed, ",")))
 end

@@ -102,7 +102,13 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         ),
         ("duration per phase", format!("{seconds} s")),
     ];
-    params.extend(bench.parameters());
+    // The rest describes the main benchmark's per-scenario runs, not these phases.
+    params.extend(
+        bench
+            .parameters()
+            .into_iter()
+            .filter(|(k, _)| matches!(*k, "PostgreSQL" | "wrk" | "service workers")),
+    );
     let generated = super::now_utc();
     let md = markdown(&generated, &machine, &params, &alone, &abused);
     let json = json!({
@@ -253,6 +259,9 @@ struct Phase {
     peak_rss_mib: Option<f64>,
     service_cores: Option<f64>,
     db_cores: Option<f64>,
+    generator_cores: Option<f64>,
+    /// The machine minus the service, PostgreSQL and wrk: other processes disturbing the run.
+    other_cores: Option<f64>,
     machine_cores: Option<f64>,
 }
 
@@ -309,13 +318,28 @@ fn phase(
     });
     let after = Sample::take(Some(svc.pid()), postmaster);
     let (service_cores, db_cores, machine_cores) = before.cores_until(&after);
+    let (cached, uncached, abuser) = (cached?, uncached?, abuse.transpose()?);
+    let generator_cores = [Some(&cached), Some(&uncached), abuser.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|m| m.generator_cpu)
+        .sum::<Option<f64>>()
+        .map(|cpu| cpu / before.seconds_until(&after));
+    let other_cores = machine_cores.map(|machine| {
+        machine
+            - service_cores.unwrap_or(0.0)
+            - db_cores.unwrap_or(0.0)
+            - generator_cores.unwrap_or(0.0)
+    });
     let phase = Phase {
-        cached: cached?,
-        uncached: uncached?,
-        abuser: abuse.transpose()?,
+        cached,
+        uncached,
+        abuser,
         peak_rss_mib: procstat::peak_rss_mib(svc.pid()),
         service_cores,
         db_cores,
+        generator_cores,
+        other_cores,
         machine_cores,
     };
     phase.print();
@@ -345,8 +369,13 @@ impl Phase {
         }
         if let Some(m) = &self.abuser {
             eprintln!(
-                "   abuser: {} answers, {} refused (429), {} other errors, {} socket errors",
-                m.requests, m.refused, m.http_errors, m.other_errors
+                "   abuser: {} answers, {} refused (429), {} other errors, {} socket errors; \
+                 answers ≥ 400 by status: {}",
+                m.requests,
+                m.refused,
+                m.http_errors,
+                m.other_errors,
+                by_status(m)
             );
         }
         eprintln!("   service peak RSS {} MiB", opt(self.peak_rss_mib, 1));
@@ -372,12 +401,17 @@ impl Phase {
                 "refused_429": m.refused,
                 "other_http_errors": m.http_errors,
                 "socket_errors": m.other_errors,
+                "errors_by_status": m.statuses.iter()
+                    .map(|(status, count)| (status.to_string(), json!(count)))
+                    .collect::<serde_json::Map<_, _>>(),
                 "p50_ms": m.p50_ms,
                 "p99_ms": m.p99_ms,
             })),
             "service_peak_rss_mib": self.peak_rss_mib,
             "service_cpu_cores": self.service_cores,
             "postgres_cpu_cores": self.db_cores,
+            "load_generator_cpu_cores": self.generator_cores,
+            "other_cpu_cores": self.other_cores,
             "machine_cpu_cores": self.machine_cores,
         })
     }
@@ -432,13 +466,15 @@ fn markdown(
         let _ = write!(
             md,
             "\n| abuser | answers | accepted | refused (429) | other errors | socket errors | \
-             p50 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|\n\
-             | bulk writes | {} | {} | {} | {} | {} | {:.0} | {:.0} |\n",
+             answers ≥ 400 by status | p50 ms | p99 ms |\n\
+             |---|---:|---:|---:|---:|---:|---|---:|---:|\n\
+             | bulk writes | {} | {} | {} | {} | {} | {} | {:.0} | {:.0} |\n",
             m.requests,
             accepted(m),
             m.refused,
             m.http_errors,
             m.other_errors,
+            by_status(m),
             m.p50_ms,
             m.p99_ms,
         );
@@ -449,6 +485,8 @@ fn markdown(
          | peak RSS MiB (VmHWM) | {} | {} |\n\
          | CPU service (cores) | {} | {} |\n\
          | CPU PostgreSQL (cores) | {} | {} |\n\
+         | CPU wrk (cores) | {} | {} |\n\
+         | CPU other processes (cores) | {} | {} |\n\
          | CPU machine (cores) | {} | {} |\n",
         opt(alone.peak_rss_mib, 1),
         opt(abused.peak_rss_mib, 1),
@@ -456,6 +494,10 @@ fn markdown(
         opt(abused.service_cores, 2),
         opt(alone.db_cores, 2),
         opt(abused.db_cores, 2),
+        opt(alone.generator_cores, 2),
+        opt(abused.generator_cores, 2),
+        opt(alone.other_cores, 2),
+        opt(abused.other_cores, 2),
         opt(alone.machine_cores, 2),
         opt(abused.machine_cores, 2),
     );
@@ -472,6 +514,18 @@ fn markdown(
         met(Some(reader_errors == 0)),
     );
     md
+}
+
+/// `503 ×12, 429 ×3`, or `none`.
+fn by_status(m: &Measurement) -> String {
+    if m.statuses.is_empty() {
+        return "none".to_owned();
+    }
+    m.statuses
+        .iter()
+        .map(|(status, count)| format!("{status} ×{count}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn met(value: Option<bool>) -> &'static str {

@@ -32,6 +32,8 @@ pub struct Measurement {
     pub other_errors: u64,
     /// 429 answers, when the script counts them apart from `http_errors` (abuse.lua).
     pub refused: u64,
+    /// Answers ≥ 400 per status, when the script lists them (abuse.lua).
+    pub statuses: Vec<(u16, u64)>,
     /// CPU seconds the load generator itself used.
     pub generator_cpu: Option<f64>,
 }
@@ -155,8 +157,22 @@ fn parse_wrk(out: &str) -> Result<Measurement, String> {
             + get("write_errors")?
             + get("timeouts")?) as u64,
         refused: get("refused").unwrap_or(0.0) as u64,
+        statuses: statuses(line),
         generator_cpu: None,
     })
+}
+
+/// `statuses=503:12,429:3` of a BENCH line (empty when absent or empty).
+fn statuses(line: &str) -> Vec<(u16, u64)> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("statuses="))
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|pair| {
+            let (status, count) = pair.split_once(':')?;
+            Some((status.parse().ok()?, count.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Reads pgbench's summary and its per-transaction logs `<dir>/<prefix>.*` (deleted after).
@@ -215,6 +231,7 @@ pub fn parse_pgbench(out: &str, dir: &Path, prefix: &str) -> Result<Measurement,
         http_errors: failed as u64 + unparsable,
         other_errors: 0,
         refused: 0,
+        statuses: Vec::new(),
         generator_cpu: None,
     })
 }
@@ -240,9 +257,10 @@ mod tests {
     fn reads_the_refusals_of_the_abuse_script() {
         let out = "BENCH requests=10 duration_us=1000000 bytes=1 http_errors=1 refused=7 \
                    connect_errors=0 read_errors=0 write_errors=0 timeouts=0 p50_us=1 p90_us=1 \
-                   p99_us=1 p999_us=1 max_us=1 mean_us=1.0\n";
+                   p99_us=1 p999_us=1 max_us=1 mean_us=1.0 statuses=429:7,503:1\n";
         let m = parse_wrk(out).unwrap();
         assert_eq!((m.http_errors, m.refused), (1, 7));
+        assert_eq!(m.statuses, [(429, 7), (503, 1)]);
     }
 
     #[test]
