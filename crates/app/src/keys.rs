@@ -170,7 +170,7 @@ impl Progress {
             };
             match &mut self.view {
                 View::Bar(bar) => {
-                    eprintln!("{totals}");
+                    eprintln!("{totals} (Ctrl-C stops after the current batch)");
                     *bar = Some(new_bar(p.total));
                 }
                 View::Lines(out) => {
@@ -214,12 +214,12 @@ impl Progress {
     }
 }
 
+/// The bar; `rate` is ours, indicatif's `per_sec` shows four decimals.
+const BAR_TEMPLATE: &str = "[{bar:40}] {pos}/{len} settings, {rate}, {eta} left";
+
 fn new_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "[{bar:40}] {pos}/{len} settings, {rate}, {eta} left (Ctrl-C stops after this batch)",
-    )
-    .map(|style| {
+    if let Ok(style) = ProgressStyle::with_template(BAR_TEMPLATE).map(|style| {
         style
             .with_key(
                 "rate",
@@ -236,11 +236,9 @@ fn new_bar(total: u64) -> ProgressBar {
 
 /// `rewrap: 1000/25000 (4%), 812/s, about 30s left`.
 fn progress_line(p: RewrapProgress, elapsed: Duration) -> String {
-    let percent = if p.total == 0 {
-        100
-    } else {
-        (p.done.min(p.total) * 100) / p.total
-    };
+    let percent = (p.done.min(p.total) * 100)
+        .checked_div(p.total)
+        .unwrap_or(100);
     let rate = p.done as f64 / elapsed.as_secs_f64().max(1e-3);
     let left = if rate > 0.0 {
         let remaining = p.total.saturating_sub(p.done) as f64 / rate;
@@ -262,6 +260,11 @@ fn seconds(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bar_template_is_valid() {
+        assert!(ProgressStyle::with_template(BAR_TEMPLATE).is_ok());
+    }
 
     #[test]
     fn a_progress_line_has_done_total_rate_and_time_left() {
