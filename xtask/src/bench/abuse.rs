@@ -6,7 +6,7 @@
 //! alone, then again while one user keeps `--abusers` bulk writes in flight, each as large as
 //! the service accepts. The body is sized from the service's published limits and, since the
 //! body limit itself is not published, by bisecting on 413; 429s of the abuser are refusals the
-//! service may give by design and are counted apart from errors. The targets are reported,
+//! service may give on purpose and are counted apart from errors. The targets are reported,
 //! never asserted. Writes `target/bench/abuse.{md,json}`.
 
 use std::fmt::Write as _;
