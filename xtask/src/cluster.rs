@@ -1,16 +1,19 @@
-//! A project-local PostgreSQL cluster under `target/pg/<name>`: create, start, stop, inspect.
+//! A project-local PostgreSQL cluster: create, start, stop, inspect; where a checkout's clusters
+//! live; throw-away clusters for test and benchmark runs.
 //!
 //! Layout: `<dir>/data` (the data directory), `<dir>/log` (server log), `<dir>/port` (the TCP
 //! port chosen at creation, re-chosen at start if something else took it). The server listens
 //! on 127.0.0.1 only, with no Unix socket (socket paths under deep checkouts exceed OS limits).
 
+use std::env;
 use std::fs;
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::pg_install::PgInstall;
-use crate::process;
+use crate::{process, workspace};
 
 /// Whether a cluster must survive crashes (the dev cluster) or is thrown away (test runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,9 +22,85 @@ pub enum Durability {
     Ephemeral,
 }
 
-/// Where the project's clusters live: `target/pg` in the workspace.
-pub fn clusters_root() -> Result<PathBuf, String> {
-    Ok(crate::workspace::root()?.join("target").join("pg"))
+/// Where the clusters of one checkout live: `<checkout>/target/pg`, unless the server runs as
+/// the `postgres` user (we are root) and that user cannot reach it, as in a checkout under
+/// root's home (mode 0700). Then they live in `<temp>/user-settings-pg-<hash of the checkout
+/// path>`, mode 0700 and owned by `postgres`: a stable name, so that the dev cluster is found
+/// again, and one per checkout, so that checkouts do not share clusters.
+pub struct ClusterRoots {
+    local: PathBuf,
+    temp: PathBuf,
+}
+
+impl ClusterRoots {
+    /// The roots of this workspace.
+    pub fn of_workspace() -> Result<Self, String> {
+        Ok(Self::of(&workspace::root()?))
+    }
+
+    pub fn of(checkout: &Path) -> Self {
+        let hash = fnv1a(checkout.to_string_lossy().as_bytes());
+        Self {
+            local: checkout.join("target").join("pg"),
+            temp: env::temp_dir().join(format!("user-settings-pg-{hash:016x}")),
+        }
+    }
+
+    /// Every directory that may hold this checkout's clusters.
+    pub fn all(&self) -> [&Path; 2] {
+        [&self.local, &self.temp]
+    }
+
+    /// The directory for a new cluster, created: `target/pg` (mode 0755, so that `postgres`
+    /// can reach the cluster even under a restrictive umask) if the server's user can reach
+    /// it, else the temporary one.
+    pub fn for_new(&self, install: &PgInstall) -> Result<PathBuf, String> {
+        create_dir_traversable(&self.local)?;
+        if install.can_reach(&self.local) {
+            return Ok(self.local.clone());
+        }
+        install.create_private_dir(&self.temp)?;
+        eprintln!(
+            "the `postgres` user cannot reach {}: keeping the cluster in {}",
+            self.local.display(),
+            self.temp.display()
+        );
+        Ok(self.temp.clone())
+    }
+
+    /// The cluster `name` where it was created, else wherever a remnant of a failed
+    /// creation is, else (a directory that does not exist) in `target/pg`. Creates nothing.
+    pub fn locate(&self, name: &str) -> PathBuf {
+        let dirs = self.all().map(|root| root.join(name));
+        dirs.iter()
+            .find(|dir| is_initialised(dir))
+            .or_else(|| dirs.iter().find(|dir| dir.exists()))
+            .unwrap_or(&dirs[0])
+            .clone()
+    }
+
+    /// The cluster `name` where it was created, else where a new one goes (created).
+    pub fn place(&self, name: &str, install: &PgInstall) -> Result<PathBuf, String> {
+        let existing = self.locate(name);
+        if is_initialised(&existing) {
+            Ok(existing)
+        } else {
+            Ok(self.for_new(install)?.join(name))
+        }
+    }
+
+    /// Removes the temporary root once it holds no cluster any more.
+    pub fn remove_temp_if_empty(&self) {
+        // Fails, as it should, while the directory holds anything.
+        let _ = fs::remove_dir(&self.temp);
+    }
+}
+
+/// 64-bit FNV-1a: a hash that, unlike std's `DefaultHasher`, is the same in every Rust release.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 pub struct Cluster {
@@ -38,7 +117,7 @@ impl Cluster {
         &self.dir
     }
 
-    fn data_dir(&self) -> PathBuf {
+    pub fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 
@@ -50,9 +129,9 @@ impl Cluster {
         self.dir.join("port")
     }
 
-    /// Whether `init` completed here (the port file is written last).
+    /// Whether `init` completed here.
     pub fn is_initialised(&self) -> bool {
-        self.data_dir().join("PG_VERSION").is_file() && self.port_file().is_file()
+        is_initialised(&self.dir)
     }
 
     /// Creates the cluster with initdb, replacing whatever a failed earlier attempt left behind.
@@ -60,7 +139,8 @@ impl Cluster {
         if self.dir.exists() {
             self.remove()?;
         }
-        create_dir_traversable(&self.dir)?;
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.dir.display()))?;
         self.install.hand_over(&self.dir)?;
         eprintln!("creating PostgreSQL cluster in {}", self.dir.display());
         let mut initdb = self.install.command("initdb");
@@ -158,6 +238,11 @@ impl Cluster {
     }
 }
 
+/// Whether `init` completed in the cluster directory `dir` (the port file is written last).
+fn is_initialised(dir: &Path) -> bool {
+    dir.join("data").join("PG_VERSION").is_file() && dir.join("port").is_file()
+}
+
 fn server_settings(durability: Durability) -> String {
     let mut settings = String::from(
         "\n# Added by `cargo xtask`: TCP on loopback only, no Unix socket.\n\
@@ -188,17 +273,218 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("cannot find a free TCP port on 127.0.0.1: {e}"))
 }
 
-/// Creates `dir` and its parents; its parent (`target/pg`) gets mode 0755 so that the
-/// `postgres` user can reach the cluster even under a restrictive umask.
+/// Creates `dir` and its parents, with `dir` itself mode 0755.
 fn create_dir_traversable(dir: &Path) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        if let Some(pg_root) = dir.parent() {
-            fs::set_permissions(pg_root, fs::Permissions::from_mode(0o755))
-                .map_err(|e| format!("cannot chmod {}: {e}", pg_root.display()))?;
-        }
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("cannot chmod {}: {e}", dir.display()))?;
     }
     Ok(())
+}
+
+/// A throw-away cluster `<root>/<prefix>-<pid>`, stopped and deleted on drop, also when the
+/// run fails or xtask returns early with an error.
+pub struct EphemeralCluster {
+    cluster: Cluster,
+    roots: ClusterRoots,
+}
+
+impl EphemeralCluster {
+    /// Creates and starts the cluster, with `settings` appended to its `postgresql.conf`;
+    /// first discards the clusters of this prefix that killed runs left behind.
+    pub fn start(
+        install: PgInstall,
+        roots: ClusterRoots,
+        prefix: &str,
+        settings: &str,
+    ) -> Result<Self, String> {
+        remove_orphans(&roots, &install, prefix);
+        let dir = roots
+            .for_new(&install)?
+            .join(format!("{prefix}-{}", std::process::id()));
+        let ephemeral = Self {
+            cluster: Cluster::new(install, dir),
+            roots,
+        };
+        ephemeral.cluster.init(Durability::Ephemeral)?;
+        if !settings.is_empty() {
+            append(
+                &ephemeral.cluster.data_dir().join("postgresql.conf"),
+                settings,
+            )?;
+        }
+        ephemeral.cluster.start()?;
+        Ok(ephemeral)
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+}
+
+impl Drop for EphemeralCluster {
+    fn drop(&mut self) {
+        discard(&self.cluster);
+        self.roots.remove_temp_if_empty();
+    }
+}
+
+fn discard(cluster: &Cluster) {
+    // Cleanup problems are reported, not raised: they must not hide the run's own outcome.
+    if cluster.is_running()
+        && let Err(e) = cluster.stop()
+    {
+        eprintln!(
+            "warning: could not stop the cluster in {}: {e}",
+            cluster.dir().display()
+        );
+    }
+    if cluster.dir().exists()
+        && let Err(e) = cluster.remove()
+    {
+        eprintln!("warning: {e}");
+    }
+}
+
+/// Discards clusters `<prefix>-<pid>` of xtask runs that were killed (e.g. by Ctrl-C) before
+/// cleaning up, in every root of the checkout.
+fn remove_orphans(roots: &ClusterRoots, install: &PgInstall, prefix: &str) {
+    for root in roots.all() {
+        let Ok(entries) = fs::read_dir(root) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|name| name.strip_prefix(prefix)?.strip_prefix('-'))
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !process_exists(pid) {
+                eprintln!("removing orphaned cluster {}", entry.path().display());
+                discard(&Cluster::new(install.clone(), entry.path()));
+            }
+        }
+    }
+}
+
+fn process_exists(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    if proc.join("self").exists() {
+        proc.join(pid.to_string()).exists()
+    } else {
+        process::succeeds(Command::new("ps").arg("-p").arg(pid.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// The machine's PostgreSQL; `None` (the test is skipped) only where xtask's test runner
+    /// found none either, as when the tests run against a DATABASE_URL server alone.
+    fn install() -> Result<Option<PgInstall>, String> {
+        match PgInstall::find() {
+            Ok(install) => Ok(Some(install)),
+            Err(_) if env::var_os("USER_SETTINGS_TEST_PG_BINDIR").is_none() => {
+                eprintln!("no PostgreSQL server binaries: skipped");
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A checkout path inside a fresh directory of mode 0700, as a clone in root's home;
+    /// the directory is deleted on drop.
+    struct PrivateHome(PathBuf);
+
+    impl PrivateHome {
+        fn new() -> Self {
+            use std::os::unix::fs::DirBuilderExt as _;
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            let home =
+                env::temp_dir().join(format!("xtask-private-home-{}-{nanos}", std::process::id()));
+            fs::DirBuilder::new().mode(0o700).create(&home).unwrap();
+            fs::create_dir_all(home.join("clone").join("target")).unwrap();
+            Self(home)
+        }
+
+        fn checkout(&self) -> PathBuf {
+            self.0.join("clone")
+        }
+    }
+
+    impl Drop for PrivateHome {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn ephemeral_cluster_of_a_checkout_in_a_private_directory_serves_and_is_removed()
+    -> Result<(), String> {
+        let Some(install) = install()? else {
+            return Ok(());
+        };
+        let home = PrivateHome::new();
+        let roots = ClusterRoots::of(&home.checkout());
+        let ephemeral =
+            EphemeralCluster::start(install, ClusterRoots::of(&home.checkout()), "test", "")?;
+        let dir = ephemeral.cluster().dir().to_path_buf();
+        let port = ephemeral.cluster().port()?;
+        TcpStream::connect(("127.0.0.1", port))
+            .map_err(|e| format!("the cluster in {} does not accept: {e}", dir.display()))?;
+        drop(ephemeral);
+
+        assert!(!dir.exists(), "{} is left behind", dir.display());
+        assert!(
+            !roots.temp.exists(),
+            "{} is left behind",
+            roots.temp.display()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn orphaned_cluster_in_the_temporary_root_is_removed() -> Result<(), String> {
+        let Some(install) = install()? else {
+            return Ok(());
+        };
+        let home = PrivateHome::new();
+        let roots = ClusterRoots::of(&home.checkout());
+        install.create_private_dir(&roots.temp)?;
+        // Above Linux's largest pid: no process has it.
+        let orphan = roots.temp.join("test-4000000000");
+        fs::create_dir_all(orphan.join("data")).unwrap();
+
+        remove_orphans(&roots, &install, "test");
+
+        let left = orphan.exists();
+        let _ = fs::remove_dir_all(&roots.temp);
+        assert!(!left, "{} is left behind", orphan.display());
+        Ok(())
+    }
+
+    #[test]
+    fn checkouts_get_distinct_stable_temporary_roots() {
+        let a = ClusterRoots::of(Path::new("/root/a/user-settings"));
+        assert_eq!(
+            a.temp,
+            ClusterRoots::of(Path::new("/root/a/user-settings")).temp
+        );
+        assert_ne!(
+            a.temp,
+            ClusterRoots::of(Path::new("/root/b/user-settings")).temp
+        );
+    }
 }

@@ -1,9 +1,13 @@
-//! `cargo xtask db`: the persistent dev cluster in `target/pg/dev`.
+//! `cargo xtask db`: the persistent dev cluster `dev` in the checkout's cluster root
+//! (`target/pg/dev`, or its place under the temporary directory: see `ClusterRoots`).
 
 use std::process::ExitCode;
 
-use crate::cluster::{self, Cluster, Durability};
+use crate::cluster::{Cluster, ClusterRoots, Durability};
 use crate::pg_install::PgInstall;
+
+/// The dev cluster's name in the checkout's cluster root.
+const DEV: &str = "dev";
 
 const USAGE: &str = "usage: cargo xtask db start|stop|status|reset|url";
 
@@ -11,12 +15,20 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     let [action] = args else {
         return Err(USAGE.to_owned());
     };
-    let dev = Cluster::new(PgInstall::find()?, cluster::clusters_root()?.join("dev"));
+    let install = PgInstall::find()?;
+    let roots = ClusterRoots::of_workspace()?;
+    let dev = Cluster::new(install.clone(), roots.locate(DEV));
     match action.as_str() {
-        "start" => start(&dev)?,
+        "start" => {
+            let dir = roots.place(DEV, &install)?;
+            start(&Cluster::new(install, dir))?;
+        }
         "stop" => stop(&dev)?,
         "status" => status(&dev)?,
-        "reset" => reset(&dev)?,
+        "reset" => {
+            reset(&dev)?;
+            roots.remove_temp_if_empty();
+        }
         "url" => url(&dev)?,
         other => return Err(format!("unknown db action `{other}`\n{USAGE}")),
     }
@@ -25,7 +37,9 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
 
 /// Starts (or reuses) the dev cluster and returns its URL.
 pub fn ensure_dev_running() -> Result<String, String> {
-    let dev = Cluster::new(PgInstall::find()?, cluster::clusters_root()?.join("dev"));
+    let install = PgInstall::find()?;
+    let dir = ClusterRoots::of_workspace()?.place(DEV, &install)?;
+    let dev = Cluster::new(install, dir);
     if !dev.is_initialised() {
         dev.init(Durability::Durable)?;
     }
@@ -64,9 +78,9 @@ fn status(dev: &Cluster) -> Result<(), String> {
     if !dev.is_initialised() {
         println!("not created (`cargo xtask db start` creates it)");
     } else if dev.is_running() {
-        println!("running: {}", dev.url()?);
+        println!("running: {} (in {})", dev.url()?, dev.dir().display());
     } else {
-        println!("stopped: {}", dev.url()?);
+        println!("stopped: {} (in {})", dev.url()?, dev.dir().display());
     }
     Ok(())
 }

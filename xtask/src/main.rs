@@ -1,4 +1,5 @@
-//! `cargo xtask`: the workspace's task runner (dev database, tests, CI), std only.
+//! `cargo xtask`: the workspace's task runner (dev database, tests, CI, benchmarks), std and
+//! serde_json only.
 //!
 //! Adding a command: a module with `pub fn run(args: &[String]) -> Result<ExitCode, String>`,
 //! one arm in `dispatch`, one line in `HELP`.
@@ -26,10 +27,11 @@ usage: cargo xtask <command> [args]
 
 commands:
   db start|stop|status|reset|url
-               the persistent dev PostgreSQL cluster in target/pg/dev
+               the persistent dev PostgreSQL cluster in target/pg/dev (as root, when the
+               `postgres` user cannot reach the checkout: /tmp/user-settings-pg-<hash>/dev)
                (`url` prints postgres://postgres@127.0.0.1:<port>/postgres)
   test [args]  every test of the workspace (nextest if installed, plus doc tests) against
-               DATABASE_URL, or else an ephemeral cluster in target/pg/test-<pid>;
+               DATABASE_URL, or else an ephemeral cluster test-<pid> beside the dev one;
                args go to the test runner
   ci           cargo fmt --check, clippy -D warnings, then `test`
   run [args]   serve the API on 127.0.0.1:8080 against DATABASE_URL or the dev cluster,
@@ -49,6 +51,10 @@ commands:
                schemathesis (installed from PyPI into target/schemathesis) against the
                service's OpenAPI document with a user, an admin and a service token, N s
                each (default 150); output in target/fuzz-api/
+  bench abuse [--users N] [--duration S] [--readers C] [--abusers A] [--tokens T]
+               readers' p50/p99 alone, then while one user keeps A (default 64) largest
+               bulk writes in flight; the service's peak RSS; default 20s per phase,
+               16 connections per reader kind; writes target/bench/abuse.{md,json}
   help         this text
 ";
 

@@ -75,6 +75,64 @@ impl PgInstall {
         }
         Ok(())
     }
+
+    /// Whether the server's user can traverse `dir` (always, unless that is `postgres`).
+    pub fn can_reach(&self, dir: &Path) -> bool {
+        !self.as_postgres_user
+            || process::succeeds(
+                Command::new("runuser")
+                    .args(["-u", "postgres", "--", "test", "-x"])
+                    .arg(dir),
+            )
+    }
+
+    /// Creates `dir` (if needed) as a private directory of the server's user: mode 0700, owned
+    /// by `postgres` when that is who runs the server. An existing `dir` must be a directory
+    /// of ours or of `postgres` (not, say, a symlink someone planted in a shared /tmp).
+    pub fn create_private_dir(&self, dir: &Path) -> Result<(), String> {
+        let fail = |e: std::io::Error| format!("cannot create {}: {e}", dir.display());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(fail(e)),
+            }
+            let meta = std::fs::symlink_metadata(dir).map_err(fail)?;
+            let me: u32 = process::output(Command::new("id").arg("-u"))?
+                .parse()
+                .map_err(|e| format!("`id -u` printed no number: {e}"))?;
+            let mut owners = vec![me];
+            if self.as_postgres_user {
+                owners.push(
+                    process::output(Command::new("id").args(["-u", "postgres"]))?
+                        .parse()
+                        .map_err(|e| format!("`id -u postgres` printed no number: {e}"))?,
+                );
+            }
+            if !meta.is_dir() || !owners.contains(&meta.uid()) {
+                return Err(format!(
+                    "{} exists but is not a directory owned by us or by `postgres`; remove it",
+                    dir.display()
+                ));
+            }
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot chmod {}: {e}", dir.display()))?;
+        }
+        #[cfg(not(unix))]
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        if self.as_postgres_user {
+            process::output(Command::new("chown").arg("postgres:").arg(dir))?;
+        }
+        if !self.can_reach(dir) {
+            return Err(format!(
+                "the `postgres` user cannot reach {} either; set DATABASE_URL to an existing server",
+                dir.display()
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn has_server_binaries(dir: &Path) -> bool {

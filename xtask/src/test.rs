@@ -2,11 +2,9 @@
 //! and a throw-away `redis-server` unless `USER_SETTINGS_TEST_REDIS_URL` names one.
 
 use std::env;
-use std::fs;
-use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use crate::cluster::{self, Cluster, Durability};
+use crate::cluster::{ClusterRoots, EphemeralCluster};
 use crate::pg_install::PgInstall;
 use crate::redis_server::{self, RedisServer};
 use crate::{process, workspace};
@@ -77,77 +75,14 @@ fn database_with(
             Ok((None, url))
         }
         _ => {
-            let cluster = EphemeralCluster::start(install.clone()?)?;
-            let url = cluster.0.url()?;
+            let cluster = EphemeralCluster::start(
+                install.clone()?,
+                ClusterRoots::of_workspace()?,
+                "test",
+                "",
+            )?;
+            let url = cluster.cluster().url()?;
             Ok((Some(cluster), url))
         }
-    }
-}
-
-/// A throw-away cluster in `target/pg/test-<pid>`, stopped and deleted on drop, also when the
-/// tests fail or xtask returns early with an error.
-pub struct EphemeralCluster(Cluster);
-
-impl EphemeralCluster {
-    fn start(install: PgInstall) -> Result<Self, String> {
-        let root = cluster::clusters_root()?;
-        remove_orphans(&root, &install);
-        let cluster = Self(Cluster::new(
-            install,
-            root.join(format!("test-{}", std::process::id())),
-        ));
-        cluster.0.init(Durability::Ephemeral)?;
-        cluster.0.start()?;
-        Ok(cluster)
-    }
-}
-
-impl Drop for EphemeralCluster {
-    fn drop(&mut self) {
-        discard(&self.0);
-    }
-}
-
-fn discard(cluster: &Cluster) {
-    // Cleanup problems are reported, not raised: they must not hide the tests' own outcome.
-    if cluster.is_running()
-        && let Err(e) = cluster.stop()
-    {
-        eprintln!("warning: could not stop the test cluster: {e}");
-    }
-    if cluster.dir().exists()
-        && let Err(e) = cluster.remove()
-    {
-        eprintln!("warning: {e}");
-    }
-}
-
-/// Discards test clusters left by xtask runs that were killed (e.g. by Ctrl-C) before cleaning up.
-fn remove_orphans(root: &Path, install: &PgInstall) {
-    let Ok(entries) = fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|name| name.strip_prefix("test-"))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !process_exists(pid) {
-            eprintln!("removing orphaned test cluster {}", entry.path().display());
-            discard(&Cluster::new(install.clone(), entry.path()));
-        }
-    }
-}
-
-fn process_exists(pid: u32) -> bool {
-    let proc = Path::new("/proc");
-    if proc.join("self").exists() {
-        proc.join(pid.to_string()).exists()
-    } else {
-        process::succeeds(Command::new("ps").arg("-p").arg(pid.to_string()))
     }
 }

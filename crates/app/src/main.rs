@@ -1,6 +1,14 @@
 //! The `user-settings` binary: `serve`, `migrate`, `token`, and `keys generate|status|rewrap`.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc, time::Duration};
+use std::{
+    path::PathBuf,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use app::{Application, Config, startup, telemetry};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -67,6 +75,9 @@ enum KeysCommand {
         /// Rows per batch.
         #[arg(long, default_value_t = 500)]
         batch: u32,
+        /// Time between progress lines when stderr is not a terminal (logs, CI), e.g. 5s.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        progress_interval: Duration,
     },
 }
 
@@ -141,7 +152,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match command {
                 KeysCommand::Generate => {}
                 KeysCommand::Status => print!("{}", app::keys::status(&pool, keyring).await?),
-                KeysCommand::Rewrap { dry_run, batch } => {
+                KeysCommand::Rewrap {
+                    dry_run,
+                    batch,
+                    progress_interval,
+                } => {
+                    let stop = stop_on_ctrl_c();
                     let report = app::keys::rewrap(
                         &pool,
                         keyring,
@@ -149,6 +165,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             batch_size: batch,
                             dry_run,
                         },
+                        &mut app::keys::Progress::on_stderr(progress_interval),
+                        &stop,
                     )
                     .await?;
                     let verb = if dry_run { "would rewrap" } else { "rewrapped" };
@@ -161,6 +179,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     for f in &report.failures {
                         println!("failed\t{}\t{}\t{}", f.user_id, f.key, f.reason);
                     }
+                    if report.interrupted {
+                        anyhow::bail!(
+                            "interrupted; what is rewrapped stays so: run the same command \
+                             again to resume"
+                        );
+                    }
                     if !report.failures.is_empty() {
                         anyhow::bail!(
                             "{} setting(s) could not be rewrapped",
@@ -172,4 +196,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A flag set by the first Ctrl-C, so that a long command stops after its current batch; a
+/// second Ctrl-C quits at once.
+fn stop_on_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::Relaxed);
+            eprintln!("\nstopping after the current batch (Ctrl-C again quits at once)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    stop
 }

@@ -1,13 +1,15 @@
 //! Secrets across the whole stack: cell binding against raw-SQL tampering, rotation with
 //! previous keys, `rewrap` (resumable, idempotent, never overwriting a concurrent write),
-//! and the start-up checks.
+//! the start-up checks, and how `keys rewrap` and `keys status` say how far and how much.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::Write;
 use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicUsize, Ordering},
 };
+use std::time::Duration;
 
 use adapter_crypto::AesGcmKeyring;
 use adapter_postgres::PgEnvelopeStore;
@@ -17,7 +19,7 @@ use domain::{
     RepositoryError, UserId,
     ports::{EnvelopeStore, SealedCell, SecretCipher},
     secrets::Envelope,
-    services::{KeyRotation, RewrapOptions},
+    services::{KeyRotation, RewrapOptions, RewrapReport},
     settings::SettingKey,
 };
 use e2e::{ENCRYPTION_KEY, TestApp, json_with_status, new_user};
@@ -45,6 +47,17 @@ async fn store_secret(app: &TestApp, plaintext: &str) -> Uuid {
         .await;
     json_with_status(response, 201).await;
     user
+}
+
+/// `keys rewrap` showing nothing.
+async fn rewrap(
+    app: &TestApp,
+    keyring: Arc<AesGcmKeyring>,
+    options: RewrapOptions,
+) -> anyhow::Result<RewrapReport> {
+    let mut progress = app::keys::Progress::silent();
+    let never = AtomicBool::new(false);
+    app::keys::rewrap(app.db.pool(), keyring, options, &mut progress, &never).await
 }
 
 async fn envelopes(app: &TestApp) -> Vec<(Uuid, Envelope)> {
@@ -214,8 +227,8 @@ async fn rewrap_moves_every_secret_to_the_current_key_with_fresh_salts() {
     let before = envelopes(&app).await;
     let old = keyring(ENCRYPTION_KEY, "");
     let new = keyring(K2, ENCRYPTION_KEY);
-    let report = app::keys::rewrap(
-        app.db.pool(),
+    let report = rewrap(
+        &app,
         new.clone(),
         RewrapOptions {
             batch_size: 2,
@@ -239,9 +252,7 @@ async fn rewrap_moves_every_secret_to_the_current_key_with_fresh_salts() {
         );
     }
 
-    let again = app::keys::rewrap(app.db.pool(), new, RewrapOptions::default())
-        .await
-        .unwrap();
+    let again = rewrap(&app, new, RewrapOptions::default()).await.unwrap();
     assert_eq!(again.rewrapped, 0, "a second run changes nothing");
     assert_eq!(envelopes(&app).await, after);
 }
@@ -251,8 +262,8 @@ async fn dry_run_counts_without_writing() {
     let app = TestApp::spawn().await;
     store_secret(&app, "s").await;
     let before = envelopes(&app).await;
-    let report = app::keys::rewrap(
-        app.db.pool(),
+    let report = rewrap(
+        &app,
         keyring(K2, ENCRYPTION_KEY),
         RewrapOptions {
             batch_size: 10,
@@ -332,9 +343,7 @@ async fn interrupted_rewrap_resumes_where_it_stopped() {
         "the first batch was rewrapped"
     );
 
-    let resumed = app::keys::rewrap(app.db.pool(), new, options)
-        .await
-        .unwrap();
+    let resumed = rewrap(&app, new, options).await.unwrap();
     assert_eq!(resumed.rewrapped, 4);
     assert!(envelopes(&app).await.iter().all(|(_, e)| e.kid == "k2"));
 }
@@ -429,13 +438,9 @@ async fn corrupt_rows_are_reported_by_cell_and_left_untouched() {
         )
         .await
         .unwrap();
-    let report = app::keys::rewrap(
-        app.db.pool(),
-        keyring(K2, ENCRYPTION_KEY),
-        RewrapOptions::default(),
-    )
-    .await
-    .unwrap();
+    let report = rewrap(&app, keyring(K2, ENCRYPTION_KEY), RewrapOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.rewrapped, 1);
     assert_eq!(report.failures.len(), 1);
     assert_eq!(report.failures[0].user_id, UserId::new(victim));
@@ -460,5 +465,142 @@ async fn status_counts_secrets_per_key() {
     assert!(
         text.contains("e2e1\t2\tprevious: run `keys rewrap`"),
         "{text}"
+    );
+}
+
+/// What a progress reporter wrote, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(str::to_owned).collect()
+    }
+}
+
+/// `keys rewrap` without a terminal, its lines captured; `stop` as if Ctrl-C came first.
+async fn rewrap_with_lines(
+    app: &TestApp,
+    options: RewrapOptions,
+    interval: Duration,
+    stop: bool,
+) -> (RewrapReport, Vec<String>) {
+    let out = Captured::default();
+    let mut progress = app::keys::Progress::lines(Box::new(out.clone()), interval);
+    let report = app::keys::rewrap(
+        app.db.pool(),
+        keyring(K2, ENCRYPTION_KEY),
+        options,
+        &mut progress,
+        &AtomicBool::new(stop),
+    )
+    .await
+    .unwrap();
+    (report, out.lines())
+}
+
+const TWO_PER_BATCH: RewrapOptions = RewrapOptions {
+    batch_size: 2,
+    dry_run: false,
+};
+
+#[tokio::test]
+async fn rewrap_without_a_terminal_states_the_total_then_how_far_it_is() {
+    let app = TestApp::spawn().await;
+    for i in 0..5 {
+        store_secret(&app, &format!("secret-{i}")).await;
+    }
+    let (_, lines) = rewrap_with_lines(&app, TWO_PER_BATCH, Duration::ZERO, false).await;
+
+    assert_eq!(
+        lines[0],
+        "rewrap: 5 setting(s) not on the current key to re-encrypt"
+    );
+    let figures: Vec<&str> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        figures,
+        [
+            "rewrap: 2/5 (40%)",
+            "rewrap: 4/5 (80%)",
+            "rewrap: 5/5 (100%)"
+        ]
+    );
+    assert!(
+        lines[1].contains("/s, about ") && lines[1].ends_with(" left"),
+        "rate and time left: {lines:?}"
+    );
+    assert!(
+        lines.last().unwrap().starts_with("rewrap: 5 of 5 in "),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn progress_lines_wait_for_the_interval() {
+    let app = TestApp::spawn().await;
+    for i in 0..5 {
+        store_secret(&app, &format!("secret-{i}")).await;
+    }
+    let (report, lines) =
+        rewrap_with_lines(&app, TWO_PER_BATCH, Duration::from_secs(3600), false).await;
+    assert_eq!(report.rewrapped, 5);
+    assert_eq!(lines.len(), 2, "the total and the end only: {lines:?}");
+}
+
+#[tokio::test]
+async fn dry_run_states_the_total_first() {
+    let app = TestApp::spawn().await;
+    store_secret(&app, "s").await;
+    let options = RewrapOptions {
+        batch_size: 10,
+        dry_run: true,
+    };
+    let (_, lines) = rewrap_with_lines(&app, options, Duration::ZERO, false).await;
+    assert_eq!(
+        lines[0],
+        "rewrap (dry run): 1 setting(s) not on the current key to check"
+    );
+}
+
+#[tokio::test]
+async fn a_stop_request_ends_rewrap_at_a_batch_boundary_and_a_new_run_resumes() {
+    let app = TestApp::spawn().await;
+    for i in 0..3 {
+        store_secret(&app, &format!("secret-{i}")).await;
+    }
+    let (stopped, _) = rewrap_with_lines(&app, TWO_PER_BATCH, Duration::ZERO, true).await;
+    assert!(stopped.interrupted);
+    assert_eq!(stopped.rewrapped, 0);
+
+    let (resumed, _) = rewrap_with_lines(&app, TWO_PER_BATCH, Duration::ZERO, false).await;
+    assert_eq!((resumed.rewrapped, resumed.interrupted), (3, false));
+}
+
+#[tokio::test]
+async fn status_states_the_totals_first() {
+    let app = TestApp::spawn().await;
+    store_secret(&app, "a").await;
+    store_secret(&app, "b").await;
+    let text = app::keys::status(app.db.pool(), keyring(K2, ENCRYPTION_KEY))
+        .await
+        .unwrap();
+    assert_eq!(
+        text.lines().next(),
+        Some("2 encrypted setting(s), 2 not on the current key")
     );
 }

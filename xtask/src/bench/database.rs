@@ -1,5 +1,5 @@
-//! The benchmark's database: `DATABASE_URL`, or else a throw-away cluster in
-//! `target/pg/bench-<pid>` (stopped and deleted on drop, also on failure); seeding with psql
+//! The benchmark's database: `DATABASE_URL`, or else a throw-away cluster `bench-<pid>` in the
+//! checkout's cluster root (stopped and deleted on drop, also on failure); seeding with psql
 //! and the SQL under `xtask/bench/`; pgbench.
 
 use std::env;
@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::cluster::{self, Cluster, Durability};
+use crate::cluster::{ClusterRoots, EphemeralCluster};
 use crate::pg_install::PgInstall;
 use crate::{process, workspace};
 
@@ -21,7 +21,7 @@ const BENCH_SERVER_SETTINGS: &str = "\n# Added by `cargo xtask bench`.\n\
 
 pub struct Database {
     url: String,
-    cluster: Option<BenchCluster>,
+    cluster: Option<EphemeralCluster>,
     /// Directory of psql and pgbench (the server's bindir), or `None` for PATH.
     bindir: Option<PathBuf>,
 }
@@ -41,9 +41,14 @@ impl Database {
                 })
             }
             _ => {
-                let cluster = BenchCluster::start(install?)?;
+                let cluster = EphemeralCluster::start(
+                    install?,
+                    ClusterRoots::of_workspace()?,
+                    "bench",
+                    BENCH_SERVER_SETTINGS,
+                )?;
                 Ok(Self {
-                    url: cluster.0.url()?,
+                    url: cluster.cluster().url()?,
                     cluster: Some(cluster),
                     bindir,
                 })
@@ -58,7 +63,7 @@ impl Database {
     /// The postmaster's pid, when the cluster is ours (for its CPU time).
     pub fn postmaster_pid(&self) -> Option<u32> {
         let cluster = self.cluster.as_ref()?;
-        let text = fs::read_to_string(cluster.0.dir().join("data").join("postmaster.pid")).ok()?;
+        let text = fs::read_to_string(cluster.cluster().data_dir().join("postmaster.pid")).ok()?;
         text.lines().next()?.trim().parse().ok()
     }
 
@@ -170,66 +175,4 @@ pub struct PgbenchOptions {
 /// `xtask/bench`: the SQL and Lua files of the benchmark.
 pub fn bench_dir() -> Result<PathBuf, String> {
     Ok(workspace::root()?.join("xtask").join("bench"))
-}
-
-/// A throw-away cluster, stopped and deleted on drop.
-struct BenchCluster(Cluster);
-
-impl BenchCluster {
-    fn start(install: PgInstall) -> Result<Self, String> {
-        let root = cluster::clusters_root()?;
-        remove_orphans(&root, &install);
-        let cluster = Self(Cluster::new(
-            install,
-            root.join(format!("bench-{}", std::process::id())),
-        ));
-        cluster.0.init(Durability::Ephemeral)?;
-        let conf = cluster.0.dir().join("data").join("postgresql.conf");
-        let mut text =
-            fs::read_to_string(&conf).map_err(|e| format!("reading {}: {e}", conf.display()))?;
-        text.push_str(BENCH_SERVER_SETTINGS);
-        fs::write(&conf, text).map_err(|e| format!("writing {}: {e}", conf.display()))?;
-        cluster.0.start()?;
-        Ok(cluster)
-    }
-}
-
-impl Drop for BenchCluster {
-    fn drop(&mut self) {
-        discard(&self.0);
-    }
-}
-
-fn discard(cluster: &Cluster) {
-    if cluster.is_running()
-        && let Err(e) = cluster.stop()
-    {
-        eprintln!("warning: could not stop the bench cluster: {e}");
-    }
-    if cluster.dir().exists()
-        && let Err(e) = cluster.remove()
-    {
-        eprintln!("warning: {e}");
-    }
-}
-
-/// Discards bench clusters of xtask runs that were killed before they could clean up.
-fn remove_orphans(root: &Path, install: &PgInstall) {
-    let Ok(entries) = fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.filter_map(Result::ok) {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|name| name.strip_prefix("bench-"))
-            .and_then(|pid| pid.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if !Path::new("/proc").join(pid.to_string()).exists() {
-            eprintln!("removing orphaned bench cluster {}", entry.path().display());
-            discard(&Cluster::new(install.clone(), entry.path()));
-        }
-    }
 }

@@ -30,6 +30,10 @@ pub struct Measurement {
     pub http_errors: u64,
     /// Socket errors and timeouts (wrk), aborted clients (pgbench).
     pub other_errors: u64,
+    /// 429 answers, when the script counts them apart from `http_errors` (abuse.lua).
+    pub refused: u64,
+    /// Answers ≥ 400 per status, when the script lists them (abuse.lua).
+    pub statuses: Vec<(u16, u64)>,
     /// CPU seconds the load generator itself used.
     pub generator_cpu: Option<f64>,
 }
@@ -87,12 +91,17 @@ pub fn find_wrk() -> Result<PathBuf, String> {
 
 pub struct WrkRun<'a> {
     pub wrk: &'a Path,
+    /// A script of `xtask/bench`.
+    pub script: &'a str,
     pub url: &'a str,
     pub mode: &'a str,
     pub tokens: Option<&'a Path>,
+    /// A request body file, for scripts that take one (after the tokens and threads).
+    pub body: Option<&'a Path>,
     pub threads: usize,
     pub connections: usize,
     pub seconds: u64,
+    pub timeout_seconds: u64,
 }
 
 impl WrkRun<'_> {
@@ -101,13 +110,16 @@ impl WrkRun<'_> {
         cmd.args(["-t", &self.threads.to_string()])
             .args(["-c", &self.connections.max(self.threads).to_string()])
             .args(["-d", &format!("{}s", self.seconds)])
-            .args(["--timeout", "5s"])
+            .args(["--timeout", &format!("{}s", self.timeout_seconds)])
             .arg("-s")
-            .arg(bench_dir()?.join("load.lua"))
+            .arg(bench_dir()?.join(self.script))
             .arg(self.url)
             .args(["--", self.mode]);
         if let Some(tokens) = self.tokens {
             cmd.arg(tokens).arg(self.threads.to_string());
+        }
+        if let Some(body) = self.body {
+            cmd.arg(body);
         }
         eprintln!("$ {}", process::display(&cmd));
         let (out, cpu) = output_with_cpu(&mut cmd)?;
@@ -144,8 +156,23 @@ fn parse_wrk(out: &str) -> Result<Measurement, String> {
             + get("read_errors")?
             + get("write_errors")?
             + get("timeouts")?) as u64,
+        refused: get("refused").unwrap_or(0.0) as u64,
+        statuses: statuses(line),
         generator_cpu: None,
     })
+}
+
+/// `statuses=503:12,429:3` of a BENCH line (empty when absent or empty).
+fn statuses(line: &str) -> Vec<(u16, u64)> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("statuses="))
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|pair| {
+            let (status, count) = pair.split_once(':')?;
+            Some((status.parse().ok()?, count.parse().ok()?))
+        })
+        .collect()
 }
 
 /// Reads pgbench's summary and its per-transaction logs `<dir>/<prefix>.*` (deleted after).
@@ -203,6 +230,8 @@ pub fn parse_pgbench(out: &str, dir: &Path, prefix: &str) -> Result<Measurement,
         max_ms: pct(100.0),
         http_errors: failed as u64 + unparsable,
         other_errors: 0,
+        refused: 0,
+        statuses: Vec::new(),
         generator_cpu: None,
     })
 }
@@ -221,6 +250,17 @@ mod tests {
         assert!((m.per_second - 500.0).abs() < 1e-9);
         assert!((m.p99_ms - 9.0).abs() < 1e-9);
         assert_eq!((m.http_errors, m.other_errors), (3, 3));
+        assert_eq!(m.refused, 0);
+    }
+
+    #[test]
+    fn reads_the_refusals_of_the_abuse_script() {
+        let out = "BENCH requests=10 duration_us=1000000 bytes=1 http_errors=1 refused=7 \
+                   connect_errors=0 read_errors=0 write_errors=0 timeouts=0 p50_us=1 p90_us=1 \
+                   p99_us=1 p999_us=1 max_us=1 mean_us=1.0 statuses=429:7,503:1\n";
+        let m = parse_wrk(out).unwrap();
+        assert_eq!((m.http_errors, m.refused), (1, 7));
+        assert_eq!(m.statuses, [(429, 7), (503, 1)]);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 //! `DATABASE_URL` is set), starts the service with production-like configuration and drives it
 //! with wrk, scenario after scenario at the same concurrency; then runs pgbench with the
 //! service's own SQL. Writes `target/bench/report.{md,json}`. `cargo xtask bench scale` checks
-//! that latency stays flat as the data grows.
+//! that latency stays flat as the data grows; `cargo xtask bench abuse` what one user's flood of
+//! maximum-size bulk writes does to the service's memory and to everyone else's reads.
 
+mod abuse;
 mod database;
 mod jwt;
 mod load;
@@ -30,7 +32,8 @@ use crate::{dev_secrets, process, workspace};
 
 pub const USAGE: &str = "\
 usage: cargo xtask bench [--users N] [--duration S] [--connections C] [--tokens T] [--repeat R]
-       cargo xtask bench scale [--small N] [--large N] [--duration S] [--connections C] [--tokens T]";
+       cargo xtask bench scale [--small N] [--large N] [--duration S] [--connections C] [--tokens T]
+       cargo xtask bench abuse [--users N] [--duration S] [--readers C] [--abusers A] [--tokens T]";
 
 /// Settings seeded per user (19 plain JSON + 1 encrypted); the scripts under xtask/bench agree.
 pub const SETTINGS_PER_USER: u64 = 20;
@@ -42,8 +45,10 @@ const TOKEN_TTL_SECONDS: u64 = 6 * 3600;
 const NO_RATE_LIMIT: &str = "1000000000";
 
 pub fn run(args: &[String]) -> Result<ExitCode, String> {
-    if args.first().is_some_and(|a| a == "scale") {
-        return scale::run(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("scale") => return scale::run(&args[1..]),
+        Some("abuse") => return abuse::run(&args[1..]),
+        _ => {}
     }
     let mut opts = Options {
         users: 100_000,
@@ -241,6 +246,19 @@ impl Bench {
 
     /// Starts the service; `cached: false` sets both cache TTLs to 0.
     pub fn start_service(&self, name: &str, cached: bool) -> Result<Service, String> {
+        let uncached = [
+            ("USER_SETTINGS_CACHE_TTL", "0".to_owned()),
+            ("USER_PREFERENCES_CACHE_TTL", "0".to_owned()),
+        ];
+        self.start_service_with(name, if cached { &[] } else { &uncached })
+    }
+
+    /// Starts the service with `extra` variables on top of the benchmark's configuration.
+    pub fn start_service_with(
+        &self,
+        name: &str,
+        extra: &[(&str, String)],
+    ) -> Result<Service, String> {
         let mut env = vec![
             ("DATABASE_URL", self.db.url().to_owned()),
             ("USER_SETTINGS_ENCRYPTION_KEY", self.encryption_key.clone()),
@@ -251,10 +269,7 @@ impl Bench {
             ("USER_SETTINGS_LOG_FORMAT", "json".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ];
-        if !cached {
-            env.push(("USER_SETTINGS_CACHE_TTL", "0".to_owned()));
-            env.push(("USER_PREFERENCES_CACHE_TTL", "0".to_owned()));
-        }
+        env.extend(extra.iter().cloned());
         Service::start(
             &self.binary,
             &env,
@@ -327,12 +342,15 @@ impl Bench {
     ) -> WrkRun<'a> {
         WrkRun {
             wrk: &self.wrk,
+            script: "load.lua",
             url,
             mode,
             tokens,
+            body: None,
             threads: self.cores,
             connections: self.connections,
             seconds,
+            timeout_seconds: 5,
         }
     }
 

@@ -168,9 +168,13 @@ pub fn http(
     }
     request.push_str("\r\n");
     request.push_str(body);
-    stream.write_all(request.as_bytes()).map_err(io)?;
+    // A server refusing a large body (413) may answer and close before reading all of it:
+    // its answer counts, not the failed write.
+    let written = stream.write_all(request.as_bytes());
     let mut response = String::new();
-    stream.read_to_string(&mut response).map_err(io)?;
+    if let Err(e) = stream.read_to_string(&mut response) {
+        return Err(io(written.err().unwrap_or(e)));
+    }
     let status = response
         .split_whitespace()
         .nth(1)

@@ -5,7 +5,7 @@ mod rotation;
 mod settings;
 
 pub use preferences::{PreferencesError, PreferencesService};
-pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapReport};
+pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapProgress, RewrapReport};
 pub use settings::{
     DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, SetSettingError,
     SettingInput, SettingsPage, SettingsService,

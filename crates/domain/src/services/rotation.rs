@@ -3,6 +3,10 @@
 //! Batched and resumable: each pass asks only for rows whose kid is not current, so an
 //! interrupted run simply starts again, and a finished run finds nothing. Each row is
 //! written only if its version is unchanged, so a concurrent user write always wins.
+//! Progress goes to a callback after every batch, which may also stop the run there: the
+//! domain does no I/O, the caller draws bars or prints lines.
+
+use std::ops::ControlFlow;
 
 use crate::{
     UserId,
@@ -50,6 +54,19 @@ pub struct RewrapReport {
     pub changed_concurrently: u64,
     /// Rows that could not be decrypted or parsed.
     pub failures: Vec<RewrapFailure>,
+    /// The caller stopped the run after a batch; the rows not reached yet keep their old
+    /// key until a new run, which resumes.
+    pub interrupted: bool,
+}
+
+/// How far a rewrap run is, reported before the first batch and after each one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RewrapProgress {
+    /// Rows not sealed with the current key when the run started. Rows sealed with an old
+    /// key during the run are processed too, so `done` may end above it.
+    pub total: u64,
+    /// Rows processed so far: rewrapped (or would be), changed concurrently, or failed.
+    pub done: u64,
 }
 
 /// The key-rotation use cases.
@@ -77,10 +94,47 @@ impl<S: EnvelopeStore, C: SecretCipher> KeyRotation<S, C> {
     /// # Errors
     /// When the store fails; rows already rewrapped stay rewrapped, and a new run resumes.
     pub async fn rewrap(&self, options: RewrapOptions) -> Result<RewrapReport, RepositoryError> {
+        self.run(options, 0, |_| ControlFlow::Continue(())).await
+    }
+
+    /// [`Self::rewrap`], counting the rows to rewrap first and calling `on_progress` before
+    /// the first batch and after each one; `ControlFlow::Break` stops the run there (the
+    /// report says `interrupted`).
+    ///
+    /// # Errors
+    /// When the store fails; rows already rewrapped stay rewrapped, and a new run resumes.
+    pub async fn rewrap_with_progress(
+        &self,
+        options: RewrapOptions,
+        on_progress: impl FnMut(RewrapProgress) -> ControlFlow<()>,
+    ) -> Result<RewrapReport, RepositoryError> {
+        let current = self.cipher.current_kid();
+        let total = self
+            .store
+            .count_by_kid()
+            .await?
+            .into_iter()
+            .filter(|(kid, _)| kid.as_deref() != Some(current.as_str()))
+            .map(|(_, rows)| rows)
+            .sum();
+        self.run(options, total, on_progress).await
+    }
+
+    async fn run(
+        &self,
+        options: RewrapOptions,
+        total: u64,
+        mut on_progress: impl FnMut(RewrapProgress) -> ControlFlow<()>,
+    ) -> Result<RewrapReport, RepositoryError> {
         let current = self.cipher.current_kid();
         let mut report = RewrapReport::default();
         let mut cursor: Option<(UserId, SettingKey)> = None;
+        let mut done = 0;
         loop {
+            if on_progress(RewrapProgress { total, done }).is_break() {
+                report.interrupted = true;
+                return Ok(report);
+            }
             let batch = self
                 .store
                 .not_sealed_with(&current, cursor.clone(), options.batch_size.max(1))
@@ -106,6 +160,7 @@ impl<S: EnvelopeStore, C: SecretCipher> KeyRotation<S, C> {
                     }
                 }
             }
+            done += batch.len() as u64;
         }
     }
 

@@ -1,5 +1,7 @@
 //! Key rotation: batching, concurrency, corrupt rows and dry runs, against mocked ports.
 
+use std::ops::ControlFlow;
+
 use mockall::predicate::always;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -8,7 +10,7 @@ use super::user;
 use crate::{
     ports::{MockEnvelopeStore, MockSecretCipher, SealedCell},
     secrets::{CipherError, Envelope},
-    services::{KeyRotation, RewrapOptions},
+    services::{KeyRotation, RewrapOptions, RewrapProgress},
     settings::SettingKey,
 };
 
@@ -136,4 +138,54 @@ async fn dry_run_writes_nothing() {
         .await
         .unwrap();
     assert_eq!(report.rewrapped, 1);
+}
+
+/// Five rows on the old key k1 (three more already on k2), served two per batch.
+fn five_old_rows() -> MockEnvelopeStore {
+    let cells = (0..5)
+        .map(|i| cell(&format!("a.k{i}"), envelope("k1").to_value()))
+        .collect();
+    let mut store = store(cells, true);
+    store
+        .expect_count_by_kid()
+        .returning(|| Ok(vec![(Some("k1".into()), 5), (Some("k2".into()), 3)]));
+    store
+}
+
+const TWO_PER_BATCH: RewrapOptions = RewrapOptions {
+    batch_size: 2,
+    dry_run: false,
+};
+
+#[tokio::test]
+async fn progress_counts_the_rows_to_rewrap_first_then_reports_every_batch() {
+    let rotation = KeyRotation::new(five_old_rows(), cipher());
+    let mut seen = Vec::new();
+    rotation
+        .rewrap_with_progress(TWO_PER_BATCH, |p| {
+            seen.push(p);
+            ControlFlow::Continue(())
+        })
+        .await
+        .unwrap();
+    let done: Vec<u64> = seen.iter().map(|p| p.done).collect();
+    assert_eq!(done, [0, 2, 4, 5]);
+    assert!(seen.iter().all(|p| p.total == 5), "{seen:?}");
+}
+
+#[tokio::test]
+async fn breaking_from_progress_stops_after_the_current_batch() {
+    let rotation = KeyRotation::new(five_old_rows(), cipher());
+    let report = rotation
+        .rewrap_with_progress(TWO_PER_BATCH, |p: RewrapProgress| {
+            if p.done >= 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.rewrapped, 2);
+    assert!(report.interrupted);
 }
