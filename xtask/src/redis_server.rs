@@ -56,6 +56,11 @@ impl RedisServer {
         Ok(server)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `redis://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url

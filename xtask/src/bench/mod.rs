@@ -28,6 +28,7 @@ use procstat::Sample;
 use report::{Ratio, Row};
 use service::Service;
 
+use crate::redis_server::RedisServer;
 use crate::{dev_secrets, process, workspace};
 
 pub const USAGE: &str = "\
@@ -374,6 +375,28 @@ impl Bench {
         Ok(row)
     }
 
+    /// [`Bench::http_scenario`] of a service whose quotas are counted in the store `store`
+    /// (a pid), whose CPU is measured too.
+    pub fn http_scenario_with_store(
+        &self,
+        svc: &Service,
+        store: u32,
+        id: &str,
+        name: &str,
+        mode: &str,
+        tokens: Option<&Path>,
+    ) -> Result<Row, String> {
+        eprintln!("\n== {id}: {name}");
+        let url = svc.url();
+        let warmup = self.seconds.clamp(1, 2);
+        self.wrk(&url, mode, tokens, warmup).run()?;
+        let row = self.measure_with_store(Some(svc), Some(store), id, name, || {
+            self.wrk(&url, mode, tokens, self.seconds).run()
+        })?;
+        print_row(&row);
+        Ok(row)
+    }
+
     /// Fills the preferences cache: every token's user once (at least), walking the tokens.
     pub fn warm_preferences(&self, svc: &Service, tokens: &Path, count: u64) -> Result<(), String> {
         eprintln!("\n== warming the preferences cache ({count} users)");
@@ -425,16 +448,33 @@ impl Bench {
         name: &str,
         run: impl FnOnce() -> Result<Measurement, String>,
     ) -> Result<Row, String> {
+        self.measure_with_store(svc, None, id, name, run)
+    }
+
+    /// As [`Bench::measure`], also counting the CPU of the rate-limit store `store` (a pid).
+    fn measure_with_store(
+        &self,
+        svc: Option<&Service>,
+        store: Option<u32>,
+        id: &str,
+        name: &str,
+        run: impl FnOnce() -> Result<Measurement, String>,
+    ) -> Result<Row, String> {
         wait_for_quiet_machine();
         let pid = svc.map(Service::pid);
         if let Some(pid) = pid {
             procstat::reset_peak_rss(pid);
         }
         let postmaster = self.db.postmaster_pid();
+        let store_before = store.and_then(procstat::process_cpu);
         let before = Sample::take(pid, postmaster);
         let m = run()?;
         let after = Sample::take(pid, postmaster);
+        let store_after = store.and_then(procstat::process_cpu);
         let (service_cores, db_cores, machine_cores) = before.cores_until(&after);
+        let store_cores = store_before
+            .zip(store_after)
+            .map(|(a, b)| (b - a).max(0.0) / before.seconds_until(&after));
         let generator_cores = m
             .generator_cpu
             .map(|cpu| cpu / before.seconds_until(&after));
@@ -443,6 +483,7 @@ impl Bench {
                 - service_cores.unwrap_or(0.0)
                 - db_cores.unwrap_or(0.0)
                 - generator_cores.unwrap_or(0.0)
+                - store_cores.unwrap_or(0.0)
         });
         Ok(Row {
             id: id.to_owned(),
@@ -454,6 +495,7 @@ impl Bench {
             other_cores,
             machine_cores,
             peak_rss_mib: pid.and_then(procstat::peak_rss_mib),
+            store_cores,
         })
     }
 
@@ -663,6 +705,27 @@ fn run_round(bench: &Bench, opts: &Options, tokens: &Path) -> Result<Vec<Row>, S
         "prefs",
         Some(tokens),
     )?);
+    // B again with the quotas counted in a Redis-protocol store (one EVALSHA per request)
+    // instead of in process; a service of its own, warmed the same way.
+    let store = RedisServer::start()?;
+    let shared = bench.start_service_with(
+        "cached-redis",
+        &[
+            ("USER_SETTINGS_RATE_LIMIT_STORE", "redis".to_owned()),
+            ("USER_SETTINGS_REDIS_URL", store.url().to_owned()),
+        ],
+    )?;
+    bench.warm_preferences(&shared, tokens, opts.tokens)?;
+    rows.push(bench.http_scenario_with_store(
+        &shared,
+        store.pid(),
+        "BR",
+        "GET preferences (cached), quotas in Redis",
+        "prefs",
+        Some(tokens),
+    )?);
+    shared.stop();
+    drop(store);
     rows.push(bench.http_scenario(
         &cached,
         "D",
@@ -713,7 +776,7 @@ fn run_round(bench: &Bench, opts: &Options, tokens: &Path) -> Result<Vec<Row>, S
     )?);
     uncached.stop();
 
-    let order = ["A", "B", "C", "D", "E", "F", "P1", "P2"];
+    let order = ["A", "B", "BR", "C", "D", "E", "F", "P1", "P2"];
     rows.sort_by_key(|r| order.iter().position(|id| *id == r.id));
     Ok(rows)
 }
@@ -736,10 +799,11 @@ fn median_rows(rounds: &[Vec<Row>]) -> Vec<Row> {
         .collect()
 }
 
-/// The issue's ratios of the median rows, with their range over the rounds.
+/// The target ratios of the median rows, with their range over the rounds.
 fn ratios(rows: &[Row], rounds: &[Vec<Row>]) -> Vec<Ratio> {
     [
         ("B/A (cached read vs HTTP ceiling)", "B", "A", Some(0.7)),
+        ("BR/B (quotas in Redis vs in process)", "BR", "B", Some(0.6)),
         (
             "C/P1 (uncached read vs database SELECT)",
             "C",

@@ -1,5 +1,5 @@
 //! The benchmark's results: a table on the terminal, `report.md` and `report.json` (written
-//! by hand: xtask has no dependencies), ratios against the issue's targets, and a description
+//! by hand), ratios against their targets, and a description
 //! of the machine.
 
 use std::fmt::Write as _;
@@ -26,6 +26,8 @@ pub struct Row {
     pub machine_cores: Option<f64>,
     /// The service's peak RSS during the scenario, MiB.
     pub peak_rss_mib: Option<f64>,
+    /// Average cores used by the rate-limit store (scenarios that use one).
+    pub store_cores: Option<f64>,
 }
 
 /// A ratio of two scenarios' throughputs and its target.
@@ -53,13 +55,13 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
         "| | scenario | req/s | p50 ms | p99 ms | max ms | non-2xx | socket errors | \
          CPU service | CPU PostgreSQL | CPU load gen. | CPU other | \
-         service µs CPU/req | PostgreSQL µs CPU/req | service peak RSS MiB |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         service µs CPU/req | PostgreSQL µs CPU/req | store µs CPU/req | service peak RSS MiB |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.id,
             r.name,
             r.m.per_second,
@@ -74,6 +76,7 @@ pub fn table(rows: &[Row]) -> String {
             opt(r.other_cores, 2),
             opt(r.per_request_us(r.service_cores), 1),
             opt(r.per_request_us(r.db_cores), 1),
+            opt(r.per_request_us(r.store_cores), 1),
             opt(r.peak_rss_mib, 1),
         );
     }
@@ -166,7 +169,7 @@ pub fn row_json(r: &Row) -> String {
          \"socket_errors\": {}, \"service_cpu_cores\": {}, \"postgres_cpu_cores\": {}, \
          \"load_generator_cpu_cores\": {}, \"other_cpu_cores\": {}, \"machine_cpu_cores\": {}, \
          \"service_cpu_us_per_request\": {}, \"postgres_cpu_us_per_request\": {}, \
-         \"service_peak_rss_mib\": {}}}",
+         \"store_cpu_us_per_request\": {}, \"service_peak_rss_mib\": {}}}",
         json_str(&r.id),
         json_str(&r.name),
         r.m.requests,
@@ -185,6 +188,7 @@ pub fn row_json(r: &Row) -> String {
         json_num(r.machine_cores),
         json_num(r.per_request_us(r.service_cores)),
         json_num(r.per_request_us(r.db_cores)),
+        json_num(r.per_request_us(r.store_cores)),
         json_num(r.peak_rss_mib),
     )
 }
