@@ -477,7 +477,9 @@ impl Config {
         let root: Root = figment
             .extract()
             .map_err(|e| ConfigError::Load(describe(e)))?;
-        root.user_settings.validate()?;
+        root.user_settings
+            .validate()
+            .map_err(|e| with_source(e, figment))?;
         Ok(root.user_settings)
     }
 
@@ -687,26 +689,7 @@ fn describe(errors: figment::Error) -> String {
         .map(|e| {
             let path = e.path.join(".").to_lowercase();
             let field = path.strip_prefix("user_settings.").unwrap_or(&path);
-            let variable = ENV_MAP
-                .iter()
-                .find(|(_, p)| *p == field)
-                .map(|(var, _)| (*var).to_owned())
-                .or_else(|| crate::integrations::env_variable(field));
-            let source = match variable {
-                Some(var)
-                    if e.metadata
-                        .as_ref()
-                        .is_some_and(|m| m.name.contains("environment")) =>
-                {
-                    format!(" (environment variable {var})")
-                }
-                _ => e
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.source.as_ref())
-                    .map(|s| format!(" (from {s})"))
-                    .unwrap_or_default(),
-            };
+            let source = source_note(field, e.metadata.as_ref());
             // Type errors quote the value; never for a secret (keys, passwords, URLs).
             let secret = ["key", "secret", "password", "url"]
                 .iter()
@@ -719,6 +702,45 @@ fn describe(errors: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Where the value at `field` (a path under `user_settings.`) came from: the environment
+/// variable, or the file; nothing for a default.
+fn source_note(field: &str, metadata: Option<&figment::Metadata>) -> String {
+    let variable = ENV_MAP
+        .iter()
+        .find(|(_, p)| *p == field)
+        .map(|(var, _)| (*var).to_owned())
+        .or_else(|| crate::integrations::env_variable(field));
+    match metadata {
+        Some(m) if m.name.contains("environment") => variable
+            .map(|var| format!(" (environment variable {var})"))
+            .unwrap_or_default(),
+        Some(figment::Metadata {
+            source: Some(source @ figment::Source::File(_)),
+            ..
+        }) => format!(" (from {source})"),
+        _ => String::new(),
+    }
+}
+
+/// An out-of-range value's error, with where the value came from when the field does not
+/// already name its variable.
+fn with_source(error: ConfigError, figment: &Figment) -> ConfigError {
+    let ConfigError::Invalid { field, message } = error else {
+        return error;
+    };
+    let path = field.split(" (").next().unwrap_or(&field);
+    let key = path.strip_prefix("user_settings.").unwrap_or(path);
+    let note = source_note(key, figment.find_metadata(path));
+    // A field that names its variable already says as much as the environment note.
+    let named = note.contains("environment variable") && field.len() > path.len();
+    let field = if note.is_empty() || named {
+        field
+    } else {
+        format!("{path}{note}")
+    };
+    ConfigError::Invalid { field, message }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -930,6 +952,30 @@ mod tests {
 
         config.rate_limiting.redis_url = Some(SecretString::from("rediss://:pw@cache:6380/0"));
         assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn an_out_of_range_value_names_the_file_it_came_from() {
+        let message = refusal("user_settings: {validation: {max_json_depth: 500}}", &[]);
+        assert!(
+            message.contains("user_settings.validation.max_json_depth (from "),
+            "{message}"
+        );
+        assert!(message.contains("config.yaml"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_provider_url_from_the_environment_names_its_variable() {
+        let message = refusal(
+            "",
+            &[("USER_SETTINGS_SIMKL_TOKEN_URL", "ftp://simkl.example/t")],
+        );
+        assert!(
+            message.contains(
+                "user_settings.integrations.simkl.token_url (environment variable USER_SETTINGS_SIMKL_TOKEN_URL)"
+            ),
+            "{message}"
+        );
     }
 
     #[test]
