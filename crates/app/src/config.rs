@@ -1020,6 +1020,15 @@ mod tests {
     }
 
     #[test]
+    fn the_redis_store_without_a_url_is_refused_at_load() {
+        let message = refusal("", &[("USER_SETTINGS_RATE_LIMIT_STORE", "redis")]);
+        assert!(
+            message.contains("user_settings.rate_limiting.redis_url (USER_SETTINGS_REDIS_URL)"),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_zero_rate_limit_in_the_file_is_refused_naming_the_file() {
         let message = refusal("user_settings: {rate_limiting: {writes_per_hour: 0}}", &[]);
         assert!(
