@@ -7,20 +7,29 @@ use std::{collections::BTreeMap, time::Duration};
 use domain::integrations::{AuthMethod, ClientRequirement, ProviderId};
 use reqwest::Url;
 use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
 
 use crate::endpoints::{DefaultEndpoints, default_endpoints};
 
-/// What the deployment configured for one provider.
-#[derive(Clone, Debug)]
+/// What the deployment configured for one provider: the `integrations.{provider}` section of
+/// the service's configuration, read as is (unset URLs are the provider's production
+/// endpoints). Environment values are typed by their look, so ids and secrets that happen to
+/// be all digits are still read as text.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProviderSettings {
     /// Off: the provider is listed as not configured whatever else is set.
     pub enabled: bool,
     /// OAuth client id (Last.fm: the API key).
+    #[serde(deserialize_with = "text::string")]
     pub client_id: Option<String>,
     /// OAuth client secret (Last.fm: the shared secret).
+    #[serde(serialize_with = "text::redacted", deserialize_with = "text::secret")]
     pub client_secret: Option<SecretString>,
-    /// Redirect URIs a client may ask for; the first is the default.
-    pub redirect_uris: Vec<String>,
+    /// The default redirect URI (where the provider sends the browser back).
+    pub redirect_uri: Option<String>,
+    /// Further redirect URIs a client may ask for with `?redirect_uri=`.
+    pub extra_redirect_uris: Vec<String>,
     /// Authorization endpoint (where the browser goes).
     pub auth_url: Option<String>,
     /// Token endpoint.
@@ -39,13 +48,30 @@ impl Default for ProviderSettings {
             enabled: true,
             client_id: None,
             client_secret: None,
-            redirect_uris: Vec::new(),
+            redirect_uri: None,
+            extra_redirect_uris: Vec::new(),
             auth_url: None,
             token_url: None,
             api_url: None,
             revoke_url: None,
             scopes: None,
         }
+    }
+}
+
+impl ProviderSettings {
+    /// Checks every URL as the gateway will read it, so a bad one is refused when the
+    /// configuration is loaded rather than when the gateway is built.
+    ///
+    /// # Errors
+    /// The first bad URL, naming the provider and the field.
+    pub fn validate(&self, id: ProviderId) -> Result<(), GatewayConfigError> {
+        ResolvedProvider::resolve(id, self).map(drop)
+    }
+
+    /// The redirect URIs a client may ask for; the first is the default.
+    fn redirect_uris(&self) -> impl Iterator<Item = &String> {
+        self.redirect_uri.iter().chain(&self.extra_redirect_uris)
     }
 }
 
@@ -132,8 +158,7 @@ impl ResolvedProvider {
             client_id: settings.client_id.clone().filter(|c| !c.trim().is_empty()),
             client_secret: settings.client_secret.clone(),
             redirect_uris: settings
-                .redirect_uris
-                .iter()
+                .redirect_uris()
                 .map(|u| parse_redirect_uri(id, u))
                 .collect::<Result<_, _>>()?,
             auth_url: url("auth_url", &settings.auth_url, auth)?,
@@ -213,6 +238,41 @@ fn parse_redirect_uri(provider: ProviderId, raw: &str) -> Result<Url, GatewayCon
         )));
     }
     Ok(url)
+}
+
+/// Values as text whatever their look (`12345`), and secrets never serialized.
+mod text {
+    use secrecy::SecretString;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lenient {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+        Flag(bool),
+    }
+
+    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Lenient>::deserialize(d)?.map(|t| match t {
+            Lenient::Text(s) => s,
+            Lenient::Unsigned(n) => n.to_string(),
+            Lenient::Signed(n) => n.to_string(),
+            Lenient::Flag(b) => b.to_string(),
+        }))
+    }
+
+    pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+        Ok(string(d)?.map(SecretString::from))
+    }
+
+    pub fn redacted<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(_) => s.serialize_str("[REDACTED]"),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 #[cfg(test)]

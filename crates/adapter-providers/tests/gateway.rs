@@ -24,7 +24,7 @@ fn settings(server: &MockServer) -> ProviderSettings {
     ProviderSettings {
         client_id: Some("client-1".into()),
         client_secret: Some(SecretString::from("client-secret-1")),
-        redirect_uris: vec![REDIRECT.into()],
+        redirect_uri: Some(REDIRECT.into()),
         auth_url: Some(format!("{base}/oauth/authorize")),
         token_url: Some(format!("{base}/oauth/token")),
         api_url: Some(base.clone()),

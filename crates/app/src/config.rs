@@ -1,8 +1,10 @@
 //! Configuration: defaults → YAML file (`--config` / `USER_SETTINGS_CONFIG`, keys under
 //! `user_settings:`) → environment variables.
-//! Invalid values stop start-up with a message naming the field.
+//! Invalid values stop start-up with a message naming the field, once, here: the types carry
+//! their invariants (`NonZeroU32` quotas, [`PositiveDuration`] timeouts, the validated
+//! `AllowedCategories`), so start-up uses them without checking again.
 
-use std::{path::Path, time::Duration};
+use std::{num::NonZeroU32, path::Path, time::Duration};
 
 use figment::{
     Figment,
@@ -10,6 +12,8 @@ use figment::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use domain::settings::AllowedCategories;
 
 use crate::cache::ByteSize;
 
@@ -141,12 +145,10 @@ pub struct DatabaseConfig {
     pub max_connections: usize,
     /// Longest wait for a connection (pool wait, connect, recycle) and for one repository
     /// operation: the bound on a 503.
-    #[serde(with = "duration")]
-    pub timeout: Duration,
+    pub timeout: PositiveDuration,
     /// `statement_timeout` of every session, capped at `timeout` so a statement abandoned by
     /// the client-side deadline does not keep running (and committing) on the server.
-    #[serde(with = "duration")]
-    pub statement_timeout: Duration,
+    pub statement_timeout: PositiveDuration,
     /// Run migrations at start-up.
     pub migrate_on_start: bool,
 }
@@ -156,8 +158,8 @@ impl Default for DatabaseConfig {
         Self {
             url: None,
             max_connections: 16,
-            timeout: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(2),
+            timeout: PositiveDuration(Duration::from_secs(2)),
+            statement_timeout: PositiveDuration(Duration::from_secs(2)),
             migrate_on_start: true,
         }
     }
@@ -191,12 +193,11 @@ pub struct ServerConfig {
     pub require_if_match: bool,
     /// Most concurrent connections per worker.
     pub max_connections: usize,
-    /// Time a client has to send the request head (slow clients cannot hold a worker).
-    #[serde(with = "duration")]
-    pub client_request_timeout: Duration,
+    /// Time a client has to send the request head (slow clients cannot hold a worker; actix
+    /// would read 0 as "no timeout").
+    pub client_request_timeout: PositiveDuration,
     /// Time a client has to acknowledge the connection close.
-    #[serde(with = "duration")]
-    pub client_disconnect_timeout: Duration,
+    pub client_disconnect_timeout: PositiveDuration,
     /// Keep-alive of idle connections (`0` closes after each response).
     #[serde(with = "duration")]
     pub keep_alive: Duration,
@@ -216,8 +217,10 @@ impl Default for ServerConfig {
             workers: 0,
             require_if_match: false,
             max_connections: http.max_connections,
-            client_request_timeout: http.client_request_timeout,
-            client_disconnect_timeout: http.client_disconnect_timeout,
+            client_request_timeout: PositiveDuration::new(http.client_request_timeout)
+                .unwrap_or(PositiveDuration::SECOND),
+            client_disconnect_timeout: PositiveDuration::new(http.client_disconnect_timeout)
+                .unwrap_or(PositiveDuration::SECOND),
             keep_alive: http.keep_alive,
             shutdown_timeout: http.shutdown_timeout,
             max_concurrent_writes_per_user: adapter_http::WritePermits::DEFAULT_PER_USER,
@@ -259,27 +262,37 @@ pub struct JwtConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Reads per user per hour.
-    pub reads_per_hour: u32,
+    pub reads_per_hour: NonZeroU32,
     /// Writes per user per hour.
-    pub writes_per_hour: u32,
+    pub writes_per_hour: NonZeroU32,
     /// Where the counters live.
     pub store: RateLimitStore,
     /// The shared store (`redis://` or `rediss://`; may carry a password).
     #[serde(serialize_with = "redacted", deserialize_with = "lenient::secret")]
     pub redis_url: Option<SecretString>,
     /// Longest wait for the shared store; past it the in-process limiter decides.
-    #[serde(with = "duration")]
-    pub store_timeout: Duration,
+    pub store_timeout: PositiveDuration,
+}
+
+impl RateLimitConfig {
+    /// The shared store's URL when the counters live there; `None` for the in-process store.
+    /// (Loading refuses the redis store without a URL.)
+    pub fn shared_store(&self) -> Option<&SecretString> {
+        match self.store {
+            RateLimitStore::Memory => None,
+            RateLimitStore::Redis => self.redis_url.as_ref(),
+        }
+    }
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
-            reads_per_hour: 1000,
-            writes_per_hour: 100,
+            reads_per_hour: NonZeroU32::new(1000).unwrap_or(NonZeroU32::MIN),
+            writes_per_hour: NonZeroU32::new(100).unwrap_or(NonZeroU32::MIN),
             store: RateLimitStore::Memory,
             redis_url: None,
-            store_timeout: Duration::from_millis(50),
+            store_timeout: PositiveDuration(Duration::from_millis(50)),
         }
     }
 }
@@ -352,7 +365,8 @@ pub struct ValidationConfig {
     /// Largest body of a bulk write, in KiB.
     pub max_bulk_body_kb: usize,
     /// Accepted categories.
-    pub allowed_categories: Vec<String>,
+    #[serde(with = "categories")]
+    pub allowed_categories: AllowedCategories,
 }
 
 impl Default for ValidationConfig {
@@ -367,9 +381,7 @@ impl Default for ValidationConfig {
             max_bytes_per_user_kb: limits.max_bytes_per_user / 1024,
             max_bulk_items: limits.max_bulk_items,
             max_bulk_body_kb: 1024,
-            allowed_categories: domain::settings::AllowedCategories::default()
-                .names()
-                .to_vec(),
+            allowed_categories: AllowedCategories::default(),
         }
     }
 }
@@ -422,7 +434,7 @@ pub enum ConfigError {
     #[error("invalid configuration: {field}: {message}")]
     Invalid {
         /// Dotted path of the field (e.g. `user_settings.validation.max_bulk_items`).
-        field: &'static str,
+        field: String,
         /// What is wrong.
         message: String,
     },
@@ -440,7 +452,7 @@ impl Config {
         if let Some(path) = file {
             if !path.exists() {
                 return Err(ConfigError::Invalid {
-                    field: "--config",
+                    field: "--config".into(),
                     message: format!("the file {} does not exist", path.display()),
                 });
             }
@@ -457,17 +469,26 @@ impl Config {
             crate::integrations::env_path(key.as_str())
                 .map(|path| format!("user_settings.{path}").into())
         }));
+        Self::extract(&figment)
+    }
+
+    /// Reads and checks the merged sources.
+    fn extract(figment: &Figment) -> Result<Self, ConfigError> {
         let root: Root = figment
             .extract()
             .map_err(|e| ConfigError::Load(describe(e)))?;
-        root.user_settings.validate()?;
+        root.user_settings
+            .validate()
+            .map_err(|e| with_source(e, figment))?;
         Ok(root.user_settings)
     }
 
+    /// The checks that span fields or need more than a type: each value alone is already
+    /// valid by its type.
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| {
+        let invalid = |field: &str, message: &str| {
             Err(ConfigError::Invalid {
-                field,
+                field: field.to_owned(),
                 message: message.to_owned(),
             })
         };
@@ -539,24 +560,6 @@ impl Config {
                 "must be at most 1024 (the database constraint)",
             );
         }
-        if let Err(name) = domain::settings::AllowedCategories::new(v.allowed_categories.clone()) {
-            return invalid(
-                "user_settings.validation.allowed_categories",
-                &format!("{name:?} is not a valid category name (a-z, 0-9, '_', '-'; 1-100 chars)"),
-            );
-        }
-        if self.rate_limiting.reads_per_hour == 0 {
-            return invalid(
-                "user_settings.rate_limiting.reads_per_hour",
-                "must be at least 1",
-            );
-        }
-        if self.rate_limiting.writes_per_hour == 0 {
-            return invalid(
-                "user_settings.rate_limiting.writes_per_hour",
-                "must be at least 1",
-            );
-        }
         let limits = &self.rate_limiting;
         if limits.store == RateLimitStore::Redis {
             let Some(url) = &limits.redis_url else {
@@ -572,25 +575,10 @@ impl Config {
                 );
             }
         }
-        if limits.store_timeout.is_zero() {
-            return invalid(
-                "user_settings.rate_limiting.store_timeout (USER_SETTINGS_RATE_LIMIT_STORE_TIMEOUT)",
-                "must be more than 0",
-            );
-        }
         if self.database.max_connections == 0 {
             return invalid(
                 "user_settings.database.max_connections",
                 "must be at least 1",
-            );
-        }
-        if self.database.timeout.is_zero() {
-            return invalid("user_settings.database.timeout", "must be more than 0");
-        }
-        if self.database.statement_timeout.is_zero() {
-            return invalid(
-                "user_settings.database.statement_timeout",
-                "must be more than 0",
             );
         }
         if self.cache.max_entries == Some(0) {
@@ -627,19 +615,6 @@ impl Config {
                 "must be at least 1",
             );
         }
-        // actix reads 0 as "no timeout", which would let slow clients hold workers forever.
-        if self.server.client_request_timeout.is_zero() {
-            return invalid(
-                "user_settings.server.client_request_timeout (USER_SETTINGS_CLIENT_REQUEST_TIMEOUT)",
-                "must be more than 0",
-            );
-        }
-        if self.server.client_disconnect_timeout.is_zero() {
-            return invalid(
-                "user_settings.server.client_disconnect_timeout (USER_SETTINGS_CLIENT_DISCONNECT_TIMEOUT)",
-                "must be more than 0",
-            );
-        }
         if let Some(alg) = &self.encryption.algorithm
             && !alg.eq_ignore_ascii_case("aes-256-gcm")
         {
@@ -662,7 +637,7 @@ impl Config {
                 "must be an address such as 127.0.0.1:9090",
             );
         }
-        Ok(())
+        self.integrations.validate()
     }
 
     /// The domain limits these settings describe.
@@ -698,8 +673,8 @@ impl Config {
             .url
             .as_deref()
             .filter(|u| !u.trim().is_empty())
-            .ok_or(ConfigError::Invalid {
-                field: "user_settings.database.url (DATABASE_URL)",
+            .ok_or_else(|| ConfigError::Invalid {
+                field: "user_settings.database.url (DATABASE_URL)".into(),
                 message: "is required; `cargo xtask run` sets it to the project-local PostgreSQL"
                     .into(),
             })
@@ -714,21 +689,7 @@ fn describe(errors: figment::Error) -> String {
         .map(|e| {
             let path = e.path.join(".").to_lowercase();
             let field = path.strip_prefix("user_settings.").unwrap_or(&path);
-            let source = match ENV_MAP.iter().find(|(_, p)| *p == field) {
-                Some((var, _))
-                    if e.metadata
-                        .as_ref()
-                        .is_some_and(|m| m.name.contains("environment")) =>
-                {
-                    format!(" (environment variable {var})")
-                }
-                _ => e
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.source.as_ref())
-                    .map(|s| format!(" (from {s})"))
-                    .unwrap_or_default(),
-            };
+            let source = source_note(field, e.metadata.as_ref());
             // Type errors quote the value; never for a secret (keys, passwords, URLs).
             let secret = ["key", "secret", "password", "url"]
                 .iter()
@@ -743,16 +704,52 @@ fn describe(errors: figment::Error) -> String {
         .join("; ")
 }
 
+/// Where the value at `field` (a path under `user_settings.`) came from: the environment
+/// variable, or the file; nothing for a default.
+fn source_note(field: &str, metadata: Option<&figment::Metadata>) -> String {
+    let variable = ENV_MAP
+        .iter()
+        .find(|(_, p)| *p == field)
+        .map(|(var, _)| (*var).to_owned())
+        .or_else(|| crate::integrations::env_variable(field));
+    match metadata {
+        Some(m) if m.name.contains("environment") => variable
+            .map(|var| format!(" (environment variable {var})"))
+            .unwrap_or_default(),
+        Some(figment::Metadata {
+            source: Some(source @ figment::Source::File(_)),
+            ..
+        }) => format!(" (from {source})"),
+        _ => String::new(),
+    }
+}
+
+/// An out-of-range value's error, with where the value came from when the field does not
+/// already name its variable.
+fn with_source(error: ConfigError, figment: &Figment) -> ConfigError {
+    let ConfigError::Invalid { field, message } = error else {
+        return error;
+    };
+    let path = field.split(" (").next().unwrap_or(&field);
+    let key = path.strip_prefix("user_settings.").unwrap_or(path);
+    let note = source_note(key, figment.find_metadata(path));
+    // A field that names its variable already says as much as the environment note.
+    let named = note.contains("environment variable") && field.len() > path.len();
+    let field = if note.is_empty() || named {
+        field
+    } else {
+        format!("{path}{note}")
+    };
+    ConfigError::Invalid { field, message }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Root {
     #[serde(default)]
     user_settings: Config,
 }
 
-pub(crate) fn redacted<S: Serializer>(
-    value: &Option<SecretString>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
+fn redacted<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => s.serialize_str("[REDACTED]"),
         None => s.serialize_none(),
@@ -762,7 +759,7 @@ pub(crate) fn redacted<S: Serializer>(
 /// Durations as text: `250ms`, `5s`, `5m`, `1h`, or `0`.
 /// Environment values are typed by their look (`12345` is a number): ids and secrets that
 /// happen to be all digits are still text.
-pub(crate) mod lenient {
+mod lenient {
     use super::*;
 
     #[derive(Deserialize)]
@@ -774,23 +771,86 @@ pub(crate) mod lenient {
         Flag(bool),
     }
 
-    fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        Ok(Option::<Lenient>::deserialize(d)?.map(|t| match t {
-            Lenient::Text(s) => s,
-            Lenient::Unsigned(n) => n.to_string(),
-            Lenient::Signed(n) => n.to_string(),
-            Lenient::Flag(b) => b.to_string(),
-        }))
-    }
-
-    /// An optional string.
-    pub fn string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-        text(d)
-    }
-
     /// An optional secret.
     pub fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-        Ok(text(d)?.map(SecretString::from))
+        Ok(Option::<Lenient>::deserialize(d)?.map(|t| {
+            SecretString::from(match t {
+                Lenient::Text(s) => s,
+                Lenient::Unsigned(n) => n.to_string(),
+                Lenient::Signed(n) => n.to_string(),
+                Lenient::Flag(b) => b.to_string(),
+            })
+        }))
+    }
+}
+
+/// A duration greater than zero: for timeouts where 0 would mean "never" or "at once".
+/// Written like any duration (`250ms`, `5s`); `0` is refused when the configuration is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PositiveDuration(Duration);
+
+impl PositiveDuration {
+    /// One second (the fallback of a default that would otherwise be zero).
+    pub const SECOND: Self = Self(Duration::from_secs(1));
+
+    /// `None` for zero.
+    pub const fn new(duration: Duration) -> Option<Self> {
+        if duration.is_zero() {
+            None
+        } else {
+            Some(Self(duration))
+        }
+    }
+
+    /// The duration.
+    pub const fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl TryFrom<Duration> for PositiveDuration {
+    type Error = &'static str;
+
+    fn try_from(duration: Duration) -> Result<Self, Self::Error> {
+        Self::new(duration).ok_or("must be more than 0")
+    }
+}
+
+impl From<PositiveDuration> for Duration {
+    fn from(positive: PositiveDuration) -> Self {
+        positive.0
+    }
+}
+
+impl Serialize for PositiveDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        duration::serialize(&self.0, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PositiveDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::try_from(duration::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The category list, checked as it is read.
+mod categories {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(
+        categories: &AllowedCategories,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        categories.names().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<AllowedCategories, D::Error> {
+        AllowedCategories::new(Vec::<String>::deserialize(d)?).map_err(|name| {
+            serde::de::Error::custom(format!(
+                "{name:?} is not a valid category name (a-z, 0-9, '_', '-'; 1-100 chars)"
+            ))
+        })
     }
 }
 
@@ -818,11 +878,44 @@ pub(crate) mod duration {
     }
 }
 
+/// Loading as `user-settings` does, from a file and environment of the test's own.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    fn field_of(config: &Config) -> Option<&'static str> {
+    /// Loads `yaml` as the `--config` file (`config.yaml`) with `env` set.
+    // The closure's error type is figment's own, which is large; it is only a test.
+    #[allow(clippy::result_large_err)]
+    pub fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut loaded = None;
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("config.yaml", if yaml.is_empty() { "{}" } else { yaml })?;
+            for (name, value) in env {
+                jail.set_env(name, value);
+            }
+            loaded = Some(Config::load(Some(Path::new("config.yaml"))));
+            Ok(())
+        });
+        loaded.unwrap()
+    }
+
+    /// The message of the refusal to load `yaml` with `env`.
+    pub fn refusal(yaml: &str, env: &[(&str, &str)]) -> String {
+        match load(yaml, env) {
+            Ok(_) => panic!("accepted: {yaml} {env:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{
+        testing::{load, refusal},
+        *,
+    };
+
+    fn field_of(config: &Config) -> Option<String> {
         match config.validate() {
             Err(ConfigError::Invalid { field, .. }) => Some(field),
             _ => None,
@@ -836,12 +929,10 @@ mod tests {
 
     #[test]
     fn slow_client_timeouts_cannot_be_disabled() {
-        let mut config = Config::default();
-        config.server.client_request_timeout = Duration::ZERO;
-        assert!(field_of(&config).is_some_and(|f| f.contains("client_request_timeout")));
-        let mut config = Config::default();
-        config.server.client_disconnect_timeout = Duration::ZERO;
-        assert!(field_of(&config).is_some_and(|f| f.contains("client_disconnect_timeout")));
+        for field in ["client_request_timeout", "client_disconnect_timeout"] {
+            let message = refusal(&format!("user_settings: {{server: {{{field}: 0}}}}"), &[]);
+            assert!(message.contains(&format!("server.{field}")), "{message}");
+        }
     }
 
     #[test]
@@ -864,6 +955,30 @@ mod tests {
     }
 
     #[test]
+    fn an_out_of_range_value_names_the_file_it_came_from() {
+        let message = refusal("user_settings: {validation: {max_json_depth: 500}}", &[]);
+        assert!(
+            message.contains("user_settings.validation.max_json_depth (from "),
+            "{message}"
+        );
+        assert!(message.contains("config.yaml"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_provider_url_from_the_environment_names_its_variable() {
+        let message = refusal(
+            "",
+            &[("USER_SETTINGS_SIMKL_TOKEN_URL", "ftp://simkl.example/t")],
+        );
+        assert!(
+            message.contains(
+                "user_settings.integrations.simkl.token_url (environment variable USER_SETTINGS_SIMKL_TOKEN_URL)"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
     fn a_bulk_body_limit_below_the_single_write_limit_is_refused_naming_both() {
         let mut config = Config::default();
         config.validation.max_value_size_kb = 1024;
@@ -879,9 +994,85 @@ mod tests {
 
     #[test]
     fn the_store_timeout_must_be_positive() {
-        let mut config = Config::default();
-        config.rate_limiting.store_timeout = Duration::ZERO;
-        assert!(field_of(&config).is_some_and(|f| f.contains("store_timeout")));
+        let message = refusal("", &[("USER_SETTINGS_RATE_LIMIT_STORE_TIMEOUT", "0")]);
+        assert!(
+            message.contains(
+                "rate_limiting.store_timeout (environment variable USER_SETTINGS_RATE_LIMIT_STORE_TIMEOUT)"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_zero_rate_limit_is_refused_at_load_naming_the_field_and_its_source() {
+        for (variable, field) in [
+            ("USER_SETTINGS_RATE_LIMIT_READS", "reads_per_hour"),
+            ("USER_SETTINGS_RATE_LIMIT_WRITES", "writes_per_hour"),
+        ] {
+            let message = refusal("", &[(variable, "0")]);
+            assert!(
+                message.contains(&format!(
+                    "user_settings.rate_limiting.{field} (environment variable {variable})"
+                )),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_redis_store_without_a_url_is_refused_at_load() {
+        let message = refusal("", &[("USER_SETTINGS_RATE_LIMIT_STORE", "redis")]);
+        assert!(
+            message.contains("user_settings.rate_limiting.redis_url (USER_SETTINGS_REDIS_URL)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_zero_rate_limit_in_the_file_is_refused_naming_the_file() {
+        let message = refusal("user_settings: {rate_limiting: {writes_per_hour: 0}}", &[]);
+        assert!(
+            message.contains("user_settings.rate_limiting.writes_per_hour (from "),
+            "{message}"
+        );
+        assert!(message.contains("config.yaml"), "{message}");
+    }
+
+    #[test]
+    fn an_invalid_category_is_refused_at_load_naming_the_field() {
+        let message = refusal(
+            "user_settings: {validation: {allowed_categories: [ui, Not Valid]}}",
+            &[],
+        );
+        assert!(
+            message.contains("user_settings.validation.allowed_categories"),
+            "{message}"
+        );
+        assert!(message.contains("\"Not Valid\""), "{message}");
+    }
+
+    #[test]
+    fn configured_categories_are_the_ones_accepted() {
+        let config = load(
+            "user_settings: {validation: {allowed_categories: [ui, games]}}",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            config.validation.allowed_categories.names(),
+            ["ui", "games"]
+        );
+    }
+
+    #[test]
+    fn zero_database_timeouts_are_refused_at_load_naming_the_field() {
+        for field in ["timeout", "statement_timeout"] {
+            let message = refusal(&format!("user_settings: {{database: {{{field}: 0}}}}"), &[]);
+            assert!(
+                message.contains(&format!("user_settings.database.{field}")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

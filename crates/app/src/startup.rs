@@ -1,7 +1,7 @@
 //! `Application`: builds every adapter from the configuration, wires the services (with
 //! their caches, metrics and rate limiter), and serves HTTP until stopped.
 
-use std::{net::TcpListener, num::NonZeroU32, sync::Arc};
+use std::{net::TcpListener, sync::Arc};
 
 use adapter_crypto::AesGcmKeyring;
 use adapter_http::{
@@ -18,7 +18,6 @@ use domain::{
     ports::{AuditLog, PreferencesRepository, SecretCipher, SettingsRepository},
     registry::KeyRegistry,
     services::{PreferencesService, SettingsService},
-    settings::AllowedCategories,
 };
 use prometheus::Registry;
 use secrecy::ExposeSecret;
@@ -30,7 +29,7 @@ use crate::{
         CachedPreferencesRepository, CachedSettingsRepository, Caches, PreferencesCache,
         SettingsCache, spawn_invalidation,
     },
-    config::{Config, ProvisioningMode, RateLimitStore},
+    config::{Config, ProvisioningMode},
     counting_cipher::CountingCipher,
     metrics::{AppMetrics, PREFERENCES_CACHE, SETTINGS_CACHE, SETTINGS_LIST_CACHE},
     rate_limiter::{EVICTION_INTERVAL, GovernorRateLimiter, spawn_eviction},
@@ -83,7 +82,10 @@ impl Application {
                 .push(spawn_invalidation(events, caches.clone()));
             background.change_feed = Some(feed);
         }
-        let local_limiter = Arc::new(rate_limiter(&config)?);
+        let local_limiter = Arc::new(GovernorRateLimiter::per_hour(
+            config.rate_limiting.reads_per_hour,
+            config.rate_limiting.writes_per_hour,
+        ));
         background.tasks.push(spawn_eviction(
             Arc::clone(&local_limiter),
             EVICTION_INTERVAL,
@@ -234,11 +236,12 @@ pub fn pg_config(config: &Config) -> anyhow::Result<PgConfig> {
     let db = &config.database;
     let mut pg = PgConfig::new(config.database_url()?);
     pg.max_size = db.max_connections;
-    pg.wait_timeout = db.timeout;
-    pg.create_timeout = db.timeout;
-    pg.recycle_timeout = db.timeout;
-    pg.connect_timeout = db.timeout;
-    pg.statement_timeout = db.statement_timeout.min(db.timeout);
+    let timeout = db.timeout.get();
+    pg.wait_timeout = timeout;
+    pg.create_timeout = timeout;
+    pg.recycle_timeout = timeout;
+    pg.connect_timeout = timeout;
+    pg.statement_timeout = db.statement_timeout.get().min(timeout);
     Ok(pg)
 }
 
@@ -255,8 +258,8 @@ fn server_options(config: &Config) -> ServerOptions {
     ServerOptions {
         workers: server.workers,
         max_connections: server.max_connections,
-        client_request_timeout: server.client_request_timeout,
-        client_disconnect_timeout: server.client_disconnect_timeout,
+        client_request_timeout: server.client_request_timeout.get(),
+        client_disconnect_timeout: server.client_disconnect_timeout.get(),
         keep_alive: server.keep_alive,
         shutdown_timeout: server.shutdown_timeout,
     }
@@ -269,37 +272,23 @@ fn shared_limiter(
     metrics: &AppMetrics,
 ) -> anyhow::Result<Arc<dyn adapter_http::RateLimiter>> {
     let limits = &config.rate_limiting;
-    let url = match (limits.store, &limits.redis_url) {
-        (RateLimitStore::Memory, _) => return Ok(local),
-        (RateLimitStore::Redis, Some(url)) => url,
-        (RateLimitStore::Redis, None) => {
-            anyhow::bail!("user_settings.rate_limiting.redis_url must be set for the redis store")
-        }
+    let Some(url) = limits.shared_store() else {
+        return Ok(local);
     };
-    let store = RedisGcra::connect_lazily(url.expose_secret(), KEY_PREFIX, limits.store_timeout)
-        .context("user_settings.rate_limiting.redis_url (USER_SETTINGS_REDIS_URL)")?;
+    let store =
+        RedisGcra::connect_lazily(url.expose_secret(), KEY_PREFIX, limits.store_timeout.get())
+            .context("user_settings.rate_limiting.redis_url (USER_SETTINGS_REDIS_URL)")?;
     let fallbacks = metrics
         .register_rate_limit_store_errors()
         .context("registering metrics")?;
-    let (reads, writes) = quotas(config)?;
     tracing::info!("rate limits are counted in the shared store");
     Ok(Arc::new(SharedRateLimiter::new(
-        store, local, reads, writes, fallbacks,
+        store,
+        local,
+        limits.reads_per_hour,
+        limits.writes_per_hour,
+        fallbacks,
     )))
-}
-
-fn quotas(config: &Config) -> anyhow::Result<(NonZeroU32, NonZeroU32)> {
-    let limits = &config.rate_limiting;
-    let reads = NonZeroU32::new(limits.reads_per_hour)
-        .context("user_settings.rate_limiting.reads_per_hour must be at least 1")?;
-    let writes = NonZeroU32::new(limits.writes_per_hour)
-        .context("user_settings.rate_limiting.writes_per_hour must be at least 1")?;
-    Ok((reads, writes))
-}
-
-fn rate_limiter(config: &Config) -> anyhow::Result<GovernorRateLimiter> {
-    let (reads, writes) = quotas(config)?;
-    Ok(GovernorRateLimiter::per_hour(reads, writes))
 }
 
 /// The caches the configuration enables (a TTL of 0 disables one).
@@ -392,7 +381,7 @@ fn api_state(
         ProvisioningMode::Auto => Provisioning::Auto,
         ProvisioningMode::External => Provisioning::External,
     };
-    let timeout = config.database.timeout;
+    let timeout = config.database.timeout.get();
     let settings_repo =
         PgSettingsRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout);
     // Token refresh must see other instances' rotations at once, even while the change feed
@@ -416,8 +405,7 @@ fn api_state(
     };
     let audit: Arc<dyn AuditLog> =
         Arc::new(PgAuditLog::new(pool.clone()).with_operation_timeout(timeout));
-    let categories = AllowedCategories::new(config.validation.allowed_categories.clone())
-        .map_err(|name| anyhow::anyhow!("invalid category {name:?}"))?;
+    let categories = config.validation.allowed_categories.clone();
     let registry = Arc::new(KeyRegistry::builtin().context("the built-in key registry")?);
     let limits = config.limits();
     let integrations = crate::integrations::build(

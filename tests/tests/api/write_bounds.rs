@@ -91,8 +91,8 @@ async fn a_bulk_body_over_the_bulk_limit_answers_413() {
 async fn writes_beyond_the_per_user_bound_in_flight_answer_429_with_retry_after() {
     let app = TestApp::spawn_with(|config| {
         config.server.max_concurrent_writes_per_user = 2;
-        config.database.timeout = Duration::from_secs(10);
-        config.database.statement_timeout = Duration::from_secs(10);
+        config.database.timeout = Duration::from_secs(10).try_into().unwrap();
+        config.database.statement_timeout = Duration::from_secs(10).try_into().unwrap();
     })
     .await;
     let user = new_user();

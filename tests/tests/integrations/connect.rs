@@ -1,6 +1,7 @@
 //! Happy paths, one per provider: the credentials are stored encrypted under the provider's storage key,
 //! the metadata is readable in clear, and the status says connected with the username.
 
+use domain::integrations::ProviderId;
 use reqwest::Method;
 use serde_json::{Value, json};
 use wiremock::{
@@ -398,7 +399,10 @@ async fn sync_settings_are_known_keys_with_defaults() {
 #[tokio::test]
 async fn a_native_apps_private_use_redirect_uri_can_be_asked_for() {
     let native = "com.example.app:/integrations/callback";
-    let world = World::spawn_with(|c| c.trakt.extra_redirect_uris = vec![native.to_owned()]).await;
+    let world = World::spawn_with(|c| {
+        c.provider_mut(ProviderId::Trakt).extra_redirect_uris = vec![native.to_owned()];
+    })
+    .await;
     let (status, body) = world
         .call(
             Method::GET,

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use domain::integrations::ProviderId;
 use reqwest::Method;
 use serde_json::json;
 use wiremock::{
@@ -129,8 +130,8 @@ async fn a_body_with_fields_of_another_method_is_a_422() {
 #[tokio::test]
 async fn an_unconfigured_provider_is_listed_as_such_and_refuses_to_connect() {
     let world = World::spawn_with(|config| {
-        config.trakt.client_id = None;
-        config.lastfm.enabled = false;
+        config.provider_mut(ProviderId::Trakt).client_id = None;
+        config.provider_mut(ProviderId::Lastfm).enabled = false;
     })
     .await;
     let (_, list) = world.call(Method::GET, "/api/v1/integrations", None).await;

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use app::integrations::{IntegrationsConfig, ProviderConfig};
+use app::integrations::{IntegrationsConfig, ProviderSettings};
+use domain::integrations::ProviderId;
 use e2e::{TestApp, new_user};
 use reqwest::Method;
 use secrecy::SecretString;
@@ -40,18 +41,12 @@ impl World {
         let base = server.uri();
         let app = TestApp::spawn_with(|config| {
             let section = &mut config.integrations;
-            section.http_timeout = Duration::from_millis(1500);
-            for (name, provider) in [
-                ("trakt", &mut section.trakt),
-                ("lastfm", &mut section.lastfm),
-                ("listenbrainz", &mut section.listenbrainz),
-                ("simkl", &mut section.simkl),
-                ("anilist", &mut section.anilist),
-                ("myanimelist", &mut section.myanimelist),
-                ("kitsu", &mut section.kitsu),
-                ("spotify", &mut section.spotify),
-            ] {
-                point_at(provider, &base, name);
+            section.http_timeout = Duration::from_millis(1500).try_into().unwrap();
+            // Letterboxd has no endpoints: its credentials are stored as given.
+            for (id, provider) in &mut section.providers {
+                if *id != ProviderId::Letterboxd {
+                    point_at(provider, &base, id.as_str());
+                }
             }
             customize(section);
         })
@@ -216,7 +211,7 @@ pub fn tokens(access: &str, refresh: Option<&str>, expires_in: Option<u64>) -> R
     ResponseTemplate::new(200).set_body_json(body)
 }
 
-fn point_at(provider: &mut ProviderConfig, base: &str, name: &str) {
+fn point_at(provider: &mut ProviderSettings, base: &str, name: &str) {
     provider.client_id = Some(format!("{name}-client"));
     provider.client_secret = Some(SecretString::from(format!("{name}-client-SECRET")));
     provider.redirect_uri = Some(REDIRECT.into());

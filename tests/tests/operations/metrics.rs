@@ -1,5 +1,7 @@
 //! `/metrics`: what traffic leaves behind, in the Prometheus text format.
 
+use std::num::NonZeroU32;
+
 use e2e::{TestApp, json_with_status, new_user};
 use reqwest::Method;
 use serde_json::json;
@@ -108,7 +110,9 @@ async fn metrics_appear_after_traffic() {
 
 #[tokio::test]
 async fn refused_requests_are_counted() {
-    let app = TestApp::spawn_with(|c| c.rate_limiting.writes_per_hour = 1).await;
+    let app =
+        TestApp::spawn_with(|c| c.rate_limiting.writes_per_hour = NonZeroU32::new(1).unwrap())
+            .await;
     let token = app.token(new_user(), &[]);
     for value in [1, 2, 3] {
         app.put(

@@ -35,7 +35,8 @@ async fn ready(app: &TestApp) -> reqwest::Response {
 
 #[tokio::test]
 async fn without_the_database_the_api_fails_fast_and_recovers_without_losing_writes() {
-    let (app, proxy) = TestApp::spawn_behind_proxy(|c| c.database.timeout = TIMEOUT).await;
+    let (app, proxy) =
+        TestApp::spawn_behind_proxy(|c| c.database.timeout = TIMEOUT.try_into().unwrap()).await;
     let user = new_user();
     let token = app.token(user, &[]);
     let put = |key: &'static str| {
@@ -88,7 +89,8 @@ async fn without_the_database_the_api_fails_fast_and_recovers_without_losing_wri
 
 #[tokio::test]
 async fn readiness_reports_an_outage_once_its_last_answer_is_a_second_old() {
-    let (app, proxy) = TestApp::spawn_behind_proxy(|c| c.database.timeout = TIMEOUT).await;
+    let (app, proxy) =
+        TestApp::spawn_behind_proxy(|c| c.database.timeout = TIMEOUT.try_into().unwrap()).await;
     assert_eq!(ready(&app).await.status(), 200);
     proxy.cut();
     // Answers are shared for at most a second.

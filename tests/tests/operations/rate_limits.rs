@@ -1,5 +1,7 @@
 //! Per-user quotas: the 101st write within the hour is refused; reads and other users are not.
 
+use std::num::NonZeroU32;
+
 use e2e::{TestApp, json_with_status, new_user};
 use reqwest::Method;
 use serde_json::json;
@@ -60,8 +62,8 @@ async fn the_101st_write_within_the_hour_is_refused_with_quota_headers() {
 #[tokio::test]
 async fn quotas_come_from_the_configuration() {
     let app = TestApp::spawn_with(|c| {
-        c.rate_limiting.reads_per_hour = 2;
-        c.rate_limiting.writes_per_hour = 1;
+        c.rate_limiting.reads_per_hour = NonZeroU32::new(2).unwrap();
+        c.rate_limiting.writes_per_hour = NonZeroU32::new(1).unwrap();
     })
     .await;
     let alice = app.token(new_user(), &[]);
@@ -83,7 +85,8 @@ async fn quotas_come_from_the_configuration() {
 
 #[tokio::test]
 async fn unauthenticated_and_operational_routes_are_not_limited() {
-    let app = TestApp::spawn_with(|c| c.rate_limiting.reads_per_hour = 1).await;
+    let app =
+        TestApp::spawn_with(|c| c.rate_limiting.reads_per_hour = NonZeroU32::new(1).unwrap()).await;
     for _ in 0..3 {
         let unauthenticated = app
             .request(Method::GET, "/api/v1/users/me/settings", None)
@@ -109,7 +112,8 @@ async fn unauthenticated_and_operational_routes_are_not_limited() {
 
 /// A read quota of 2, one stored setting `ui.theme`, and a token of its owner.
 async fn two_reads_an_hour() -> (TestApp, String) {
-    let app = TestApp::spawn_with(|c| c.rate_limiting.reads_per_hour = 2).await;
+    let app =
+        TestApp::spawn_with(|c| c.rate_limiting.reads_per_hour = NonZeroU32::new(2).unwrap()).await;
     let alice = app.token(new_user(), &[]);
     json_with_status(
         app.put(&setting("ui.theme"), &alice, &json!({"value": "dark"}))

@@ -2,7 +2,7 @@
 //! the store is away: each instance limits on its own, nothing fails, and the shared quota
 //! applies again once the store answers.
 
-use std::time::Duration;
+use std::{num::NonZeroU32, time::Duration};
 
 use app::config::RateLimitStore;
 use e2e::{TcpProxy, TestApp, json_with_status, new_user, test_redis_url};
@@ -14,10 +14,10 @@ use crate::{header, setting};
 /// A write quota of 5 per hour, counted in the store at `url`.
 fn shared_store(url: String) -> impl FnOnce(&mut app::Config) {
     move |config| {
-        config.rate_limiting.writes_per_hour = 5;
+        config.rate_limiting.writes_per_hour = NonZeroU32::new(5).unwrap();
         config.rate_limiting.store = RateLimitStore::Redis;
         config.rate_limiting.redis_url = Some(SecretString::from(url));
-        config.rate_limiting.store_timeout = Duration::from_millis(200);
+        config.rate_limiting.store_timeout = Duration::from_millis(200).try_into().unwrap();
     }
 }
 

@@ -3,15 +3,11 @@
 use std::time::Duration;
 
 use adapter_postgres::{ChangeEvent, ChangeFeed, testing::TestDatabase};
-use domain::{
-    ports::{PreferencesRepository, SettingsRepository},
-    preferences::Preferences,
-    settings::Precondition,
-};
+use domain::{ports::SettingsRepository, preferences::Preferences, settings::Precondition};
 use serde_json::json;
 use tokio::sync::broadcast::Receiver;
 
-use crate::support::{key, new_user, preferences_repo, quota, settings_repo, write};
+use crate::support::{PutPreferences, PutSetting, key, new_user, preferences_repo, settings_repo};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -58,19 +54,12 @@ async fn feed_delivers_settings_and_preferences_changes() {
     let user = new_user();
 
     settings_repo(&db)
-        .upsert(
-            user,
-            &write("ui.theme", json!("dark")),
-            Precondition::Any,
-            quota(10),
-        )
-        .await
-        .unwrap();
+        .put(user, "ui.theme", json!("dark"))
+        .await;
     let settings_event = next_change(&mut events).await;
     preferences_repo(&db)
-        .upsert(user, &Preferences::default(), Precondition::Any)
-        .await
-        .unwrap();
+        .put(user, &Preferences::default())
+        .await;
     let preferences_event = next_change(&mut events).await;
 
     assert_eq!(
@@ -91,14 +80,7 @@ async fn feed_reports_deletes() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    repo.upsert(
-        user,
-        &write("ui.theme", json!("dark")),
-        Precondition::Any,
-        quota(10),
-    )
-    .await
-    .unwrap();
+    repo.put(user, "ui.theme", json!("dark")).await;
     let (_feed, mut events) = ChangeFeed::spawn(&db.config()).unwrap();
     expect_flush(&mut events).await;
 
@@ -137,14 +119,8 @@ async fn feed_flushes_and_keeps_listening_after_its_backend_is_killed() {
     assert_eq!(feed.reconnects(), 1);
     let user = new_user();
     settings_repo(&db)
-        .upsert(
-            user,
-            &write("ui.theme", json!("dark")),
-            Precondition::Any,
-            quota(10),
-        )
-        .await
-        .unwrap();
+        .put(user, "ui.theme", json!("dark"))
+        .await;
     assert_eq!(
         next_change(&mut events).await,
         ChangeEvent::Settings {

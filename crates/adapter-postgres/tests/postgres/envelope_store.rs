@@ -9,7 +9,7 @@ use domain::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{envelope, key, new_user, quota, settings_repo, write};
+use crate::support::{PutSetting, envelope, key, new_user, settings_repo, write};
 
 fn sealed_with(kid: Value) -> Value {
     let mut value = envelope();
@@ -20,10 +20,7 @@ fn sealed_with(kid: Value) -> Value {
 async fn store_secret(db: &TestDatabase, user: UserId, raw_key: &str, kid: Value) {
     let mut secret = write(raw_key, sealed_with(kid));
     secret.data_type = DataType::Encrypted;
-    settings_repo(db)
-        .upsert(user, &secret, Precondition::Any, quota(100))
-        .await
-        .unwrap();
+    settings_repo(db).put_write(user, &secret).await;
 }
 
 #[tokio::test]
@@ -34,15 +31,7 @@ async fn count_by_kid_counts_encrypted_rows_per_key_id() {
     store_secret(&db, user, "s.b", json!("k1")).await;
     store_secret(&db, user, "s.c", json!("k2")).await;
     store_secret(&db, user, "s.d", Value::Null).await;
-    settings_repo(&db)
-        .upsert(
-            user,
-            &write("plain.e", json!("k1")),
-            Precondition::Any,
-            quota(100),
-        )
-        .await
-        .unwrap();
+    settings_repo(&db).put(user, "plain.e", json!("k1")).await;
 
     let counts = PgEnvelopeStore::new(db.pool().clone())
         .count_by_kid()

@@ -3,11 +3,11 @@
 use adapter_postgres::testing::TestDatabase;
 use domain::{
     ports::SettingsRepository,
-    settings::{Category, Page, Precondition},
+    settings::{Category, Page},
 };
 use serde_json::json;
 
-use crate::support::{key, new_user, quota, settings_repo, write, write_in};
+use crate::support::{PutSetting, key, new_user, settings_repo, write_in};
 
 #[tokio::test]
 async fn pages_after_a_key_continue_in_key_order_without_overlap() {
@@ -15,9 +15,7 @@ async fn pages_after_a_key_continue_in_key_order_without_overlap() {
     let repo = settings_repo(&db);
     let user = new_user();
     for raw in ["c.x", "a.x", "e.x", "b.x", "d.x"] {
-        repo.upsert(user, &write(raw, json!(1)), Precondition::Any, quota(100))
-            .await
-            .unwrap();
+        repo.put(user, raw, json!(1)).await;
     }
 
     let mut seen = Vec::new();
@@ -39,14 +37,8 @@ async fn category_pages_start_after_the_given_key() {
     let repo = settings_repo(&db);
     let user = new_user();
     for (raw, category) in [("a.x", "ui"), ("b.x", "sync"), ("c.x", "ui"), ("d.x", "ui")] {
-        repo.upsert(
-            user,
-            &write_in(raw, json!(1), category),
-            Precondition::Any,
-            quota(100),
-        )
-        .await
-        .unwrap();
+        repo.put_write(user, &write_in(raw, json!(1), category))
+            .await;
     }
 
     let page = Page {

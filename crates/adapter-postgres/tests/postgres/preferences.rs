@@ -9,7 +9,7 @@ use domain::{
 };
 use serde_json::json;
 
-use crate::support::{insert_user, new_user, preferences_repo};
+use crate::support::{PutPreferences, insert_user, new_user, preferences_repo};
 
 /// Preferences that differ from the defaults in every column.
 fn customised() -> Preferences {
@@ -95,14 +95,8 @@ async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() 
     let db = TestDatabase::create().await;
     let repo = preferences_repo(&db);
     let user = new_user();
-    let first = repo
-        .upsert(user, &Preferences::default(), Precondition::Any)
-        .await
-        .unwrap();
-    let second = repo
-        .upsert(user, &customised(), Precondition::Any)
-        .await
-        .unwrap();
+    let first = repo.put(user, &Preferences::default()).await;
+    let second = repo.put(user, &customised()).await;
 
     let result = repo
         .upsert(
@@ -167,10 +161,7 @@ async fn unchanged_write_keeps_the_version() {
     let db = TestDatabase::create().await;
     let repo = preferences_repo(&db);
     let user = new_user();
-    let first = repo
-        .upsert(user, &customised(), Precondition::Any)
-        .await
-        .unwrap();
+    let first = repo.put(user, &customised()).await;
 
     let any = repo
         .upsert(user, &customised(), Precondition::Any)
@@ -190,11 +181,7 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
     let db = TestDatabase::create().await;
     let repo = preferences_repo(&db);
     let user = new_user();
-    let first = repo
-        .upsert(user, &Preferences::default(), Precondition::Any)
-        .await
-        .unwrap()
-        .version;
+    let first = repo.put(user, &Preferences::default()).await.version;
 
     let tasks: Vec<_> = (0..6)
         .map(|i| {
@@ -246,10 +233,7 @@ async fn external_provisioning_accepts_known_users() {
     let user = new_user();
     insert_user(&db, user).await;
 
-    let stored = repo
-        .upsert(user, &customised(), Precondition::Any)
-        .await
-        .unwrap();
+    let stored = repo.put(user, &customised()).await;
 
     assert!(stored.version >= 1);
 }

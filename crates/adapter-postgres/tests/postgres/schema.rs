@@ -9,7 +9,8 @@ use domain::{
 use serde_json::{Value, json};
 
 use crate::support::{
-    first_page, insert_user, key, new_user, preferences_repo, quota, settings_repo, write,
+    PutPreferences, PutSetting, first_page, insert_user, key, new_user, preferences_repo, quota,
+    settings_repo, write,
 };
 
 #[tokio::test]
@@ -130,19 +131,8 @@ async fn deleting_a_user_cascades_to_settings_and_preferences() {
     let (settings, preferences) = (settings_repo(&db), preferences_repo(&db));
     let (gone, kept) = (new_user(), new_user());
     for user in [gone, kept] {
-        settings
-            .upsert(
-                user,
-                &write("ui.theme", json!("dark")),
-                Precondition::Any,
-                quota(10),
-            )
-            .await
-            .unwrap();
-        preferences
-            .upsert(user, &Preferences::default(), Precondition::Any)
-            .await
-            .unwrap();
+        settings.put(user, "ui.theme", json!("dark")).await;
+        preferences.put(user, &Preferences::default()).await;
     }
 
     let client = db.pool().get().await.unwrap();
@@ -528,15 +518,7 @@ async fn v4_keeps_stored_versions_and_starts_new_ones_above_them() {
         )
         .await
         .unwrap();
-    let created = settings
-        .upsert(
-            user,
-            &write("a.new", json!(1)),
-            Precondition::Any,
-            quota(10),
-        )
-        .await
-        .unwrap();
+    let created = settings.put(user, "a.new", json!(1)).await;
     let dark = Preferences {
         theme: Theme::Dark,
         ..Preferences::default()
@@ -589,14 +571,7 @@ async fn jsonb_round_trips_every_value_type_exactly() {
 
     for (i, value) in values.iter().enumerate() {
         let key = format!("values.v{i}");
-        repo.upsert(
-            user,
-            &write(&key, value.clone()),
-            Precondition::Any,
-            quota(100),
-        )
-        .await
-        .unwrap();
+        repo.put(user, &key, value.clone()).await;
         let stored = repo
             .get(user, &crate::support::key(&key))
             .await

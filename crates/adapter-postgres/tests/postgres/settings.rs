@@ -8,8 +8,8 @@ use domain::{
 use serde_json::json;
 
 use crate::support::{
-    described, envelope, first_page, insert_user, key, new_user, quota, settings_repo, write,
-    write_in,
+    PutSetting, described, envelope, first_page, insert_user, key, new_user, quota, settings_repo,
+    write, write_in,
 };
 
 const MAX: u32 = 1000;
@@ -28,10 +28,7 @@ async fn upsert_creates_a_setting_that_get_returns() {
         "subtitle defaults",
     );
 
-    let outcome = repo
-        .upsert(user, &input, Precondition::Any, quota(MAX))
-        .await
-        .unwrap();
+    let outcome = repo.put_write(user, &input).await;
 
     assert!(outcome.created);
     assert!(outcome.setting.version >= 1);
@@ -58,25 +55,9 @@ async fn changing_upsert_gives_a_new_greater_version() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    let first = repo
-        .upsert(
-            user,
-            &write("ui.theme", json!("dark")),
-            Precondition::Any,
-            quota(MAX),
-        )
-        .await
-        .unwrap();
+    let first = repo.put(user, "ui.theme", json!("dark")).await;
 
-    let outcome = repo
-        .upsert(
-            user,
-            &write("ui.theme", json!("light")),
-            Precondition::Any,
-            quota(MAX),
-        )
-        .await
-        .unwrap();
+    let outcome = repo.put(user, "ui.theme", json!("light")).await;
 
     assert!(!outcome.created);
     assert!(outcome.setting.version > first.setting.version);
@@ -90,15 +71,9 @@ async fn unchanged_upsert_keeps_version_and_timestamp() {
     let repo = settings_repo(&db);
     let user = new_user();
     let input = write_in("ui.layout", json!({"b": 1, "a": [1, 2]}), "ui");
-    let first = repo
-        .upsert(user, &input, Precondition::Any, quota(MAX))
-        .await
-        .unwrap();
+    let first = repo.put_write(user, &input).await;
 
-    let again = repo
-        .upsert(user, &input, Precondition::Any, quota(MAX))
-        .await
-        .unwrap();
+    let again = repo.put_write(user, &input).await;
     let with_version = repo
         .upsert(
             user,
@@ -120,9 +95,7 @@ async fn delete_removes_the_setting() {
     let repo = settings_repo(&db);
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
-    repo.upsert(user, &input, Precondition::Any, quota(MAX))
-        .await
-        .unwrap();
+    repo.put_write(user, &input).await;
 
     repo.delete(user, &input.key, Precondition::Any)
         .await
@@ -150,19 +123,8 @@ async fn delete_with_a_stale_version_is_a_conflict_and_keeps_the_row() {
     let repo = settings_repo(&db);
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
-    let first = repo
-        .upsert(user, &input, Precondition::Any, quota(MAX))
-        .await
-        .unwrap();
-    let second = repo
-        .upsert(
-            user,
-            &write("ui.theme", json!("light")),
-            Precondition::Any,
-            quota(MAX),
-        )
-        .await
-        .unwrap();
+    let first = repo.put_write(user, &input).await;
+    let second = repo.put(user, "ui.theme", json!("light")).await;
 
     let result = repo
         .delete(
@@ -185,10 +147,7 @@ async fn delete_with_the_current_version_succeeds() {
     let repo = settings_repo(&db);
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
-    let stored = repo
-        .upsert(user, &input, Precondition::Any, quota(MAX))
-        .await
-        .unwrap();
+    let stored = repo.put_write(user, &input).await;
 
     repo.delete(
         user,
@@ -262,19 +221,11 @@ async fn a_version_from_before_a_delete_conflicts_with_the_recreated_setting() {
     let repo = settings_repo(&db);
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
-    let before = repo
-        .upsert(user, &input, Precondition::Any, quota(MAX))
-        .await
-        .unwrap()
-        .setting
-        .version;
+    let before = repo.put_write(user, &input).await.setting.version;
     repo.delete(user, &input.key, Precondition::Any)
         .await
         .unwrap();
-    let recreated = repo
-        .upsert(user, &input, Precondition::Any, quota(MAX))
-        .await
-        .unwrap();
+    let recreated = repo.put_write(user, &input).await;
     let current = recreated.setting.version;
 
     let changed = repo
@@ -321,15 +272,7 @@ async fn versions_are_never_shared_between_settings() {
     let mut versions = Vec::new();
     for (user, raw) in [(alice, "ui.a"), (alice, "ui.b"), (bob, "ui.a")] {
         for value in [1, 2] {
-            let outcome = repo
-                .upsert(
-                    user,
-                    &write(raw, json!(value)),
-                    Precondition::Any,
-                    quota(MAX),
-                )
-                .await
-                .unwrap();
+            let outcome = repo.put(user, raw, json!(value)).await;
             versions.push(outcome.setting.version);
         }
     }
@@ -351,9 +294,7 @@ async fn list_filters_by_category() {
         write_in("playback.autoplay", json!(true), "playback"),
         write("misc.flag", json!(1)),
     ] {
-        repo.upsert(user, &input, Precondition::Any, quota(MAX))
-            .await
-            .unwrap();
+        repo.put_write(user, &input).await;
     }
 
     let ui = repo
@@ -373,19 +314,10 @@ async fn list_is_ordered_by_key_whatever_the_write_order() {
     let repo = settings_repo(&db);
     let user = new_user();
     for raw in ["b.x", "a.z", "c", "a.a", "a-b", "a_b", "a.b.c"] {
-        repo.upsert(user, &write(raw, json!(raw)), Precondition::Any, quota(MAX))
-            .await
-            .unwrap();
+        repo.put(user, raw, json!(raw)).await;
     }
     // An update must not move a row in the listing.
-    repo.upsert(
-        user,
-        &write("a.z", json!("changed")),
-        Precondition::Any,
-        quota(MAX),
-    )
-    .await
-    .unwrap();
+    repo.put(user, "a.z", json!("changed")).await;
 
     let keys: Vec<String> = repo
         .list(user, None, first_page())
@@ -406,14 +338,7 @@ async fn list_only_shows_the_users_own_settings() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let (alice, bob) = (new_user(), new_user());
-    repo.upsert(
-        alice,
-        &write("ui.theme", json!("dark")),
-        Precondition::Any,
-        quota(MAX),
-    )
-    .await
-    .unwrap();
+    repo.put(alice, "ui.theme", json!("dark")).await;
 
     assert!(repo.list(bob, None, first_page()).await.unwrap().is_empty());
     assert_eq!(repo.count(alice).await.unwrap(), 1);
@@ -426,14 +351,8 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
     let repo = settings_repo(&db);
     let user = new_user();
     let first = repo
-        .upsert(
-            user,
-            &write("ui.theme", json!("dark")),
-            Precondition::Any,
-            quota(MAX),
-        )
+        .put(user, "ui.theme", json!("dark"))
         .await
-        .unwrap()
         .setting
         .version;
 
@@ -476,15 +395,7 @@ async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() 
     let user = new_user();
     let mut versions = Vec::new();
     for value in ["a", "b", "c"] {
-        let outcome = repo
-            .upsert(
-                user,
-                &write("ui.theme", json!(value)),
-                Precondition::Any,
-                quota(MAX),
-            )
-            .await
-            .unwrap();
+        let outcome = repo.put(user, "ui.theme", json!(value)).await;
         versions.push(outcome.setting.version);
     }
 
@@ -563,9 +474,7 @@ async fn insert_beyond_the_quota_is_refused_and_not_stored() {
     let repo = settings_repo(&db);
     let user = new_user();
     for raw in ["a.one", "a.two"] {
-        repo.upsert(user, &write(raw, json!(1)), Precondition::Any, quota(2))
-            .await
-            .unwrap();
+        repo.put(user, raw, json!(1)).await;
     }
 
     let result = repo
@@ -594,17 +503,11 @@ async fn update_at_the_quota_is_allowed() {
     let user = new_user();
     let mut first = Vec::new();
     for raw in ["a.one", "a.two"] {
-        let outcome = repo
-            .upsert(user, &write(raw, json!(1)), Precondition::Any, quota(2))
-            .await
-            .unwrap();
+        let outcome = repo.put(user, raw, json!(1)).await;
         first.push(outcome.setting.version);
     }
 
-    let outcome = repo
-        .upsert(user, &write("a.one", json!(2)), Precondition::Any, quota(2))
-        .await
-        .unwrap();
+    let outcome = repo.put(user, "a.one", json!(2)).await;
 
     assert!(!outcome.created);
     assert!(outcome.setting.version > first[0]);
@@ -648,15 +551,7 @@ async fn bulk_upsert_stores_every_item_in_order() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    let existing = repo
-        .upsert(
-            user,
-            &write("b.existing", json!(1)),
-            Precondition::Any,
-            quota(MAX),
-        )
-        .await
-        .unwrap();
+    let existing = repo.put(user, "b.existing", json!(1)).await;
     let mut secret = write_in("c.secret", envelope(), "integrations");
     secret.data_type = DataType::Encrypted;
     let writes = [
@@ -693,14 +588,7 @@ async fn bulk_with_one_invalid_item_writes_nothing() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    repo.upsert(
-        user,
-        &write("a.kept", json!("before")),
-        Precondition::Any,
-        quota(MAX),
-    )
-    .await
-    .unwrap();
+    repo.put(user, "a.kept", json!("before")).await;
     // The domain's types cannot express this: a plaintext value declared encrypted. Only the
     // database's CHECK stops it.
     let mut not_an_envelope = write("a.secret", json!({"token": "plaintext"}));
@@ -738,9 +626,7 @@ async fn bulk_beyond_the_quota_writes_nothing() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    repo.upsert(user, &write("a.one", json!(1)), Precondition::Any, quota(3))
-        .await
-        .unwrap();
+    repo.put(user, "a.one", json!(1)).await;
     let writes = [
         write("a.one", json!(2)),
         write("a.two", json!(1)),
@@ -767,14 +653,7 @@ async fn auto_provisioning_creates_the_user_row() {
     let repo = settings_repo(&db);
     let user = new_user();
 
-    repo.upsert(
-        user,
-        &write("ui.theme", json!("dark")),
-        Precondition::Any,
-        quota(MAX),
-    )
-    .await
-    .unwrap();
+    repo.put(user, "ui.theme", json!("dark")).await;
 
     let client = db.pool().get().await.unwrap();
     let users: i64 = client
@@ -826,15 +705,7 @@ async fn external_provisioning_accepts_writes_for_known_users() {
     let user = new_user();
     insert_user(&db, user).await;
 
-    let outcome = repo
-        .upsert(
-            user,
-            &write("ui.theme", json!("dark")),
-            Precondition::Any,
-            quota(MAX),
-        )
-        .await
-        .unwrap();
+    let outcome = repo.put(user, "ui.theme", json!("dark")).await;
 
     assert!(outcome.created);
 }
@@ -847,9 +718,7 @@ async fn encrypted_envelopes_are_stored_as_written() {
     let mut secret = write_in("scrobbling.trakt.oauth_tokens", envelope(), "integrations");
     secret.data_type = DataType::Encrypted;
 
-    repo.upsert(user, &secret, Precondition::Any, quota(MAX))
-        .await
-        .unwrap();
+    repo.put_write(user, &secret).await;
 
     let stored = repo.get(user, &secret.key).await.unwrap().unwrap();
     assert_eq!(stored.data_type, DataType::Encrypted);

@@ -5,7 +5,12 @@ use adapter_postgres::{
 };
 use domain::{
     UserId,
-    settings::{Category, DataType, Description, Page, SettingKey, SettingWrite, UserQuota},
+    ports::{PreferencesRepository, SettingsRepository},
+    preferences::{Preferences, StoredPreferences},
+    settings::{
+        Category, DataType, Description, Page, Precondition, SettingKey, SettingWrite,
+        UpsertOutcome, UserQuota,
+    },
 };
 use serde_json::{Value, json};
 
@@ -87,4 +92,43 @@ pub fn quota(max_settings: u32) -> UserQuota {
 /// The first page of the largest size.
 pub fn first_page() -> Page {
     Page::first(Page::MAX_LIMIT)
+}
+
+/// A quota no test reaches: for writes that only set a test up.
+const ROOMY: u32 = 10_000;
+
+/// The settings writes most tests only set up: unconditional (`Precondition::Any`), within
+/// a roomy quota, and expected to succeed.
+pub trait PutSetting {
+    /// Writes `value` under `key` (data type inferred).
+    async fn put(&self, user: UserId, key: &str, value: Value) -> UpsertOutcome;
+
+    /// Writes `write` as given (category, description, data type).
+    async fn put_write(&self, user: UserId, write: &SettingWrite) -> UpsertOutcome;
+}
+
+impl PutSetting for PgSettingsRepository {
+    async fn put(&self, user: UserId, raw_key: &str, value: Value) -> UpsertOutcome {
+        self.put_write(user, &write(raw_key, value)).await
+    }
+
+    async fn put_write(&self, user: UserId, write: &SettingWrite) -> UpsertOutcome {
+        self.upsert(user, write, Precondition::Any, quota(ROOMY))
+            .await
+            .expect("unconditional write")
+    }
+}
+
+/// The preferences write most tests only set up: unconditional and expected to succeed.
+pub trait PutPreferences {
+    /// Stores `preferences` whatever the current version.
+    async fn put(&self, user: UserId, preferences: &Preferences) -> StoredPreferences;
+}
+
+impl PutPreferences for PgPreferencesRepository {
+    async fn put(&self, user: UserId, preferences: &Preferences) -> StoredPreferences {
+        self.upsert(user, preferences, Precondition::Any)
+            .await
+            .expect("unconditional write")
+    }
 }

@@ -2,13 +2,17 @@
 //! URIs and endpoint URLs; the HTTP timeouts, the refresh skew and the authorization TTL.
 //! Environment variables: `USER_SETTINGS_{PROVIDER}_{FIELD}` (see [`env_path`]).
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
+use adapter_providers::{GatewayConfigError, ProviderSettings};
 use domain::integrations::ProviderId;
-use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{MapAccess, Visitor},
+    ser::SerializeMap,
+};
 
-use crate::config::{duration, lenient, redacted};
+use crate::config::{ConfigError, PositiveDuration, duration};
 
 /// Per-provider fields settable from the environment.
 const FIELDS: [(&str, &str); 8] = [
@@ -65,139 +69,168 @@ pub fn env_path(variable: &str) -> Option<String> {
     })
 }
 
+/// The environment variable(s) that set a configuration path (under `user_settings.`): the
+/// inverse of [`env_path`], to name the source of a bad value.
+pub fn env_variable(path: &str) -> Option<String> {
+    if let Some((name, _)) = GLOBALS
+        .iter()
+        .find(|(_, field)| path.strip_prefix("integrations.") == Some(*field))
+    {
+        return Some((*name).to_owned());
+    }
+    let (provider, field) = path.strip_prefix("integrations.")?.split_once('.')?;
+    let provider = ProviderId::parse(provider)?;
+    let (name, _) = FIELDS.iter().find(|(_, f)| *f == field)?;
+    let upper = provider.as_str().to_ascii_uppercase();
+    let alias = match (provider, field) {
+        (ProviderId::Lastfm, "client_id") => " or USER_SETTINGS_LASTFM_API_KEY",
+        (ProviderId::Lastfm, "client_secret") => " or USER_SETTINGS_LASTFM_SHARED_SECRET",
+        _ => "",
+    };
+    Some(format!("USER_SETTINGS_{upper}_{name}{alias}"))
+}
+
 /// The longest `state_ttl` accepted: an authorization is a browser round trip, and a
 /// pending one holds a sealed PKCE verifier.
 pub const MAX_STATE_TTL: Duration = Duration::from_secs(3600);
 
-/// The `integrations:` section.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+/// The `integrations:` section: the section-wide durations beside one entry per provider,
+/// keyed by its slug (`trakt:`, `lastfm:`). Every provider has an entry (its defaults unless
+/// configured), so adding a provider to the catalogue is all it takes to configure it.
+#[derive(Clone, Debug)]
 pub struct IntegrationsConfig {
     /// Longest a whole provider call may take; past it the API answers 504.
-    #[serde(with = "duration")]
-    pub http_timeout: Duration,
+    pub http_timeout: PositiveDuration,
     /// Longest the connection to a provider may take.
-    #[serde(with = "duration")]
-    pub connect_timeout: Duration,
+    pub connect_timeout: PositiveDuration,
     /// A token expiring sooner than this is refreshed before it is handed out.
-    #[serde(with = "duration")]
     pub token_refresh_skew: Duration,
     /// How long an authorization (`state`) stays valid (at most [`MAX_STATE_TTL`]).
-    #[serde(with = "duration")]
-    pub state_ttl: Duration,
-    /// Trakt (OAuth 2.0).
-    pub trakt: ProviderConfig,
-    /// Last.fm (API key and shared secret as client id and secret).
-    pub lastfm: ProviderConfig,
-    /// ListenBrainz (user tokens; nothing to configure but `api_url`).
-    pub listenbrainz: ProviderConfig,
-    /// Simkl (OAuth 2.0).
-    pub simkl: ProviderConfig,
-    /// Letterboxd (credentials stored as given; only `enabled`).
-    pub letterboxd: ProviderConfig,
-    /// AniList (OAuth 2.0).
-    pub anilist: ProviderConfig,
-    /// MyAnimeList (OAuth 2.0 with PKCE; the secret is optional).
-    pub myanimelist: ProviderConfig,
-    /// Kitsu (password grant).
-    pub kitsu: ProviderConfig,
-    /// Spotify (OAuth 2.0 with PKCE).
-    pub spotify: ProviderConfig,
+    pub state_ttl: PositiveDuration,
+    /// Per provider: credentials, redirect URIs and endpoints (unset URLs are the provider's
+    /// production endpoints; Last.fm's API key and shared secret are its client id and
+    /// secret).
+    pub providers: BTreeMap<ProviderId, ProviderSettings>,
 }
 
 impl Default for IntegrationsConfig {
     fn default() -> Self {
         Self {
-            http_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(3),
+            http_timeout: PositiveDuration::new(Duration::from_secs(10))
+                .unwrap_or(PositiveDuration::SECOND),
+            connect_timeout: PositiveDuration::new(Duration::from_secs(3))
+                .unwrap_or(PositiveDuration::SECOND),
             token_refresh_skew: Duration::from_secs(300),
-            state_ttl: Duration::from_secs(600),
-            trakt: ProviderConfig::default(),
-            lastfm: ProviderConfig::default(),
-            listenbrainz: ProviderConfig::default(),
-            simkl: ProviderConfig::default(),
-            letterboxd: ProviderConfig::default(),
-            anilist: ProviderConfig::default(),
-            myanimelist: ProviderConfig::default(),
-            kitsu: ProviderConfig::default(),
-            spotify: ProviderConfig::default(),
+            state_ttl: PositiveDuration::new(Duration::from_secs(600))
+                .unwrap_or(PositiveDuration::SECOND),
+            providers: ProviderId::ALL
+                .into_iter()
+                .map(|id| (id, ProviderSettings::default()))
+                .collect(),
         }
     }
 }
 
 impl IntegrationsConfig {
-    /// Checks the durations.
+    /// One provider's entry, to adjust it.
+    pub fn provider_mut(&mut self, id: ProviderId) -> &mut ProviderSettings {
+        self.providers.entry(id).or_default()
+    }
+
+    /// The bound on `state_ttl`, and every provider URL as the gateway will read it.
     ///
     /// # Errors
-    /// A message naming the field.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        for (field, value) in [
-            ("http_timeout", self.http_timeout),
-            ("connect_timeout", self.connect_timeout),
-            ("state_ttl", self.state_ttl),
-        ] {
-            anyhow::ensure!(
-                !value.is_zero(),
-                "invalid configuration: user_settings.integrations.{field}: must be more than 0"
-            );
+    /// [`ConfigError::Invalid`] naming the field.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.state_ttl.get() > MAX_STATE_TTL {
+            return Err(ConfigError::Invalid {
+                field:
+                    "user_settings.integrations.state_ttl (USER_SETTINGS_INTEGRATIONS_STATE_TTL)"
+                        .into(),
+                message: format!(
+                    "must be at most {}",
+                    humantime::format_duration(MAX_STATE_TTL)
+                ),
+            });
         }
-        anyhow::ensure!(
-            self.state_ttl <= MAX_STATE_TTL,
-            "invalid configuration: user_settings.integrations.state_ttl: must be at most {}",
-            humantime::format_duration(MAX_STATE_TTL)
-        );
+        for (id, settings) in &self.providers {
+            settings.validate(*id).map_err(|error| match error {
+                GatewayConfigError::InvalidUrl {
+                    provider,
+                    field,
+                    message,
+                } => ConfigError::Invalid {
+                    field: format!("user_settings.integrations.{provider}.{field}"),
+                    message,
+                },
+                other => ConfigError::Load(other.to_string()),
+            })?;
+        }
         Ok(())
     }
 }
 
-/// One provider. Unset URLs are the provider's production endpoints.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProviderConfig {
-    /// `false` lists the provider as not configured.
-    pub enabled: bool,
-    /// OAuth client id (Last.fm: API key).
-    #[serde(deserialize_with = "lenient::string")]
-    pub client_id: Option<String>,
-    /// OAuth client secret (Last.fm: shared secret).
-    #[serde(serialize_with = "redacted", deserialize_with = "lenient::secret")]
-    pub client_secret: Option<SecretString>,
-    /// The default redirect URI (where the provider sends the browser back).
-    pub redirect_uri: Option<String>,
-    /// Further redirect URIs a client may ask for with `?redirect_uri=`.
-    pub extra_redirect_uris: Vec<String>,
-    /// Authorization endpoint.
-    pub auth_url: Option<String>,
-    /// Token endpoint.
-    pub token_url: Option<String>,
-    /// API base URL.
-    pub api_url: Option<String>,
-    /// Revocation endpoint.
-    pub revoke_url: Option<String>,
-    /// Scopes to request (the provider's defaults when unset).
-    pub scopes: Option<Vec<String>>,
+/// A plain duration as the configuration writes it.
+#[derive(Serialize, Deserialize)]
+struct Text(#[serde(with = "duration")] Duration);
+
+impl Serialize for IntegrationsConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(4 + self.providers.len()))?;
+        map.serialize_entry("http_timeout", &self.http_timeout)?;
+        map.serialize_entry("connect_timeout", &self.connect_timeout)?;
+        map.serialize_entry("token_refresh_skew", &Text(self.token_refresh_skew))?;
+        map.serialize_entry("state_ttl", &self.state_ttl)?;
+        for (id, settings) in &self.providers {
+            map.serialize_entry(id.as_str(), settings)?;
+        }
+        map.end()
+    }
 }
 
-impl Default for ProviderConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            client_id: None,
-            client_secret: None,
-            redirect_uri: None,
-            extra_redirect_uris: Vec::new(),
-            auth_url: None,
-            token_url: None,
-            api_url: None,
-            revoke_url: None,
-            scopes: None,
+impl<'de> Deserialize<'de> for IntegrationsConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(SectionVisitor)
+    }
+}
+
+struct SectionVisitor;
+
+impl<'de> Visitor<'de> for SectionVisitor {
+    type Value = IntegrationsConfig;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the integrations section")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut config = IntegrationsConfig::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "http_timeout" => config.http_timeout = map.next_value()?,
+                "connect_timeout" => config.connect_timeout = map.next_value()?,
+                "token_refresh_skew" => config.token_refresh_skew = map.next_value::<Text>()?.0,
+                "state_ttl" => config.state_ttl = map.next_value()?,
+                name => {
+                    let Some(id) = ProviderId::parse(name) else {
+                        let providers = ProviderId::ALL.map(ProviderId::as_str).join(", ");
+                        return Err(serde::de::Error::custom(format!(
+                            "unknown field `{name}`: neither a setting of the section nor a \
+                             provider ({providers})"
+                        )));
+                    };
+                    config.providers.insert(id, map.next_value()?);
+                }
+            }
         }
+        Ok(config)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::testing::{load, refusal};
 
     #[test]
     fn provider_variables_map_to_their_fields() {
@@ -226,12 +259,11 @@ mod tests {
 
     #[test]
     fn a_state_ttl_above_an_hour_or_of_zero_is_refused_by_name() {
-        for ttl in [Duration::from_secs(3601), Duration::ZERO] {
-            let config = IntegrationsConfig {
-                state_ttl: ttl,
-                ..IntegrationsConfig::default()
-            };
-            let message = config.validate().unwrap_err().to_string();
+        for ttl in ["3601s", "0"] {
+            let message = refusal(
+                &format!("user_settings: {{integrations: {{state_ttl: {ttl}}}}}"),
+                &[],
+            );
             assert!(
                 message.contains("user_settings.integrations.state_ttl"),
                 "{message}"
@@ -239,14 +271,101 @@ mod tests {
         }
     }
 
+    #[test]
+    fn zero_provider_timeouts_are_refused_at_load_naming_the_field() {
+        for (variable, field) in [
+            ("USER_SETTINGS_INTEGRATIONS_HTTP_TIMEOUT", "http_timeout"),
+            (
+                "USER_SETTINGS_INTEGRATIONS_CONNECT_TIMEOUT",
+                "connect_timeout",
+            ),
+        ] {
+            let message = refusal("", &[(variable, "0")]);
+            assert!(
+                message.contains(&format!(
+                    "user_settings.integrations.{field} (environment variable {variable})"
+                )),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_provider_entry_is_read_from_the_file_and_the_environment() {
+        let config = load(
+            "user_settings: {integrations: {trakt: {client_id: from-file, \
+             redirect_uri: 'https://app.example.com/cb'}, kitsu: {enabled: false}}}",
+            &[
+                ("USER_SETTINGS_TRAKT_CLIENT_ID", "from-env"),
+                ("USER_SETTINGS_LASTFM_API_KEY", "1234567890"),
+                (
+                    "USER_SETTINGS_SPOTIFY_TOKEN_URL",
+                    "https://accounts.example.com/token",
+                ),
+            ],
+        )
+        .unwrap();
+        let providers = &config.integrations.providers;
+        let trakt = &providers[&ProviderId::Trakt];
+        assert_eq!(trakt.client_id.as_deref(), Some("from-env"));
+        assert_eq!(
+            trakt.redirect_uri.as_deref(),
+            Some("https://app.example.com/cb")
+        );
+        assert_eq!(
+            providers[&ProviderId::Lastfm].client_id.as_deref(),
+            Some("1234567890")
+        );
+        assert_eq!(
+            providers[&ProviderId::Spotify].token_url.as_deref(),
+            Some("https://accounts.example.com/token")
+        );
+        assert!(!providers[&ProviderId::Kitsu].enabled);
+        assert!(providers[&ProviderId::Simkl].enabled);
+        assert_eq!(providers.len(), ProviderId::ALL.len());
+    }
+
+    #[test]
+    fn an_unknown_provider_is_refused_naming_the_field() {
+        let message = refusal(
+            "user_settings: {integrations: {traktx: {client_id: x}}}",
+            &[],
+        );
+        assert!(message.contains("user_settings.integrations"), "{message}");
+        assert!(message.contains("`traktx`"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_provider_field_is_refused_naming_the_provider() {
+        let message = refusal("user_settings: {integrations: {trakt: {password: x}}}", &[]);
+        assert!(
+            message.contains("user_settings.integrations.trakt"),
+            "{message}"
+        );
+        assert!(message.contains("password"), "{message}");
+    }
+
+    #[test]
+    fn a_bad_provider_url_is_refused_at_load_naming_the_field() {
+        let message = refusal(
+            "",
+            &[("USER_SETTINGS_SIMKL_TOKEN_URL", "ftp://simkl.example/token")],
+        );
+        assert!(
+            message.contains("user_settings.integrations.simkl.token_url"),
+            "{message}"
+        );
+    }
+
     fn gateway_with_redirects(
         extra: &[&str],
     ) -> Result<adapter_providers::HttpProviderGateway, adapter_providers::GatewayConfigError> {
         let mut config = IntegrationsConfig::default();
-        config.trakt.client_id = Some("id".into());
-        config.trakt.client_secret = Some("secret".to_owned().into());
-        config.trakt.redirect_uri = Some("https://app.example.com/integrations/callback".into());
-        config.trakt.extra_redirect_uris = extra.iter().map(|u| (*u).to_owned()).collect();
+        let trakt = config.provider_mut(ProviderId::Trakt);
+        trakt.client_id = Some("id".into());
+        trakt.client_secret = Some("secret".to_owned().into());
+        trakt.redirect_uri = Some("https://app.example.com/integrations/callback".into());
+        trakt.extra_redirect_uris = extra.iter().map(|u| (*u).to_owned()).collect();
         adapter_providers::HttpProviderGateway::new(&super::super::gateway_config(&config))
     }
 

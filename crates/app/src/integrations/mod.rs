@@ -4,23 +4,24 @@
 
 mod config;
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use adapter_http::handlers::integrations::IntegrationsApi;
 use adapter_postgres::{PgOAuthStateStore, Pool};
-use adapter_providers::{GatewayConfig, HttpProviderGateway, ProviderSettings};
+use adapter_providers::{GatewayConfig, HttpProviderGateway};
 use anyhow::Context;
 use domain::{
     integrations::{
-        Clock, ConnectionService, CredentialVault, OAuthStateStore, ProviderGateway, ProviderId,
-        SystemClock, TokenService,
+        Clock, ConnectionService, CredentialVault, OAuthStateStore, ProviderGateway, SystemClock,
+        TokenService,
     },
     ports::{AuditLog, SecretCipher, SettingsRepository},
     registry::KeyRegistry,
     settings::Limits,
 };
 
-pub use config::{IntegrationsConfig, MAX_STATE_TTL, ProviderConfig, env_path};
+pub use adapter_providers::ProviderSettings;
+pub use config::{IntegrationsConfig, MAX_STATE_TTL, env_path, env_variable};
 
 /// The ports the integration services share with the settings service. Pass the same
 /// (decorated) handles, so caches see the integrations' writes.
@@ -47,13 +48,13 @@ pub struct IntegrationPorts {
 /// Builds the integration services.
 ///
 /// # Errors
-/// A bad provider URL or duration, with a message naming the field.
+/// When the HTTP client for providers cannot be built (the section itself was checked when
+/// the configuration was loaded).
 pub fn build(
     config: &IntegrationsConfig,
     pool: &Pool,
     ports: IntegrationPorts,
 ) -> anyhow::Result<IntegrationsApi> {
-    config.validate()?;
     let gateway: Arc<dyn ProviderGateway> = Arc::new(
         HttpProviderGateway::new(&gateway_config(config))
             .context("invalid configuration: user_settings.integrations")?,
@@ -76,7 +77,7 @@ pub fn build(
             Arc::clone(&gateway),
             states,
             Arc::clone(&clock),
-            config.state_ttl,
+            config.state_ttl.get(),
         )),
         tokens: Arc::new(
             TokenService::new(
@@ -87,54 +88,17 @@ pub fn build(
                 config.token_refresh_skew,
             )
             // A caller waits for another's refresh at most about two provider calls.
-            .with_lock_wait(config.http_timeout.saturating_mul(2)),
+            .with_lock_wait(config.http_timeout.get().saturating_mul(2)),
         ),
     })
 }
 
-/// The adapter's view of the section.
+/// The adapter's view of the section: the provider entries as they are.
 fn gateway_config(config: &IntegrationsConfig) -> GatewayConfig {
-    let providers = ProviderId::ALL
-        .into_iter()
-        .map(|id| (id, provider_settings(provider_config(config, id))))
-        .collect::<BTreeMap<_, _>>();
     GatewayConfig {
-        timeout: config.http_timeout,
-        connect_timeout: config.connect_timeout,
-        providers,
+        timeout: config.http_timeout.get(),
+        connect_timeout: config.connect_timeout.get(),
+        providers: config.providers.clone(),
         ..GatewayConfig::default()
-    }
-}
-
-fn provider_config(config: &IntegrationsConfig, id: ProviderId) -> &ProviderConfig {
-    match id {
-        ProviderId::Trakt => &config.trakt,
-        ProviderId::Lastfm => &config.lastfm,
-        ProviderId::Listenbrainz => &config.listenbrainz,
-        ProviderId::Simkl => &config.simkl,
-        ProviderId::Letterboxd => &config.letterboxd,
-        ProviderId::Anilist => &config.anilist,
-        ProviderId::Myanimelist => &config.myanimelist,
-        ProviderId::Kitsu => &config.kitsu,
-        ProviderId::Spotify => &config.spotify,
-    }
-}
-
-fn provider_settings(p: &ProviderConfig) -> ProviderSettings {
-    ProviderSettings {
-        enabled: p.enabled,
-        client_id: p.client_id.clone(),
-        client_secret: p.client_secret.clone(),
-        redirect_uris: p
-            .redirect_uri
-            .iter()
-            .chain(&p.extra_redirect_uris)
-            .cloned()
-            .collect(),
-        auth_url: p.auth_url.clone(),
-        token_url: p.token_url.clone(),
-        api_url: p.api_url.clone(),
-        revoke_url: p.revoke_url.clone(),
-        scopes: p.scopes.clone(),
     }
 }

@@ -8,7 +8,9 @@ use super::{admin, user};
 use crate::{
     audit::AuditAction,
     ports::{MockAuditLog, MockPreferencesRepository, PreferencesWriteError},
-    preferences::{Channel, Preferences, StoredPreferences, Theme},
+    preferences::{
+        Channel, Preferences, PrivacyPrefs, ProfileVisibility, StoredPreferences, Theme,
+    },
     services::{PreferencesError, PreferencesService},
     settings::Precondition,
 };
@@ -25,6 +27,34 @@ fn stored(preferences: Preferences, version: i64) -> StoredPreferences {
 
 fn dark() -> Preferences {
     Preferences::replace_with(&json!({"theme": "dark"})).unwrap()
+}
+
+/// A store holding `current` at version 1 that expects one write, conditioned on that
+/// version, of preferences satisfying `check`.
+fn store_expecting(
+    current: Preferences,
+    check: impl Fn(&Preferences) -> bool + Send + 'static,
+) -> MockPreferencesRepository {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get()
+        .returning(move |_| Ok(Some(stored(current.clone(), 1))));
+    repo.expect_upsert()
+        .withf(move |_, p, e| *e == Precondition::Version(1) && check(p))
+        .times(1)
+        .returning(|_, p, _| Ok(stored(p.clone(), 2)));
+    repo
+}
+
+/// The fields the validation errors of `result` name, sorted.
+fn invalid_fields(result: Result<StoredPreferences, PreferencesError>) -> Vec<String> {
+    match result {
+        Err(PreferencesError::Validation(e)) => {
+            let mut fields: Vec<_> = e.errors().iter().map(|e| e.field.clone()).collect();
+            fields.sort();
+            fields
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -220,4 +250,91 @@ async fn admin_read_of_preferences_is_audited() {
     repo.expect_get().returning(|_| Ok(None));
     let svc = PreferencesService::new(repo, audit);
     svc.get_as_admin(&admin(), user()).await.unwrap();
+}
+
+#[tokio::test]
+async fn update_language_sets_both_languages_and_keeps_the_rest() {
+    let repo = store_expecting(dark(), |p| {
+        p.display_language.as_str() == "de-CH"
+            && p.content_language.as_ref().map(|c| c.as_str()) == Some("de,en")
+            && p.theme == Theme::Dark
+    });
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let out = svc
+        .update_language(user(), "de-CH", Some("de, en"))
+        .await
+        .unwrap();
+    assert_eq!(out.version, 2);
+}
+
+#[tokio::test]
+async fn update_language_without_content_languages_keeps_the_stored_ones() {
+    let current = Preferences::replace_with(&json!({"content_language": "ja"})).unwrap();
+    let repo = store_expecting(current, |p| {
+        p.display_language.as_str() == "fr"
+            && p.content_language.as_ref().map(|c| c.as_str()) == Some("ja")
+    });
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    svc.update_language(user(), "fr", None).await.unwrap();
+}
+
+#[tokio::test]
+async fn update_language_reports_both_bad_languages_and_writes_nothing() {
+    let svc = PreferencesService::new(MockPreferencesRepository::new(), MockAuditLog::new());
+    assert_eq!(
+        invalid_fields(
+            svc.update_language(user(), "not a tag", Some("en,,de"))
+                .await
+        ),
+        ["content_language", "display_language"]
+    );
+}
+
+#[tokio::test]
+async fn update_privacy_replaces_only_the_privacy_fields() {
+    let privacy = PrivacyPrefs {
+        profile_visibility: ProfileVisibility::Friends,
+        show_email: true,
+        show_activity: false,
+    };
+    let repo = store_expecting(dark(), move |p| {
+        p.privacy() == privacy
+            && p.theme == Theme::Dark
+            && p.email_notifications == Preferences::default().email_notifications
+    });
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let out = svc.update_privacy(user(), privacy).await.unwrap();
+    assert_eq!(out.preferences.privacy(), privacy);
+}
+
+#[tokio::test]
+async fn update_privacy_retries_a_lost_race_on_fresh_data() {
+    let mut repo = MockPreferencesRepository::new();
+    let mut order = Sequence::new();
+    repo.expect_get()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(Some(stored(Preferences::default(), 1))));
+    repo.expect_upsert()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _| Err(PreferencesWriteError::VersionConflict { current: 2 }));
+    repo.expect_get()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(Some(stored(dark(), 2))));
+    repo.expect_upsert()
+        .withf(|_, p, e| *e == Precondition::Version(2) && p.theme == Theme::Dark && p.show_email)
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, p, _| Ok(stored(p.clone(), 3)));
+    let svc = PreferencesService::new(repo, MockAuditLog::new());
+    let privacy = PrivacyPrefs {
+        show_email: true,
+        ..Preferences::default().privacy()
+    };
+    assert_eq!(
+        svc.update_privacy(user(), privacy).await.unwrap().version,
+        3
+    );
 }

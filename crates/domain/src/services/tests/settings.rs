@@ -26,15 +26,43 @@ use crate::{
 
 type Service = SettingsService<MockSettingsRepository, MockSecretCipher, MockAuditLog>;
 
-fn service(repo: MockSettingsRepository, cipher: MockSecretCipher, audit: MockAuditLog) -> Service {
-    SettingsService::new(
-        repo,
-        cipher,
-        audit,
-        Arc::new(KeyRegistry::builtin().unwrap()),
-        Limits::default(),
-        AllowedCategories::default(),
-    )
+/// The service over mocks with the default limits and categories. A port the test does not
+/// hand over expects no call, so a test shows only the ports it is about.
+#[derive(Default)]
+struct TestService {
+    repo: MockSettingsRepository,
+    cipher: MockSecretCipher,
+    audit: MockAuditLog,
+}
+
+impl TestService {
+    fn repo(self, repo: MockSettingsRepository) -> Self {
+        Self { repo, ..self }
+    }
+
+    fn cipher(self, cipher: MockSecretCipher) -> Self {
+        Self { cipher, ..self }
+    }
+
+    fn audit(self, audit: MockAuditLog) -> Self {
+        Self { audit, ..self }
+    }
+
+    fn build(self) -> Service {
+        SettingsService::new(
+            self.repo,
+            self.cipher,
+            self.audit,
+            Arc::new(KeyRegistry::builtin().unwrap()),
+            Limits::default(),
+            AllowedCategories::default(),
+        )
+    }
+}
+
+/// A service that must refuse before reaching any port.
+fn untouched() -> Service {
+    TestService::default().build()
 }
 
 fn raw(value: &Value) -> Option<Box<serde_json::value::RawValue>> {
@@ -91,7 +119,7 @@ async fn set_infers_json_type_and_stores_value() {
         })
         .times(1)
         .returning(|_, w, _, _| Ok(created(w)));
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     let (view, was_created) = svc
         .set_setting(
             user(),
@@ -106,11 +134,7 @@ async fn set_infers_json_type_and_stores_value() {
 
 #[tokio::test]
 async fn set_reports_every_problem_and_writes_nothing() {
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     let bad = SettingInput {
         key: "Bad Key".into(),
         value: raw(&json!(1)),
@@ -137,11 +161,7 @@ async fn set_reports_every_problem_and_writes_nothing() {
 
 #[tokio::test]
 async fn set_rejects_value_not_matching_declared_type() {
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     let mut wrong = input("ui.font.size", json!("12"));
     wrong.data_type = Some("number".into());
     assert_eq!(
@@ -156,11 +176,7 @@ async fn set_rejects_value_not_matching_declared_type() {
 
 #[tokio::test]
 async fn set_rejects_null_value() {
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     assert_eq!(
         codes(
             svc.set_setting(user(), input("ui.x", Value::Null), Precondition::Any)
@@ -173,11 +189,7 @@ async fn set_rejects_null_value() {
 
 #[tokio::test]
 async fn set_rejects_value_over_size_limit() {
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     let big = json!("x".repeat(101 * 1024));
     assert_eq!(
         codes(
@@ -191,11 +203,7 @@ async fn set_rejects_value_over_size_limit() {
 
 #[tokio::test]
 async fn known_key_value_is_checked_against_its_schema() {
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     let err = svc
         .set_setting(
             user(),
@@ -212,11 +220,7 @@ async fn known_key_value_is_checked_against_its_schema() {
 
 #[tokio::test]
 async fn known_key_refuses_other_data_type_and_category() {
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     let mut wrong = input("playback.audio.defaults", json!({"volume": 3}));
     wrong.data_type = Some("string".into());
     wrong.category = Some("ui".into());
@@ -241,7 +245,7 @@ async fn known_key_takes_its_registered_category() {
     repo.expect_upsert()
         .withf(|_, w, _, _| w.category.as_ref().map(|c| c.as_str()) == Some("playback"))
         .returning(|_, w, _, _| Ok(created(w)));
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     svc.set_setting(
         user(),
         input("playback.audio.defaults", json!({"volume": 3})),
@@ -276,7 +280,7 @@ async fn sensitive_key_is_sealed_for_its_cell_and_plaintext_never_reaches_the_st
         })
         .times(1)
         .returning(|_, w, _, _| Ok(created(w)));
-    let svc = service(repo, cipher, MockAuditLog::new());
+    let svc = TestService::default().repo(repo).cipher(cipher).build();
     let (view, _) = svc
         .set_setting(
             user(),
@@ -300,7 +304,7 @@ async fn explicit_encrypted_type_seals_a_dynamic_key() {
     repo.expect_upsert()
         .withf(|_, w, _, _| w.value == envelope("k1").to_value())
         .returning(|_, w, _, _| Ok(created(w)));
-    let svc = service(repo, cipher, MockAuditLog::new());
+    let svc = TestService::default().repo(repo).cipher(cipher).build();
     let mut secret = input("integrations.plex.token", json!("plex-secret"));
     secret.data_type = Some("encrypted".into());
     svc.set_setting(user(), secret, Precondition::Any)
@@ -318,7 +322,7 @@ async fn set_secret_seals_whatever_the_key() {
         .returning(|_, _, _| Ok(envelope("k1")));
     let mut repo = MockSettingsRepository::new();
     repo.expect_upsert().returning(|_, w, _, _| Ok(created(w)));
-    let svc = service(repo, cipher, MockAuditLog::new());
+    let svc = TestService::default().repo(repo).cipher(cipher).build();
     let (view, _) = svc
         .set_secret(
             user(),
@@ -337,7 +341,7 @@ async fn cipher_failure_is_surfaced_without_writing() {
     cipher
         .expect_seal()
         .returning(|_, _, _| Err(CipherError::Internal("no randomness".into())));
-    let svc = service(MockSettingsRepository::new(), cipher, MockAuditLog::new());
+    let svc = TestService::default().cipher(cipher).build();
     let mut secret = input("integrations.plex.token", json!("x"));
     secret.data_type = Some("encrypted".into());
     let err = svc
@@ -353,7 +357,7 @@ async fn version_conflict_is_surfaced() {
     repo.expect_upsert()
         .withf(|_, _, p, _| *p == Precondition::Version(2))
         .returning(|_, _, _, _| Err(SettingWriteError::VersionConflict { current: Some(3) }));
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     let err = svc
         .set_setting(user(), input("ui.x", json!(1)), Precondition::Version(2))
         .await
@@ -374,7 +378,7 @@ async fn quota_limit_is_passed_to_the_store_and_surfaced() {
                 limit: 1000,
             }))
         });
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     let err = svc
         .set_setting(user(), input("ui.x", json!(1)), Precondition::Any)
         .await
@@ -395,7 +399,7 @@ async fn byte_quota_is_passed_to_the_store_and_surfaced() {
                 limit: quota.max_bytes,
             }))
         });
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     let err = svc
         .set_settings(user(), vec![input("ui.x", json!(1))])
         .await
@@ -408,11 +412,7 @@ async fn byte_quota_is_passed_to_the_store_and_surfaced() {
 
 #[tokio::test]
 async fn bulk_reports_every_bad_item_by_index_and_writes_nothing() {
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     let items = vec![
         input("ui.ok", json!(true)),
         input("ui..bad", json!(1)),
@@ -438,7 +438,7 @@ async fn bulk_size_limit_is_inclusive() {
         .withf(|_, writes, _| writes.len() == 100)
         .times(1)
         .returning(|_, writes, _| Ok(writes.iter().map(created).collect()));
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     let items: Vec<_> = (0..100)
         .map(|i| input(&format!("ui.k{i}"), json!(i)))
         .collect();
@@ -465,7 +465,7 @@ async fn get_redacts_encrypted_values() {
         };
         Ok(Some(stored(&write, 1)))
     });
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     let view = svc
         .get_setting(user(), "integrations.plex.token")
         .await
@@ -476,11 +476,7 @@ async fn get_redacts_encrypted_values() {
 
 #[tokio::test]
 async fn unknown_category_filter_is_rejected() {
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     assert!(
         svc.list_settings(user(), Some("nope"), None, None)
             .await
@@ -521,7 +517,11 @@ async fn get_secret_audits_then_decrypts_for_the_right_cell() {
         .withf(|u, k, e| *u == user() && k.as_str() == "integrations.plex.token" && e.kid == "k1")
         .times(1)
         .returning(|_, _, _| Ok(Zeroizing::new(br#""plain""#.to_vec())));
-    let svc = service(secret_repo(), cipher, audit);
+    let svc = TestService::default()
+        .repo(secret_repo())
+        .cipher(cipher)
+        .audit(audit)
+        .build();
     let secret = svc
         .get_secret(&admin(), user(), "integrations.plex.token")
         .await
@@ -537,7 +537,10 @@ async fn get_secret_discloses_nothing_when_audit_fails() {
         .expect_record()
         .returning(|_| Err(RepositoryError::Unavailable("down".into())));
     // No expectation on the cipher: decrypting would fail the test.
-    let svc = service(secret_repo(), MockSecretCipher::new(), audit);
+    let svc = TestService::default()
+        .repo(secret_repo())
+        .audit(audit)
+        .build();
     let err = svc
         .get_secret(&admin(), user(), "integrations.plex.token")
         .await
@@ -561,7 +564,7 @@ async fn get_secret_of_a_plain_setting_is_refused() {
         };
         Ok(Some(stored(&write, 1)))
     });
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     let err = svc
         .get_secret(&admin(), user(), "ui.flag")
         .await
@@ -586,7 +589,7 @@ async fn delete_maps_store_outcomes() {
             eq(Precondition::Any),
         )
         .returning(|_, _, _| Err(SettingDeleteError::NotFound));
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     assert!(matches!(
         svc.delete_setting(user(), "ui.a", Precondition::Version(1))
             .await,
@@ -610,7 +613,7 @@ async fn admin_listing_is_audited_for_the_subject() {
     repo.expect_list()
         .withf(|u, c, _| *u == user() && c.is_none())
         .returning(|_, _, _| Ok(vec![]));
-    let svc = service(repo, MockSecretCipher::new(), audit);
+    let svc = TestService::default().repo(repo).audit(audit).build();
     assert!(
         svc.list_settings_as_admin(&admin(), user(), None, None, None)
             .await
@@ -655,7 +658,7 @@ async fn a_full_page_names_its_last_key_as_the_next_start() {
                 }
         })
         .returning(|_, _, _| Ok(stored_keys(&["ui.b", "ui.c", "ui.d"])));
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     let page = svc
         .list_settings(user(), None, Some("ui.a"), Some(2))
         .await
@@ -671,7 +674,7 @@ async fn the_last_page_has_no_next_start_and_no_limit_means_the_maximum() {
     repo.expect_list()
         .withf(|_, _, page| *page == Page::first(Page::MAX_LIMIT + 1))
         .returning(|_, _, _| Ok(stored_keys(&["ui.a", "ui.b"])));
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     let page = svc.list_settings(user(), None, None, None).await.unwrap();
     assert_eq!(page.settings.len(), 2);
     assert_eq!(page.next_after, None);
@@ -679,11 +682,7 @@ async fn the_last_page_has_no_next_start_and_no_limit_means_the_maximum() {
 
 #[tokio::test]
 async fn page_limits_out_of_range_and_bad_cursors_are_refused() {
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     for (after, limit, code) in [
         (None, Some(0), "out_of_range"),
         (None, Some(1001), "out_of_range"),
@@ -701,11 +700,7 @@ async fn page_limits_out_of_range_and_bad_cursors_are_refused() {
 #[tokio::test]
 async fn integration_managed_keys_cannot_be_written_or_deleted() {
     // No expectation on the store: any call would fail the test.
-    let svc = service(
-        MockSettingsRepository::new(),
-        MockSecretCipher::new(),
-        MockAuditLog::new(),
-    );
+    let svc = untouched();
     let token = json!({"access_token": "forged"});
     for key in [
         "scrobbling.trakt.oauth_tokens",
@@ -745,7 +740,7 @@ async fn a_provider_sync_settings_key_stays_writable() {
     repo.expect_upsert()
         .times(1)
         .returning(|_, w, _, _| Ok(created(w)));
-    let svc = service(repo, MockSecretCipher::new(), MockAuditLog::new());
+    let svc = TestService::default().repo(repo).build();
     svc.set_setting(
         user(),
         input("scrobbling.trakt.settings", json!({"auto_scrobble": false})),
