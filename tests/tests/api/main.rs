@@ -6,6 +6,7 @@ mod admin_internal;
 mod auth;
 mod docs_health;
 mod if_match_lists;
+mod if_match_star;
 mod post_setting;
 mod preferences;
 mod settings;

@@ -5,17 +5,14 @@ use actix_web::{
     http::header::ETag,
     web::{Data, Json},
 };
-use domain::{
-    preferences::{Preferences, StoredPreferences},
-    settings::Precondition,
-};
+use domain::preferences::{Preferences, StoredPreferences};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{
     auth::User,
-    conditional::{WriteCondition, etag, not_modified, write_condition},
+    conditional::{etag, not_modified, precondition},
     error::ApiError,
     openapi::docs,
     state::ApiState,
@@ -48,17 +45,6 @@ fn respond(stored: &StoredPreferences) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(ETag(etag(stored.version)))
         .json(representation(stored))
-}
-
-fn precondition(req: &HttpRequest, state: &ApiState) -> Result<Precondition, ApiError> {
-    Ok(
-        match write_condition(req, state.options.require_if_match)? {
-            // Preferences always exist (as defaults), so `If-Match: *` always holds.
-            WriteCondition::None | WriteCondition::Exists => Precondition::Any,
-            WriteCondition::Matches(expected) => expected,
-            WriteCondition::Absent => Precondition::Absent,
-        },
-    )
 }
 
 #[utoipa::path(
@@ -105,7 +91,7 @@ pub async fn put(
     User(user): User,
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected = precondition(&req, &state)?;
+    let expected = precondition(&req, state.options.require_if_match)?;
     let stored = state
         .preferences
         .replace(user.user_id, &body, expected)
@@ -131,7 +117,7 @@ pub async fn patch(
     User(user): User,
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected = precondition(&req, &state)?;
+    let expected = precondition(&req, state.options.require_if_match)?;
     let stored = state
         .preferences
         .patch(user.user_id, &body, expected)

@@ -11,8 +11,8 @@ use actix_web::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use domain::{
     FieldError, UserId, ValidationErrors,
-    services::{GetSettingError, SettingInput, SettingsPage},
-    settings::{Limits, Precondition, SettingKey, SettingView},
+    services::{SettingInput, SettingsPage},
+    settings::{Limits, SettingKey, SettingView},
 };
 use serde::{
     Deserialize, Deserializer, Serialize,
@@ -22,7 +22,7 @@ use serde_json::value::RawValue;
 
 use crate::{
     auth::User,
-    conditional::{WriteCondition, etag, not_modified, write_condition},
+    conditional::{etag, not_modified, precondition},
     error::ApiError,
     openapi::docs,
     state::ApiState,
@@ -288,8 +288,7 @@ async fn write_one(
     user: UserId,
     input: SettingInput,
 ) -> Result<HttpResponse, ApiError> {
-    let condition = write_condition(req, state.options.require_if_match)?;
-    let expected = resolve_condition(state, user, &input.key, condition).await?;
+    let expected = precondition(req, state.options.require_if_match)?;
     let (setting, created) = state.settings.set_setting(user, input, expected).await?;
     let mut response = if created {
         let mut r = HttpResponse::Created();
@@ -325,11 +324,7 @@ pub async fn delete(
     User(user): User,
     key: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected = match write_condition(&req, state.options.require_if_match)? {
-        WriteCondition::None | WriteCondition::Exists => Precondition::Any,
-        WriteCondition::Matches(expected) => expected,
-        WriteCondition::Absent => return Err(ApiError::PreconditionFailed),
-    };
+    let expected = precondition(&req, state.options.require_if_match)?;
     state
         .settings
         .delete_setting(user.user_id, &key, expected)
@@ -363,26 +358,6 @@ pub async fn bulk(
         settings: written.into_iter().map(|(s, _)| s).collect(),
         next_cursor: None,
     }))
-}
-
-/// Turns an HTTP write condition into the domain's precondition; `If-Match: *` needs the
-/// current version.
-async fn resolve_condition(
-    state: &ApiState,
-    user: UserId,
-    key: &str,
-    condition: WriteCondition,
-) -> Result<Precondition, ApiError> {
-    Ok(match condition {
-        WriteCondition::None => Precondition::Any,
-        WriteCondition::Matches(expected) => expected,
-        WriteCondition::Absent => Precondition::Absent,
-        WriteCondition::Exists => match state.settings.get_setting(user, key).await {
-            Ok(current) => Precondition::Version(current.version),
-            Err(GetSettingError::NotFound) => return Err(ApiError::PreconditionFailed),
-            Err(e) => return Err(e.into()),
-        },
-    })
 }
 
 #[cfg(test)]

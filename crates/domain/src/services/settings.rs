@@ -153,10 +153,10 @@ pub enum DeleteSettingError {
         provider: ProviderId,
     },
     /// The precondition did not hold.
-    #[error("the setting was changed concurrently (current version {current})")]
+    #[error("the setting was changed concurrently (current version {current:?})")]
     VersionConflict {
-        /// The version now stored.
-        current: i64,
+        /// The version now stored, `None` when absent (under [`Precondition::Exists`]).
+        current: Option<i64>,
     },
     /// The store failed.
     #[error(transparent)]
@@ -425,13 +425,20 @@ where
         if let Some(provider) = managing_provider(key.as_str()) {
             return Err(DeleteSettingError::ManagedByIntegration { key, provider });
         }
+        let must_exist = expected == Precondition::Exists;
         self.repo
             .delete(user, &key, expected)
             .await
             .map_err(|e| match e {
+                // The condition, not the resource, is what failed.
+                SettingDeleteError::NotFound if must_exist => {
+                    DeleteSettingError::VersionConflict { current: None }
+                }
                 SettingDeleteError::NotFound => DeleteSettingError::NotFound,
                 SettingDeleteError::VersionConflict { current } => {
-                    DeleteSettingError::VersionConflict { current }
+                    DeleteSettingError::VersionConflict {
+                        current: Some(current),
+                    }
                 }
                 SettingDeleteError::Repository(r) => DeleteSettingError::Repository(r),
             })
