@@ -32,6 +32,7 @@ use crate::handlers::{
         integrations::connect, integrations::disconnect, integrations::token,
         health::live, health::ready,
         crate::metrics::exposition,
+        crate::openapi_json, crate::docs_redirect,
     ),
     components(
         schemas(

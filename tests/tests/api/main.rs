@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_internal;
+mod allow;
 mod auth;
 mod docs_health;
 mod if_match_lists;

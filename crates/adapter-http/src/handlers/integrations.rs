@@ -2,15 +2,15 @@
 //! `/internal/v1/users/{user_id}/integrations/{provider}/token` (integration services get a
 //! valid access token; role `service`; audited).
 //!
-//! [`configure_api`] and [`configure_internal`] register the routes: the first inside the
-//! rate-limited `/api/v1` scope, the second with the operational routes.
+//! The routes are registered from [`crate::routes::ENDPOINTS`], only when integrations are
+//! configured.
 
 use std::sync::Arc;
 
 use actix_web::{
     HttpResponse,
     http::header::{CacheControl, CacheDirective},
-    web::{self, Data, Json, Path, Query, ServiceConfig},
+    web::{Data, Json, Path, Query},
 };
 use domain::{
     FieldError, UserId, ValidationErrors,
@@ -29,7 +29,6 @@ use crate::{
     auth::{Service, User},
     error::ApiError,
     openapi::docs,
-    resource,
 };
 
 /// The connection use cases as the HTTP layer holds them.
@@ -57,26 +56,6 @@ pub struct IntegrationsApi {
     pub connections: Arc<DynConnectionService>,
     /// Valid access tokens for integration services.
     pub tokens: Arc<DynTokenService>,
-}
-
-/// Registers the caller's integration routes, relative to the `/api/v1` scope. The app
-/// registers [`IntegrationsApi`] as their state.
-pub fn configure_api(cfg: &mut ServiceConfig) {
-    cfg.service(resource("/integrations").route(web::get().to(list)))
-        .service(resource("/integrations/{provider}/authorize").route(web::get().to(authorize)))
-        .service(resource("/integrations/{provider}/connect").route(web::post().to(connect)))
-        .service(resource("/integrations/{provider}/status").route(web::get().to(status)))
-        .service(
-            resource("/integrations/{provider}/disconnect").route(web::delete().to(disconnect)),
-        );
-}
-
-/// Registers the integration services' route (the internal token read).
-pub fn configure_internal(cfg: &mut ServiceConfig) {
-    cfg.service(
-        resource("/internal/v1/users/{user_id}/integrations/{provider}/token")
-            .route(web::get().to(token)),
-    );
 }
 
 /// Query of `authorize`.
