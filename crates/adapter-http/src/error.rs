@@ -106,20 +106,49 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document: the body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// A URN naming the problem type, `urn:user-settings:problem:<code>`.
     #[serde(rename = "type")]
     kind: String,
+    /// The status's reason phrase.
     title: &'a str,
+    /// The HTTP status.
     status: u16,
+    /// Stable machine-readable code.
     code: &'a str,
+    /// What happened, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
+    /// Every validation problem (422 only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    errors: Vec<FieldProblem<'a>>,
     /// The external provider at fault (502/504 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     provider: Option<&'a str>,
+}
+
+/// One validation problem of a 422.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FieldProblem<'a> {
+    /// Path of the field, e.g. `value.volume` or `settings[2].key`.
+    field: &'a str,
+    /// Stable machine-readable code.
+    code: &'a str,
+    /// What is wrong, for people.
+    message: &'a str,
+}
+
+impl<'a> From<&'a FieldError> for FieldProblem<'a> {
+    fn from(e: &'a FieldError) -> Self {
+        Self {
+            field: &e.field,
+            code: e.code,
+            message: &e.message,
+        }
+    }
 }
 
 impl ApiError {
@@ -226,7 +255,6 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let status = self.status_code();
-        let no_errors: &[FieldError] = &[];
         let problem = Problem {
             kind: format!("urn:user-settings:problem:{}", self.code()),
             title: self.title(),
@@ -234,8 +262,8 @@ impl ResponseError for ApiError {
             code: self.code(),
             detail: self.detail(),
             errors: match self {
-                ApiError::Validation(e) => e.errors(),
-                _ => no_errors,
+                ApiError::Validation(e) => e.errors().iter().map(FieldProblem::from).collect(),
+                _ => Vec::new(),
             },
             provider: match self {
                 ApiError::BadGateway { provider, .. } | ApiError::GatewayTimeout { provider } => {

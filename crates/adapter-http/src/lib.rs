@@ -79,10 +79,15 @@ pub struct Operations {
     pub metrics: Arc<HttpMetrics>,
 }
 
-/// The OpenAPI document of this API.
+/// The OpenAPI document of this API, before the deployment's lists are added (see
+/// [`openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi::ApiDoc::openapi()
 }
+
+/// The served OpenAPI document, built once per app from its configuration.
+#[derive(Clone, Debug)]
+pub struct ServedDocument(Arc<serde_json::Value>);
 
 /// Which routes one listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +128,14 @@ pub fn app(
     let body_limit = state.options.max_body_bytes;
     let bulk_limit = state.options.max_bulk_body_bytes;
     let integrations = state.integrations.clone();
+    let limits = state.settings.limits();
+    let document = ServedDocument(Arc::new(openapi::document(&openapi::DocumentConfig {
+        categories: state.settings.categories().names().to_vec(),
+        max_description_chars: limits.max_description_chars,
+        max_bulk_items: limits.max_bulk_items,
+    })));
     App::new()
+        .app_data(Data::new(document))
         .app_data(Data::new(state))
         .app_data(Data::from(auth))
         .app_data(Data::from(operations.rate_limiter))
@@ -178,7 +190,9 @@ fn public_routes(cfg: &mut web::ServiceConfig, integrations: bool, bulk_limit: u
     );
     routes::register(cfg, &[Group::Docs], "", bulk_limit);
     // The docs page's own files: static assets, not part of the API.
-    cfg.service(SwaggerUi::new("/docs/{_:.*}").url("/swagger/openapi.json", openapi()));
+    cfg.service(
+        SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
+    );
 }
 
 /// What operators and integration services reach: `/internal/*`, health, `/metrics`.
@@ -200,8 +214,8 @@ fn internal_routes(cfg: &mut web::ServiceConfig, integrations: bool, bulk_limit:
     responses((status = 200, description = "This document", content_type = "application/json", body = Object))
 )]
 /// The OpenAPI document.
-pub(crate) async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(openapi())
+pub(crate) async fn openapi_json(document: Data<ServedDocument>) -> HttpResponse {
+    HttpResponse::Ok().json(&*document.0)
 }
 
 #[utoipa::path(

@@ -251,9 +251,17 @@ pub fn register(cfg: &mut ServiceConfig, groups: &[Group], strip: &str, bulk_lim
 mod tests {
     use super::*;
 
+    fn document() -> serde_json::Value {
+        crate::openapi::document(&crate::openapi::DocumentConfig {
+            categories: vec!["ui".into()],
+            max_description_chars: 500,
+            max_bulk_items: 100,
+        })
+    }
+
     #[test]
     fn every_registered_route_is_in_the_openapi_document_with_its_method() {
-        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let doc = document();
         for e in ENDPOINTS {
             let method = e.method.as_str().to_ascii_lowercase();
             assert!(
@@ -267,7 +275,7 @@ mod tests {
 
     #[test]
     fn every_documented_operation_is_registered() {
-        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let doc = document();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for method in item.as_object().unwrap().keys() {
                 assert!(

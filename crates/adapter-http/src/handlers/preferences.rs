@@ -50,7 +50,7 @@ fn respond(stored: &StoredPreferences) -> HttpResponse {
 #[utoipa::path(
     get, path = "/api/v1/users/me/preferences", tag = "preferences",
     responses(
-        (status = 200, description = "The caller's preferences, or the defaults (version 0)", body = docs::PreferencesDoc,
+        (status = 200, description = "The caller's preferences, or the defaults (version 0)", body = docs::Preferences,
             headers(("ETag" = String, description = "Strong ETag of the version"))),
         (status = 304, description = "Not modified"),
         docs::UserReadErrors,
@@ -75,10 +75,10 @@ pub async fn get(
 
 #[utoipa::path(
     put, path = "/api/v1/users/me/preferences", tag = "preferences",
-    request_body(content = docs::PreferencesDoc, content_type = "application/json",
+    request_body(content = docs::PreferencesReplace, content_type = "application/json",
         description = "The full preferences; omitted fields take their defaults"),
     responses(
-        (status = 200, description = "Stored", body = docs::PreferencesDoc),
+        (status = 200, description = "Stored", body = docs::Preferences),
         docs::UserWriteErrors,
     ),
     security(("bearer" = []))
@@ -101,10 +101,10 @@ pub async fn put(
 
 #[utoipa::path(
     patch, path = "/api/v1/users/me/preferences", tag = "preferences",
-    request_body(content = docs::PreferencesDoc, content_type = "application/merge-patch+json",
+    request_body(content = docs::PreferencesPatch, content_type = "application/merge-patch+json",
         description = "An RFC 7396 merge patch; null resets a field to its default"),
     responses(
-        (status = 200, description = "Stored", body = docs::PreferencesDoc),
+        (status = 200, description = "Stored", body = docs::Preferences),
         docs::UserWriteErrors,
     ),
     security(("bearer" = []))

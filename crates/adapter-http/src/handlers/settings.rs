@@ -18,7 +18,9 @@ use serde::{
     Deserialize, Deserializer, Serialize,
     de::{self, SeqAccess, Visitor},
 };
-use serde_json::value::RawValue;
+use serde_json::{Value, value::RawValue};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::{
     auth::User,
@@ -70,35 +72,90 @@ fn cursor(key: &SettingKey) -> String {
     URL_SAFE_NO_PAD.encode(key.as_str())
 }
 
-/// Body of `PUT .../settings/{key}`.
-#[derive(Debug, Deserialize)]
+/// Body of `PUT .../settings/{key}`. The constraints the domain checks (key pattern, enums
+/// of `data_type` and `category`, the value's type per `data_type`) are added to its schema
+/// from the domain's constants when the document is built ([`crate::openapi::document`]).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PutSettingBody {
+pub struct SettingBody {
+    /// Any JSON value except null; it must be of the type `data_type` names.
     #[serde(default)]
+    #[schema(value_type = Value)]
     value: Option<Box<RawValue>>,
+    /// Free text.
     #[serde(default)]
     description: Option<String>,
+    /// One of the configured categories.
     #[serde(default)]
     category: Option<String>,
+    /// Inferred from the value when absent.
     #[serde(default)]
     data_type: Option<String>,
 }
 
+impl SettingBody {
+    fn into_input(self, key: String) -> SettingInput {
+        SettingInput {
+            key,
+            value: self.value,
+            description: self.description,
+            category: self.category,
+            data_type: self.data_type,
+        }
+    }
+}
+
+/// Body of `POST .../settings` and one item of the bulk write: the single-setting body plus
+/// its key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingItem {
+    /// The key, `category.service.field`.
+    key: String,
+    /// Any JSON value except null; it must be of the type `data_type` names.
+    #[serde(default)]
+    #[schema(value_type = Value)]
+    value: Option<Box<RawValue>>,
+    /// Free text.
+    #[serde(default)]
+    description: Option<String>,
+    /// One of the configured categories.
+    #[serde(default)]
+    category: Option<String>,
+    /// Inferred from the value when absent.
+    #[serde(default)]
+    data_type: Option<String>,
+}
+
+impl From<SettingItem> for SettingInput {
+    fn from(item: SettingItem) -> Self {
+        SettingInput {
+            key: item.key,
+            value: item.value,
+            description: item.description,
+            category: item.category,
+            data_type: item.data_type,
+        }
+    }
+}
+
 /// Body of the bulk write.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkBody {
+    /// The settings to write, each key once.
     #[serde(deserialize_with = "at_most_the_ceiling")]
-    settings: Vec<SettingInput>,
+    #[schema(max_items = 1000)]
+    settings: Vec<SettingItem>,
 }
 
 /// The items of a bulk, refusing the body as soon as it holds more than any deployment may
 /// accept: many tiny items would otherwise cost far more memory than their bytes. (The
 /// configured, lower, bound is the service's to report.)
-fn at_most_the_ceiling<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SettingInput>, D::Error> {
+fn at_most_the_ceiling<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SettingItem>, D::Error> {
     struct Items;
     impl<'de> Visitor<'de> for Items {
-        type Value = Vec<SettingInput>;
+        type Value = Vec<SettingItem>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             write!(f, "at most {} settings", Limits::BULK_ITEMS_CEILING)
@@ -118,11 +175,53 @@ fn at_most_the_ceiling<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SettingInp
     d.deserialize_seq(Items)
 }
 
+/// A setting as every public read shows it: secrets have `value: null` and `redacted: true`.
+#[derive(Serialize, ToSchema)]
+pub struct SettingRepresentation {
+    /// The key.
+    key: String,
+    /// The value; `null` when redacted.
+    #[schema(value_type = Value)]
+    value: Value,
+    /// True when the value is a secret and was withheld.
+    redacted: bool,
+    description: Option<String>,
+    category: Option<String>,
+    /// The declared type.
+    data_type: String,
+    /// The version, also the strong ETag.
+    version: i64,
+    /// First write.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: OffsetDateTime,
+}
+
+impl From<SettingView> for SettingRepresentation {
+    fn from(view: SettingView) -> Self {
+        Self {
+            key: view.key.as_str().to_owned(),
+            value: view.value,
+            redacted: view.redacted,
+            description: view.description.map(|d| d.as_str().to_owned()),
+            category: view.category.map(|c| c.as_str().to_owned()),
+            data_type: view.data_type.as_str().to_owned(),
+            version: view.version,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
 /// A list of settings.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SettingList {
     /// The settings, ordered by key.
-    pub settings: Vec<SettingView>,
+    pub settings: Vec<SettingRepresentation>,
     /// Present when more settings follow: pass it as `cursor` for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -131,7 +230,7 @@ pub struct SettingList {
 impl From<SettingsPage> for SettingList {
     fn from(page: SettingsPage) -> Self {
         Self {
-            settings: page.settings,
+            settings: page.settings.into_iter().map(Into::into).collect(),
             next_cursor: page.next_after.as_ref().map(cursor),
         }
     }
@@ -141,7 +240,7 @@ impl From<SettingsPage> for SettingList {
     get, path = "/api/v1/users/me/settings", tag = "settings",
     params(ListQuery),
     responses(
-        (status = 200, description = "One page of the caller's settings, ordered by key; secrets redacted", body = docs::SettingListDoc),
+        (status = 200, description = "One page of the caller's settings, ordered by key; secrets redacted", body = SettingList),
         docs::UserReadErrors,
     ),
     security(("bearer" = []))
@@ -170,7 +269,7 @@ pub async fn list(
     get, path = "/api/v1/users/me/settings/{key}", tag = "settings",
     params(("key" = String, Path, description = "Setting key, e.g. playback.subtitles.defaults")),
     responses(
-        (status = 200, description = "The setting; secrets redacted", body = docs::SettingDoc,
+        (status = 200, description = "The setting; secrets redacted", body = SettingRepresentation,
             headers(("ETag" = String, description = "Strong ETag of the version"))),
         (status = 304, description = "Not modified (If-None-Match matched)"),
         (status = 404, response = docs::NotFound),
@@ -194,16 +293,16 @@ pub async fn get(
     }
     Ok(HttpResponse::Ok()
         .insert_header(ETag(etag(setting.version)))
-        .json(setting))
+        .json(SettingRepresentation::from(setting)))
 }
 
 #[utoipa::path(
     put, path = "/api/v1/users/me/settings/{key}", tag = "settings",
     params(("key" = String, Path, description = "Setting key")),
-    request_body(content = docs::PutSettingDoc, content_type = "application/json"),
+    request_body(content = SettingBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Updated", body = docs::SettingDoc),
-        (status = 201, description = "Created", body = docs::SettingDoc),
+        (status = 200, description = "Updated", body = SettingRepresentation),
+        (status = 201, description = "Created", body = SettingRepresentation),
         (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
     ),
@@ -218,40 +317,18 @@ pub async fn put(
     _permit: WritePermit,
     User(user): User,
     key: Path<String>,
-    body: Json<PutSettingBody>,
+    body: Json<SettingBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let input = SettingInput {
-        key: key.into_inner(),
-        value: body.value,
-        description: body.description,
-        category: body.category,
-        data_type: body.data_type,
-    };
+    let input = body.into_inner().into_input(key.into_inner());
     write_one(&req, &state, user.user_id, input).await
-}
-
-/// Body of `POST .../settings`: the single-setting body plus its key.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostSettingBody {
-    key: String,
-    #[serde(default)]
-    value: Option<Box<RawValue>>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    category: Option<String>,
-    #[serde(default)]
-    data_type: Option<String>,
 }
 
 #[utoipa::path(
     post, path = "/api/v1/users/me/settings", tag = "settings",
-    request_body(content = docs::BulkItemDoc, content_type = "application/json"),
+    request_body(content = SettingItem, content_type = "application/json"),
     responses(
-        (status = 200, description = "Updated", body = docs::SettingDoc),
-        (status = 201, description = "Created", body = docs::SettingDoc,
+        (status = 200, description = "Updated", body = SettingRepresentation),
+        (status = 201, description = "Created", body = SettingRepresentation,
             headers(("Location" = String, description = "The setting's own URL"))),
         (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
@@ -267,17 +344,9 @@ pub async fn post(
     state: Data<ApiState>,
     _permit: WritePermit,
     User(user): User,
-    body: Json<PostSettingBody>,
+    body: Json<SettingItem>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let input = SettingInput {
-        key: body.key,
-        value: body.value,
-        description: body.description,
-        category: body.category,
-        data_type: body.data_type,
-    };
-    write_one(&req, &state, user.user_id, input).await
+    write_one(&req, &state, user.user_id, body.into_inner().into()).await
 }
 
 /// One setting written under the request's precondition: 201 with `Location` when created,
@@ -302,7 +371,7 @@ async fn write_one(
     };
     Ok(response
         .insert_header(ETag(etag(setting.version)))
-        .json(setting))
+        .json(SettingRepresentation::from(setting)))
 }
 
 #[utoipa::path(
@@ -334,9 +403,9 @@ pub async fn delete(
 
 #[utoipa::path(
     put, path = "/api/v1/users/me/settings", tag = "settings",
-    request_body(content = docs::BulkDoc, content_type = "application/json"),
+    request_body(content = BulkBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Every setting written, in one transaction", body = docs::SettingListDoc),
+        (status = 200, description = "Every setting written, in one transaction", body = SettingList),
         (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
     ),
@@ -352,10 +421,17 @@ pub async fn bulk(
 ) -> Result<HttpResponse, ApiError> {
     let written = state
         .settings
-        .set_settings(user.user_id, body.into_inner().settings)
+        .set_settings(
+            user.user_id,
+            body.into_inner()
+                .settings
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(SettingList {
-        settings: written.into_iter().map(|(s, _)| s).collect(),
+        settings: written.into_iter().map(|(s, _)| s.into()).collect(),
         next_cursor: None,
     }))
 }

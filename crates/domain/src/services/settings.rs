@@ -5,7 +5,6 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use serde::Deserialize;
 use serde_json::{Value, value::RawValue};
 
 use crate::{
@@ -22,25 +21,20 @@ use crate::{
     },
 };
 
-/// A setting as a client submits it (`PUT .../settings/{key}` or one bulk item). Its `Debug`
-/// never shows the value: it may be a secret on its way to encryption.
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A setting as a client submits it, still unvalidated (the HTTP adapter builds it from its
+/// wire types). Its `Debug` never shows the value: it may be a secret on its way to
+/// encryption.
+#[derive(Clone, Default)]
 pub struct SettingInput {
-    /// The key (taken from the path for single writes).
-    #[serde(default)]
+    /// The key.
     pub key: String,
-    /// The value as JSON text; `null` or absent (both `None`) is rejected.
-    #[serde(default)]
+    /// The value as JSON text; `None` (absent or `null`) is rejected.
     pub value: Option<Box<RawValue>>,
     /// Optional description.
-    #[serde(default)]
     pub description: Option<String>,
     /// Optional category.
-    #[serde(default)]
     pub category: Option<String>,
     /// Optional data type; inferred from the value when absent.
-    #[serde(default)]
     pub data_type: Option<String>,
 }
 
