@@ -8,7 +8,10 @@ use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
 };
 
-use domain::settings::{DataType, MAX_KEY_LEN};
+use domain::{
+    integrations::{AuthMethod, ProviderId},
+    settings::{DataType, MAX_KEY_LEN, Page},
+};
 
 use crate::handlers::{
     admin, health,
@@ -222,6 +225,9 @@ pub struct DocumentConfig {
     pub max_bulk_items: usize,
 }
 
+/// Matches a string holding U+0000 (stated as `not` this, so that no length is implied).
+const NUL: &str = "\\u0000";
+
 /// `^[a-z0-9_-]+(\.[a-z0-9_-]+)*$`: what `SettingKey::parse` accepts.
 pub const KEY_PATTERN: &str = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$";
 
@@ -240,20 +246,25 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
     data_type_enum.push(serde_json::Value::Null);
     // The value's JSON type per declared type (`DataType::accepts`); without `data_type` the
     // type is inferred from the value, so any non-null value goes.
-    let mut by_type: Vec<serde_json::Value> = DataType::ALL
+    let by_type: Vec<serde_json::Value> = DataType::ALL
         .iter()
         .map(|t| {
             let value = match t {
-                DataType::String => json!({"type": "string"}),
+                DataType::String => json!({"type": "string", "not": {"pattern": NUL}}),
                 DataType::Number => json!({"type": "number"}),
                 DataType::Boolean => json!({"type": "boolean"}),
-                DataType::Json | DataType::Encrypted => json!({"not": {"type": "null"}}),
+                DataType::Json | DataType::Encrypted => {
+                    json!({"$ref": "#/components/schemas/SettingValue"})
+                }
             };
-            json!({"properties": {"data_type": {"const": t.as_str()}, "value": value}, "required": ["data_type"]})
+            // `if`/`then` rather than `anyOf` branches: each member keeps one schema, so a
+            // generator that mutates one member knows what is invalid for it.
+            json!({
+                "if": {"properties": {"data_type": {"const": t.as_str()}}, "required": ["data_type"]},
+                "then": {"properties": {"value": value}},
+            })
         })
         .collect();
-    by_type.push(json!({"properties": {"data_type": {"type": "null"}}}));
-    by_type.push(json!({"not": {"required": ["data_type"]}}));
     let schemas = &mut doc["components"]["schemas"];
     for name in ["SettingBody", "SettingItem"] {
         let schema = &mut schemas[name];
@@ -261,24 +272,39 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
         if name == "SettingItem" {
             properties["key"] = key.clone();
         }
-        properties["value"] = json!({"not": {"type": "null"}, "description": "Any JSON value except null; of the type `data_type` names"});
+        properties["value"] = json!({"$ref": "#/components/schemas/SettingValue"});
         properties["category"] = category.clone();
         properties["data_type"] = json!({"type": ["string", "null"], "enum": data_type_enum.clone(), "description": "Inferred from the value when absent"});
-        properties["description"] = json!({"type": ["string", "null"], "maxLength": config.max_description_chars, "pattern": "^[^\\u0000]*$"});
+        properties["description"] = json!({"type": ["string", "null"], "maxLength": config.max_description_chars, "not": {"pattern": NUL}});
         let mut required = vec![json!("value")];
         if name == "SettingItem" {
             required.insert(0, json!("key"));
         }
         schema["required"] = json!(required);
-        schema["anyOf"] = json!(by_type.clone());
+        schema["allOf"] = json!(by_type.clone());
     }
+    // A value: any JSON except a top-level null, and no U+0000 in any string (the store's
+    // `jsonb` cannot hold it), member names included.
+    schemas["SettingValue"] = json!({
+        "description": "Any JSON value except null, of the type `data_type` names; no string (or member name) holds U+0000",
+        "anyOf": [
+            {"type": "string", "not": {"pattern": NUL}},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+            {"type": "object", "propertyNames": {"not": {"pattern": NUL}},
+                "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
+        ],
+    });
+    schemas["JsonValue"] =
+        json!({"anyOf": [{"$ref": "#/components/schemas/SettingValue"}, {"type": "null"}]});
     for (name, schema) in preferences_schemas() {
         schemas[name] = schema;
     }
     schemas["BulkBody"]["properties"]["settings"]["maxItems"] = json!(config.max_bulk_items);
     // Path and query parameters named like the domain's values get their constraints.
     if let Some(paths) = doc["paths"].as_object_mut() {
-        for item in paths.values_mut() {
+        for (path, item) in paths.iter_mut() {
             let Some(operations) = item.as_object_mut() else {
                 continue;
             };
@@ -296,6 +322,19 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
                         Some("category") => {
                             parameter["schema"] =
                                 json!({"type": "string", "enum": config.categories})
+                        }
+                        Some("limit") => {
+                            parameter["schema"] = json!({"type": "integer", "minimum": 1, "maximum": Page::MAX_LIMIT});
+                        }
+                        Some("cursor") => parameter["schema"] = key.clone(),
+                        Some("provider") => {
+                            let redirect = path.ends_with("/authorize");
+                            let providers: Vec<&str> = ProviderId::ALL
+                                .iter()
+                                .filter(|p| !redirect || redirects(**p))
+                                .map(|p| p.as_str())
+                                .collect();
+                            parameter["schema"] = json!({"type": "string", "enum": providers});
                         }
                         _ => {}
                     }
@@ -353,13 +392,19 @@ fn preferences_schemas() -> Vec<(&'static str, serde_json::Value)> {
                 json!({
                     "type": "array",
                     "maxItems": max_tokens,
-                    "items": {"type": "string", "minLength": 1, "maxLength": max_token_len / 4, "pattern": "^[^\\u0000]+$"},
+                    "items": {"type": "string", "minLength": 1, "maxLength": max_token_len, "not": {"pattern": NUL}},
                 }),
                 request,
             );
         }
+        // The domain skips a null member, whatever its name.
+        let extra = if request {
+            json!({"type": "null"})
+        } else {
+            json!(false)
+        };
         let mut schema =
-            json!({"type": "object", "additionalProperties": false, "properties": properties});
+            json!({"type": "object", "additionalProperties": extra, "properties": properties});
         if !request {
             schema["required"] = json!(["enabled"]);
         }
@@ -416,17 +461,25 @@ fn preferences_schemas() -> Vec<(&'static str, serde_json::Value)> {
         ),
         (
             "PreferencesReplace",
-            json!({"type": "object", "additionalProperties": false,
+            json!({"type": "object", "additionalProperties": {"type": "null"},
             "properties": members(true, false),
             "description": "Every member optional: omitted or null takes the default"}),
         ),
         (
             "PreferencesPatch",
-            json!({"type": "object", "additionalProperties": false,
+            json!({"type": "object", "additionalProperties": {"type": "null"},
             "properties": members(true, true),
             "description": "An RFC 7396 merge patch: every member optional; null resets it to its default"}),
         ),
     ]
+}
+
+/// Whether `authorize` applies: the provider's flow sends the browser to it.
+fn redirects(provider: ProviderId) -> bool {
+    matches!(
+        provider.spec().auth,
+        AuthMethod::AuthorizationCode { .. } | AuthMethod::LastfmWebAuth
+    )
 }
 
 #[cfg(test)]
@@ -446,7 +499,7 @@ mod tests {
         let doc = doc();
         let patch = &doc["components"]["schemas"]["PreferencesPatch"];
         assert!(patch.get("required").is_none());
-        assert_eq!(patch["additionalProperties"], false);
+        assert_eq!(patch["additionalProperties"]["type"], "null");
         assert!(patch["properties"].get("version").is_none());
         let theme = &patch["properties"]["theme"]["anyOf"];
         assert_eq!(theme[1]["type"], "null");

@@ -8,9 +8,8 @@ use actix_web::{
     http::header::{self, ETag},
     web::{Data, Json, Path, Query},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use domain::{
-    FieldError, UserId, ValidationErrors,
+    UserId,
     services::{SettingInput, SettingsPage},
     settings::{Limits, SettingKey, SettingView},
 };
@@ -43,33 +42,19 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// The key the page starts after, from the opaque cursor.
+    /// The key the page starts after. The cursor is that key itself: its format is then the
+    /// key's, which the document can state exactly (an encoded cursor could not be).
     ///
     /// # Errors
-    /// 422 `invalid_cursor` when the cursor is not one this API gave.
+    /// None here; the service refuses a cursor that is not a key (422 `invalid_cursor`).
     pub fn after(&self) -> Result<Option<String>, ApiError> {
-        self.cursor
-            .as_deref()
-            .map(|cursor| {
-                URL_SAFE_NO_PAD
-                    .decode(cursor)
-                    .ok()
-                    .and_then(|bytes| String::from_utf8(bytes).ok())
-                    .ok_or_else(|| {
-                        ApiError::Validation(ValidationErrors::single(FieldError::new(
-                            "cursor",
-                            "invalid_cursor",
-                            "the cursor is not one this API gave",
-                        )))
-                    })
-            })
-            .transpose()
+        Ok(self.cursor.clone())
     }
 }
 
-/// The opaque cursor of the page after `key`.
+/// The cursor of the page after `key`.
 fn cursor(key: &SettingKey) -> String {
-    URL_SAFE_NO_PAD.encode(key.as_str())
+    key.as_str().to_owned()
 }
 
 /// Body of `PUT .../settings/{key}`. The constraints the domain checks (key pattern, enums
