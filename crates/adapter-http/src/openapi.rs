@@ -225,8 +225,8 @@ pub struct DocumentConfig {
     pub max_bulk_items: usize,
 }
 
-/// Matches a string holding U+0000 (stated as `not` this, so that no length is implied).
-const NUL: &str = "\\u0000";
+/// A string without U+0000.
+const NO_NUL: &str = "^[^\\u0000]*$";
 
 /// `^[a-z0-9_-]+(\.[a-z0-9_-]+)*$`: what `SettingKey::parse` accepts.
 pub const KEY_PATTERN: &str = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$";
@@ -250,7 +250,7 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
         .iter()
         .map(|t| {
             let value = match t {
-                DataType::String => json!({"type": "string", "not": {"pattern": NUL}}),
+                DataType::String => json!({"type": "string", "pattern": NO_NUL}),
                 DataType::Number => json!({"type": "number"}),
                 DataType::Boolean => json!({"type": "boolean"}),
                 DataType::Json | DataType::Encrypted => {
@@ -275,7 +275,7 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
         properties["value"] = json!({"$ref": "#/components/schemas/SettingValue"});
         properties["category"] = category.clone();
         properties["data_type"] = json!({"type": ["string", "null"], "enum": data_type_enum.clone(), "description": "Inferred from the value when absent"});
-        properties["description"] = json!({"type": ["string", "null"], "maxLength": config.max_description_chars, "not": {"pattern": NUL}});
+        properties["description"] = json!({"type": ["string", "null"], "maxLength": config.max_description_chars, "pattern": NO_NUL});
         let mut required = vec![json!("value")];
         if name == "SettingItem" {
             required.insert(0, json!("key"));
@@ -285,14 +285,22 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
     }
     // A value: any JSON except a top-level null, and no U+0000 in any string (the store's
     // `jsonb` cannot hold it), member names included.
+    // Scalars and containers in separate groups: a generator that sees a string beside an
+    // array would take the empty string for an empty query array and avoid it.
     schemas["SettingValue"] = json!({
         "description": "Any JSON value except null, of the type `data_type` names; no string (or member name) holds U+0000",
         "anyOf": [
-            {"type": "string", "not": {"pattern": NUL}},
-            {"type": "number"},
-            {"type": "boolean"},
+            {"$ref": "#/components/schemas/JsonScalar"},
+            {"$ref": "#/components/schemas/JsonContainer"},
+        ],
+    });
+    schemas["JsonScalar"] = json!({
+        "anyOf": [{"type": "string", "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}],
+    });
+    schemas["JsonContainer"] = json!({
+        "anyOf": [
             {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
-            {"type": "object", "propertyNames": {"not": {"pattern": NUL}},
+            {"type": "object", "propertyNames": {"pattern": NO_NUL},
                 "additionalProperties": {"$ref": "#/components/schemas/JsonValue"}},
         ],
     });
@@ -392,7 +400,7 @@ fn preferences_schemas() -> Vec<(&'static str, serde_json::Value)> {
                 json!({
                     "type": "array",
                     "maxItems": max_tokens,
-                    "items": {"type": "string", "minLength": 1, "maxLength": max_token_len, "not": {"pattern": NUL}},
+                    "items": {"type": "string", "minLength": 1, "maxLength": max_token_len, "pattern": NO_NUL},
                 }),
                 request,
             );

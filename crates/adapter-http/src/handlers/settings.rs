@@ -57,9 +57,9 @@ fn cursor(key: &SettingKey) -> String {
     key.as_str().to_owned()
 }
 
-/// Body of `PUT .../settings/{key}`. The constraints the domain checks (key pattern, enums
-/// of `data_type` and `category`, the value's type per `data_type`) are added to its schema
-/// from the domain's constants when the document is built ([`crate::openapi::document`]).
+/// Body of `PUT .../settings/{key}`.
+// The document adds the constraints the domain checks (enums, the value's type per
+// `data_type`, lengths) when it is built: see `openapi::document`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingBody {
