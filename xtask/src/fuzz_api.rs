@@ -172,6 +172,11 @@ fn schemathesis_run(
     report: &Path,
 ) -> Result<bool, String> {
     let mut cmd = Command::new(bin);
+    // schemathesis keeps a cache (and replays its stored failures) in its working directory:
+    // keep it under target/, out of the repository.
+    if let Some(dir) = report.parent() {
+        cmd.current_dir(dir);
+    }
     cmd.arg("--config-file")
         .arg(config)
         .arg("run")

@@ -250,7 +250,7 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
         .iter()
         .map(|t| {
             let value = match t {
-                DataType::String => json!({"type": "string", "pattern": NO_NUL}),
+                DataType::String => json!({"type": "string", "minLength": 0, "pattern": NO_NUL}),
                 DataType::Number => json!({"type": "number"}),
                 DataType::Boolean => json!({"type": "boolean"}),
                 DataType::Json | DataType::Encrypted => {
@@ -295,7 +295,7 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
         ],
     });
     schemas["JsonScalar"] = json!({
-        "anyOf": [{"type": "string", "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}],
+        "anyOf": [{"type": "string", "minLength": 0, "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}],
     });
     schemas["JsonContainer"] = json!({
         "anyOf": [
