@@ -1,8 +1,12 @@
-//! `cargo xtask ci`: formatting, clippy, then every test — what `.ci/run` and CI execute.
+//! `cargo xtask ci`: formatting, clippy, every test, then schemathesis against the OpenAPI
+//! document — what `.ci/run` and CI execute.
 
 use std::process::ExitCode;
 
-use crate::{process, test, workspace};
+use crate::{fuzz_api, process, test, workspace};
+
+/// schemathesis's budget per token in CI (three tokens: about three minutes in all).
+const FUZZ_SECONDS: &str = "60";
 
 pub fn run(args: &[String]) -> Result<ExitCode, String> {
     if !args.is_empty() {
@@ -18,5 +22,10 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         "-D",
         "warnings",
     ]))?;
-    test::run(&[])
+    let tests = test::run(&[])?;
+    if tests != ExitCode::SUCCESS {
+        return Ok(tests);
+    }
+    // A client generated from the document must work unchanged: any failure fails CI.
+    fuzz_api::run(&["--seconds".to_owned(), FUZZ_SECONDS.to_owned()])
 }

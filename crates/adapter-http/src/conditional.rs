@@ -13,21 +13,9 @@ pub fn etag(version: i64) -> EntityTag {
     EntityTag::new_strong(version.to_string())
 }
 
-/// What a write request demands of the current state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WriteCondition {
-    /// No condition.
-    None,
-    /// `If-Match: *`: the resource must exist.
-    Exists,
-    /// `If-Match: "<v>", ...`: the resource must be at one of the listed versions
-    /// ([`Precondition::Version`] or [`Precondition::VersionIn`]).
-    Matches(Precondition),
-    /// `If-None-Match: *`: the resource must not exist.
-    Absent,
-}
-
-/// Reads the write precondition. With `required`, a write without one is refused (428).
+/// The precondition of a write, from `If-Match` / `If-None-Match`: the one mapping of HTTP
+/// conditions to the domain's, used by every conditional write. With `required`, a write
+/// without one is refused (428).
 ///
 /// # Errors
 /// 412 for an `If-Match` that cannot match any version (weak or foreign tags), 428 when
@@ -35,19 +23,18 @@ pub enum WriteCondition {
 ///
 /// The condition of an `If-Match` list holds when *any* tag matches (RFC 9110 13.1.1), by
 /// strong comparison: weak tags and tags that are not versions never match and are skipped.
-pub fn write_condition(req: &HttpRequest, required: bool) -> Result<WriteCondition, ApiError> {
+pub fn precondition(req: &HttpRequest, required: bool) -> Result<Precondition, ApiError> {
     if req.headers().contains_key(header::IF_MATCH) {
         let parsed = IfMatch::parse(req)
             .map_err(|_| ApiError::BadRequest("invalid If-Match header".into()))?;
         return match parsed {
-            IfMatch::Any => Ok(WriteCondition::Exists),
+            IfMatch::Any => Ok(Precondition::Exists),
             IfMatch::Items(tags) => Precondition::version_in(
                 tags.iter()
                     .filter(|t| !t.weak)
                     .filter_map(|t| t.tag().parse::<i64>().ok())
                     .collect(),
             )
-            .map(WriteCondition::Matches)
             .ok_or(ApiError::PreconditionFailed),
         };
     }
@@ -55,13 +42,13 @@ pub fn write_condition(req: &HttpRequest, required: bool) -> Result<WriteConditi
         let parsed = IfNoneMatch::parse(req)
             .map_err(|_| ApiError::BadRequest("invalid If-None-Match header".into()))?;
         if matches!(parsed, IfNoneMatch::Any) {
-            return Ok(WriteCondition::Absent);
+            return Ok(Precondition::Absent);
         }
     }
     if required {
         Err(ApiError::PreconditionRequired)
     } else {
-        Ok(WriteCondition::None)
+        Ok(Precondition::Any)
     }
 }
 
@@ -83,26 +70,23 @@ mod tests {
 
     use super::*;
 
-    fn if_match(value: &str) -> Result<WriteCondition, ApiError> {
+    fn if_match(value: &str) -> Result<Precondition, ApiError> {
         let req = TestRequest::default()
             .insert_header((header::IF_MATCH, value))
             .to_http_request();
-        write_condition(&req, false)
+        precondition(&req, false)
     }
 
     #[test]
     fn one_tag_is_one_version() {
-        assert_eq!(
-            if_match(r#""7""#).unwrap(),
-            WriteCondition::Matches(Precondition::Version(7))
-        );
+        assert_eq!(if_match(r#""7""#).unwrap(), Precondition::Version(7));
     }
 
     #[test]
     fn every_listed_version_counts_not_only_the_first() {
         assert_eq!(
             if_match(r#""7", "3", "7""#).unwrap(),
-            WriteCondition::Matches(Precondition::VersionIn(vec![3, 7]))
+            Precondition::VersionIn(vec![3, 7])
         );
     }
 
@@ -110,7 +94,7 @@ mod tests {
     fn weak_and_foreign_tags_are_skipped() {
         assert_eq!(
             if_match(r#"W/"5", "old", "9""#).unwrap(),
-            WriteCondition::Matches(Precondition::Version(9))
+            Precondition::Version(9)
         );
     }
 
@@ -124,6 +108,6 @@ mod tests {
 
     #[test]
     fn a_star_requires_existence() {
-        assert_eq!(if_match("*").unwrap(), WriteCondition::Exists);
+        assert_eq!(if_match("*").unwrap(), Precondition::Exists);
     }
 }

@@ -3,6 +3,8 @@
 //! Each domain error maps to one status and a stable `code`. Unexpected failures are logged
 //! with their cause and reported to the client only as "internal error".
 
+use std::time::Duration;
+
 use actix_web::{
     HttpResponse, ResponseError,
     http::{StatusCode, header},
@@ -18,6 +20,8 @@ use domain::{
     settings::SettingKey,
 };
 use serde::Serialize;
+
+use crate::rate_limit::{AccessKind, QuotaState, quota_headers, retry_seconds};
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -37,9 +41,12 @@ pub enum ApiError {
     /// 404 with a precise code (`setting_not_found`, `user_not_found`, `route_not_found`).
     #[error("not found: {1}")]
     NotFound(&'static str, String),
-    /// 405.
+    /// 405; `allow` lists the methods the resource serves (the `Allow` header).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed {
+        /// The value of `Allow`, e.g. `GET, PUT`.
+        allow: String,
+    },
     /// 412: `If-Match`/`If-None-Match` did not hold.
     #[error("precondition failed")]
     PreconditionFailed,
@@ -55,6 +62,16 @@ pub enum ApiError {
     /// 428: the deployment requires `If-Match` on writes.
     #[error("precondition required")]
     PreconditionRequired,
+    /// 429: the caller's quota of this kind of request is spent.
+    #[error("rate limited")]
+    RateLimited {
+        /// Which quota.
+        kind: AccessKind,
+        /// The quota, for the `RateLimit-*` headers.
+        state: QuotaState,
+        /// Time until a request of this kind would be allowed.
+        retry_after: Duration,
+    },
     /// 429: the caller already has the most settings writes in flight.
     #[error("too many concurrent writes")]
     TooManyConcurrentWrites,
@@ -89,20 +106,49 @@ pub enum ApiError {
     Internal(anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document: the body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// A URN naming the problem type, `urn:user-settings:problem:<code>`.
     #[serde(rename = "type")]
     kind: String,
+    /// The status's reason phrase.
     title: &'a str,
+    /// The HTTP status.
     status: u16,
+    /// Stable machine-readable code.
     code: &'a str,
+    /// What happened, for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     detail: Option<String>,
-    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
-    errors: &'a [FieldError],
+    /// Every validation problem (422 only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(required = false)]
+    errors: Vec<FieldProblem<'a>>,
     /// The external provider at fault (502/504 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     provider: Option<&'a str>,
+}
+
+/// One validation problem of a 422.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FieldProblem<'a> {
+    /// Path of the field, e.g. `value.volume` or `settings[2].key`.
+    field: &'a str,
+    /// Stable machine-readable code.
+    code: &'a str,
+    /// What is wrong, for people.
+    message: &'a str,
+}
+
+impl<'a> From<&'a FieldError> for FieldProblem<'a> {
+    fn from(e: &'a FieldError) -> Self {
+        Self {
+            field: &e.field,
+            code: e.code,
+            message: &e.message,
+        }
+    }
 }
 
 impl ApiError {
@@ -113,7 +159,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(code, _) => code,
-            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::PreconditionFailed => "precondition_failed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
@@ -142,6 +189,16 @@ impl ApiError {
                 Some("the resource has changed; fetch it again to get its current ETag".into())
             }
             ApiError::PreconditionRequired => Some("send If-Match with the resource's ETag".into()),
+            ApiError::RateLimited {
+                kind,
+                state,
+                retry_after,
+            } => Some(format!(
+                "the {} quota of {} per hour is spent; retry in {} s",
+                kind.as_str(),
+                state.limit,
+                retry_seconds(*retry_after)
+            )),
             ApiError::TooManyConcurrentWrites => Some(
                 "too many of your settings writes are in progress; retry when one has finished"
                     .into(),
@@ -155,7 +212,8 @@ impl ApiError {
             ApiError::GatewayTimeout { provider } => {
                 Some(format!("{provider} did not answer in time; retry later"))
             }
-            ApiError::MethodNotAllowed | ApiError::Internal(_) => None,
+            ApiError::MethodNotAllowed { allow } => Some(format!("this resource serves {allow}")),
+            ApiError::Internal(_) => None,
         }
     }
 
@@ -171,7 +229,8 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(..) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -196,7 +255,6 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let status = self.status_code();
-        let no_errors: &[FieldError] = &[];
         let problem = Problem {
             kind: format!("urn:user-settings:problem:{}", self.code()),
             title: self.title(),
@@ -204,8 +262,8 @@ impl ResponseError for ApiError {
             code: self.code(),
             detail: self.detail(),
             errors: match self {
-                ApiError::Validation(e) => e.errors(),
-                _ => no_errors,
+                ApiError::Validation(e) => e.errors().iter().map(FieldProblem::from).collect(),
+                _ => Vec::new(),
             },
             provider: match self {
                 ApiError::BadGateway { provider, .. } | ApiError::GatewayTimeout { provider } => {
@@ -230,6 +288,17 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable(_) | ApiError::TooManyConcurrentWrites => {
                 response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::MethodNotAllowed { allow } => {
+                response.insert_header((header::ALLOW, allow.as_str()));
+            }
+            ApiError::RateLimited {
+                state, retry_after, ..
+            } => {
+                response.insert_header((header::RETRY_AFTER, retry_seconds(*retry_after)));
+                for (name, value) in quota_headers(state) {
+                    response.insert_header((name, value));
+                }
             }
             _ => {}
         }

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;
+pub mod routes;
 pub mod state;
 pub mod write_permits;
 
@@ -22,7 +23,6 @@ use actix_web::{
     App, HttpResponse,
     body::MessageBody,
     dev::{ServiceFactory, ServiceRequest, ServiceResponse},
-    guard,
     http::header,
     middleware::from_fn,
     web::{self, Data},
@@ -38,7 +38,7 @@ pub use rate_limit::{AccessKind, Decision, QuotaState, RateLimiter};
 pub use state::{ApiOptions, ApiState, DynPreferencesService, DynSettingsService, Readiness};
 pub use write_permits::WritePermits;
 
-use crate::handlers::{admin, health, internal, preferences, schema, settings};
+use crate::routes::Group;
 
 /// Server tunables: protect workers from slow or idle clients.
 #[derive(Clone, Debug)]
@@ -79,10 +79,15 @@ pub struct Operations {
     pub metrics: Arc<HttpMetrics>,
 }
 
-/// The OpenAPI document of this API.
+/// The OpenAPI document of this API, before the deployment's lists are added (see
+/// [`openapi::document`]).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     openapi::ApiDoc::openapi()
 }
+
+/// The served OpenAPI document, built once per app from its configuration.
+#[derive(Clone, Debug)]
+pub struct ServedDocument(Arc<serde_json::Value>);
 
 /// Which routes one listener serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +128,14 @@ pub fn app(
     let body_limit = state.options.max_body_bytes;
     let bulk_limit = state.options.max_bulk_body_bytes;
     let integrations = state.integrations.clone();
+    let limits = state.settings.limits();
+    let document = ServedDocument(Arc::new(openapi::document(&openapi::DocumentConfig {
+        categories: state.settings.categories().names().to_vec(),
+        max_description_chars: limits.max_description_chars,
+        max_bulk_items: limits.max_bulk_items,
+    })));
     App::new()
+        .app_data(Data::new(document))
         .app_data(Data::new(state))
         .app_data(Data::from(auth))
         .app_data(Data::from(operations.rate_limiter))
@@ -143,7 +155,7 @@ pub fn app(
                 public_routes(cfg, integrations.is_some(), bulk_limit);
             }
             if routes.internal() {
-                internal_routes(cfg, integrations.is_some());
+                internal_routes(cfg, integrations.is_some(), bulk_limit);
             }
         })
         .default_service(web::to(|| async {
@@ -164,81 +176,55 @@ pub fn app(
 /// path: the router matches the percent-decoded path, so only a decision taken by the
 /// router itself covers every spelling that reaches a handler (`/%61pi/v1/...` included).
 fn public_routes(cfg: &mut web::ServiceConfig, integrations: bool, bulk_limit: usize) {
+    let api: &[Group] = if integrations {
+        &[Group::Api, Group::IntegrationsApi]
+    } else {
+        &[Group::Api]
+    };
     // Public and unauthenticated: registered before the scope, which would claim it.
-    cfg.service(resource("/api/v1/settings/schema").route(web::get().to(schema::registry)))
-        .service(
-            web::scope("/api/v1")
-                .wrap(from_fn(rate_limit::middleware))
-                // The bulk write gets its own resource for its larger body limit.
-                .service(
-                    web::resource("/users/me/settings")
-                        .guard(guard::Put())
-                        .app_data(json::config(bulk_limit))
-                        .route(web::put().to(settings::bulk)),
-                )
-                .service(
-                    resource("/users/me/settings")
-                        .route(web::get().to(settings::list))
-                        .route(web::post().to(settings::post)),
-                )
-                .service(
-                    resource("/users/me/settings/{key}")
-                        .route(web::get().to(settings::get))
-                        .route(web::put().to(settings::put))
-                        .route(web::delete().to(settings::delete)),
-                )
-                .service(
-                    resource("/users/me/preferences")
-                        .route(web::get().to(preferences::get))
-                        .route(web::put().to(preferences::put))
-                        .route(web::patch().to(preferences::patch)),
-                )
-                .service(
-                    resource("/admin/users/{user_id}/settings")
-                        .route(web::get().to(admin::settings)),
-                )
-                .service(
-                    resource("/admin/users/{user_id}/preferences")
-                        .route(web::get().to(admin::preferences)),
-                )
-                .configure(|cfg| {
-                    if integrations {
-                        handlers::integrations::configure_api(cfg);
-                    }
-                }),
-        )
-        .service(resource("/openapi.json").route(web::get().to(openapi_json)))
-        .service(resource("/docs").route(web::get().to(docs_redirect)))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/swagger/openapi.json", openapi()));
+    routes::register(cfg, &[Group::Open], "", bulk_limit);
+    cfg.service(
+        web::scope(routes::API_SCOPE)
+            .wrap(from_fn(rate_limit::middleware))
+            .configure(|cfg| routes::register(cfg, api, routes::API_SCOPE, bulk_limit)),
+    );
+    routes::register(cfg, &[Group::Docs], "", bulk_limit);
+    // The docs page's own files: static assets, not part of the API.
+    cfg.service(
+        SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
+    );
 }
 
 /// What operators and integration services reach: `/internal/*`, health, `/metrics`.
-fn internal_routes(cfg: &mut web::ServiceConfig, integrations: bool) {
-    cfg.service(
-        resource("/internal/v1/users/{user_id}/secrets/{key}")
-            .route(web::get().to(internal::secret)),
-    );
-    if integrations {
-        handlers::integrations::configure_internal(cfg);
-    }
-    cfg.service(resource("/health/live").route(web::get().to(health::live)))
-        .service(resource("/health/ready").route(web::get().to(health::ready)))
-        // Unauthenticated, like the health routes: expose it to the scraper only.
-        .service(resource("/metrics").route(web::get().to(metrics::exposition)));
+fn internal_routes(cfg: &mut web::ServiceConfig, integrations: bool, bulk_limit: usize) {
+    let groups: &[Group] = if integrations {
+        &[
+            Group::Internal,
+            Group::IntegrationsInternal,
+            Group::Operations,
+        ]
+    } else {
+        &[Group::Internal, Group::Operations]
+    };
+    routes::register(cfg, groups, "", bulk_limit);
 }
 
-/// A resource that answers 405 problem+json for methods it has no route for.
-pub(crate) fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|| async {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed)
-    }))
+#[utoipa::path(
+    get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "This document", content_type = "application/json", body = Object))
+)]
+/// The OpenAPI document.
+pub(crate) async fn openapi_json(document: Data<ServedDocument>) -> HttpResponse {
+    HttpResponse::Ok().json(&*document.0)
 }
 
-async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(openapi())
-}
-
-async fn docs_redirect() -> HttpResponse {
+#[utoipa::path(
+    get, path = "/docs", tag = "operations",
+    responses((status = 308, description = "To the interactive documentation at `/docs/`",
+        headers(("Location" = String, description = "`/docs/`"))))
+)]
+/// Redirects to the documentation page.
+pub(crate) async fn docs_redirect() -> HttpResponse {
     HttpResponse::PermanentRedirect()
         .insert_header((header::LOCATION, "/docs/"))
         .finish()

@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
+use crate::{auth::Authenticator, error::ApiError, metrics::HttpMetrics};
 use actix_web::{
-    Error, HttpMessage, HttpResponse,
+    Error, HttpMessage,
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::{
@@ -20,9 +21,6 @@ use actix_web::{
 };
 use async_trait::async_trait;
 use domain::UserId;
-use serde_json::json;
-
-use crate::{auth::Authenticator, error::PROBLEM_JSON, metrics::HttpMetrics};
 
 /// `RateLimit-Limit`: the quota of the window.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -123,8 +121,12 @@ pub async fn middleware(
             if let Some(metrics) = req.app_data::<Data<HttpMetrics>>() {
                 metrics.rate_limited(kind);
             }
-            let response = too_many_requests(kind, &state, retry_after);
-            Ok(req.into_response(response).map_into_right_body())
+            let refusal = ApiError::RateLimited {
+                kind,
+                state,
+                retry_after,
+            };
+            Ok(req.error_response(refusal).map_into_right_body())
         }
     }
 }
@@ -147,40 +149,34 @@ fn ceil_seconds(d: Duration) -> u64 {
 }
 
 fn insert_quota_headers(headers: &mut HeaderMap, state: &QuotaState) {
-    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(state.limit));
-    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(state.remaining));
-    headers.insert(
-        RATELIMIT_RESET,
-        HeaderValue::from(ceil_seconds(state.reset_after)),
-    );
+    for (name, value) in quota_headers(state) {
+        headers.insert(name, value);
+    }
 }
 
-/// 429 problem+json.
-fn too_many_requests(kind: AccessKind, state: &QuotaState, retry_after: Duration) -> HttpResponse {
-    let retry_after = ceil_seconds(retry_after).max(1);
-    let body = json!({
-        "type": "urn:user-settings:problem:rate_limited",
-        "title": "Too Many Requests",
-        "status": 429,
-        "code": "rate_limited",
-        "detail": format!(
-            "the {} quota of {} per hour is spent; retry in {retry_after} s",
-            kind.as_str(),
-            state.limit
+/// The `RateLimit-*` headers of a quota.
+pub(crate) fn quota_headers(state: &QuotaState) -> [(HeaderName, HeaderValue); 3] {
+    [
+        (RATELIMIT_LIMIT, HeaderValue::from(state.limit)),
+        (RATELIMIT_REMAINING, HeaderValue::from(state.remaining)),
+        (
+            RATELIMIT_RESET,
+            HeaderValue::from(ceil_seconds(state.reset_after)),
         ),
-    });
-    let mut response = HttpResponse::TooManyRequests();
-    response
-        .insert_header((header::CONTENT_TYPE, PROBLEM_JSON))
-        .insert_header((header::RETRY_AFTER, retry_after));
-    let mut response = response.body(body.to_string());
-    insert_quota_headers(response.headers_mut(), state);
-    response
+    ]
+}
+
+/// `Retry-After` of a refusal: whole seconds, at least one.
+pub(crate) fn retry_seconds(retry_after: Duration) -> u64 {
+    ceil_seconds(retry_after).max(1)
 }
 
 #[cfg(test)]
 mod tests {
+    use actix_web::ResponseError;
+
     use super::*;
+    use crate::error::PROBLEM_JSON;
 
     #[test]
     fn methods_map_to_kinds() {
@@ -205,7 +201,12 @@ mod tests {
             remaining: 0,
             reset_after: Duration::from_millis(3_599_500),
         };
-        let response = too_many_requests(AccessKind::Write, &state, Duration::from_millis(35_200));
+        let response = ApiError::RateLimited {
+            kind: AccessKind::Write,
+            state,
+            retry_after: Duration::from_millis(35_200),
+        }
+        .error_response();
         assert_eq!(response.status().as_u16(), 429);
         let headers = response.headers();
         let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

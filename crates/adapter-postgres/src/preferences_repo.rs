@@ -91,13 +91,15 @@ const UPSERT: &str = concat!(
     columns!()
 );
 
+/// Updates the row if it is at one of the versions `$14`, or at any version when `$14` is
+/// null ("must exist").
 const UPDATE_VERSION: &str = concat!(
     "UPDATE shared.user_preferences SET (",
     fields!(),
     ") = ",
     typed_params!(),
     ", version = nextval('shared.user_preferences_version_seq'), updated_at = now() ",
-    "WHERE user_id = $1 AND version = ANY($14) AND (",
+    "WHERE user_id = $1 AND ($14::bigint[] IS NULL OR version = ANY($14)) AND (",
     fields!(),
     ") IS DISTINCT FROM ",
     typed_params!(),
@@ -169,12 +171,14 @@ impl PgPreferencesRepository {
                 insert_absent(&tx, user, &params).await?
             }
             Precondition::Version(version) => {
-                update_version(&tx, user, &params, &[version]).await?
+                update_version(&tx, user, &params, Some(&[version])).await?
             }
             // Matches stored rows only: a listed 0 (the defaults) does not create one.
             Precondition::VersionIn(versions) => {
-                update_version(&tx, user, &params, &versions).await?
+                update_version(&tx, user, &params, Some(&versions)).await?
             }
+            // A stored row, at whatever version: the defaults alone do not count.
+            Precondition::Exists => update_version(&tx, user, &params, None).await?,
             Precondition::Any => {
                 ensure_user(&tx, user, self.provisioning).await?;
                 upsert(&tx, user, &params).await?
@@ -301,7 +305,7 @@ async fn update_version(
     tx: &Transaction<'_>,
     user: UserId,
     params: &WriteParams,
-    expected: &[i64],
+    expected: Option<&[i64]>,
 ) -> Result<StoredPreferences, PreferencesWriteError> {
     let mut with_version: Vec<&(dyn ToSql + Sync)> = params.as_params().to_vec();
     with_version.push(&expected);
@@ -315,7 +319,7 @@ async fn update_version(
     };
     let current: i64 = row.try_get("version").pg()?;
     let unchanged: bool = row.try_get("unchanged").pg()?;
-    if expected.contains(&current) && unchanged {
+    if expected.is_none_or(|versions| versions.contains(&current)) && unchanged {
         return Ok(stored_from_row(user, &row)?);
     }
     Err(PreferencesWriteError::VersionConflict { current })

@@ -115,13 +115,15 @@ const INSERT_ABSENT: &str = concat!(
     columns!()
 );
 
+/// Updates the row if it is at one of the versions `$7`, or at any version when `$7` is null
+/// ("must exist").
 const UPDATE_VERSION: &str = concat!(
     "UPDATE shared.user_settings SET ",
     "value = $3::jsonb, description = $4::text, category = $5::text, data_type = $6::text, ",
     "version = ",
     next_version!(),
     ", updated_at = now() ",
-    "WHERE user_id = $1 AND key = $2 AND version = ANY($7) ",
+    "WHERE user_id = $1 AND key = $2 AND ($7::bigint[] IS NULL OR version = ANY($7)) ",
     "AND (value, description, category, data_type) IS DISTINCT FROM ",
     "($3::jsonb, $4::text, $5::text, $6::text) ",
     "RETURNING ",
@@ -183,7 +185,7 @@ impl PgSettingsRepository {
         if !lock_user(&tx, user, self.provisioning).await? {
             // Without a user there is no row to match a version either.
             return Err(match expected {
-                Precondition::Version(_) | Precondition::VersionIn(_) => {
+                Precondition::Version(_) | Precondition::VersionIn(_) | Precondition::Exists => {
                     SettingWriteError::VersionConflict { current: None }
                 }
                 Precondition::Any | Precondition::Absent => SettingWriteError::UserNotFound,
@@ -191,10 +193,13 @@ impl PgSettingsRepository {
         }
         let before = usage(&tx, user).await?;
         let outcome = match expected {
-            Precondition::Version(version) => update_version(&tx, user, write, &[version]).await?,
-            Precondition::VersionIn(versions) => {
-                update_version(&tx, user, write, &versions).await?
+            Precondition::Version(version) => {
+                update_version(&tx, user, write, Some(&[version])).await?
             }
+            Precondition::VersionIn(versions) => {
+                update_version(&tx, user, write, Some(&versions)).await?
+            }
+            Precondition::Exists => update_version(&tx, user, write, None).await?,
             Precondition::Absent => insert_absent(&tx, user, write).await?,
             Precondition::Any => upsert(&tx, user, write).await?,
         };
@@ -237,7 +242,8 @@ impl PgSettingsRepository {
         let client = self.pool.get().await.pg()?;
         let params: [&(dyn ToSql + Sync); 2] = [&user.as_uuid(), &key.as_str()];
         let deleted = match expected {
-            Precondition::Any => {
+            // The statement deletes only a row that exists; an absent one is reported below.
+            Precondition::Any | Precondition::Exists => {
                 let statement = client.prepare_cached(DELETE).await.pg()?;
                 client.query_opt(&statement, &params).await.pg()?
             }
@@ -483,12 +489,12 @@ async fn delete_version(
         .pg()?)
 }
 
-/// Updates the row if it is at one of the `expected` versions.
+/// Updates the row if it is at one of the `expected` versions, or at any version for `None`.
 async fn update_version(
     tx: &Transaction<'_>,
     user: UserId,
     write: &SettingWrite,
-    expected: &[i64],
+    expected: Option<&[i64]>,
 ) -> Result<UpsertOutcome, SettingWriteError> {
     let params = WriteParams::new(user, write);
     let [p1, p2, p3, p4, p5, p6] = params.as_params();
@@ -509,7 +515,7 @@ async fn update_version(
     };
     let current: i64 = row.try_get("version").pg()?;
     let unchanged: bool = row.try_get("unchanged").pg()?;
-    if expected.contains(&current) && unchanged {
+    if expected.is_none_or(|versions| versions.contains(&current)) && unchanged {
         return Ok(UpsertOutcome {
             setting: setting_from_row(user, &row)?,
             created: false,

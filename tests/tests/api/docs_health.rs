@@ -54,33 +54,14 @@ async fn openapi_document_lists_every_route() {
     let doc = json_with_status(response, 200).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     let paths = doc["paths"].as_object().unwrap();
-    for (path, methods) in [
-        ("/api/v1/users/me/settings", &["get", "put"][..]),
-        ("/api/v1/users/me/settings/{key}", &["get", "put", "delete"]),
-        ("/api/v1/users/me/preferences", &["get", "put", "patch"]),
-        ("/api/v1/settings/schema", &["get"]),
-        ("/api/v1/admin/users/{user_id}/settings", &["get"]),
-        ("/api/v1/admin/users/{user_id}/preferences", &["get"]),
-        ("/internal/v1/users/{user_id}/secrets/{key}", &["get"]),
-        ("/health/live", &["get"]),
-        ("/health/ready", &["get"]),
-        ("/metrics", &["get"]),
-        ("/api/v1/integrations", &["get"]),
-        ("/api/v1/integrations/{provider}/authorize", &["get"]),
-        ("/api/v1/integrations/{provider}/connect", &["post"]),
-        ("/api/v1/integrations/{provider}/status", &["get"]),
-        ("/api/v1/integrations/{provider}/disconnect", &["delete"]),
-        (
-            "/internal/v1/users/{user_id}/integrations/{provider}/token",
-            &["get"],
-        ),
-    ] {
-        for method in methods {
-            assert!(
-                paths[path].get(*method).is_some(),
-                "{method} {path} is documented"
-            );
-        }
+    // The router's own table: a route registered without documentation fails here.
+    for endpoint in adapter_http::routes::ENDPOINTS {
+        let method = endpoint.method.as_str().to_ascii_lowercase();
+        assert!(
+            paths[endpoint.path].get(&method).is_some(),
+            "{method} {} is documented",
+            endpoint.path
+        );
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     let put = &paths["/api/v1/users/me/settings/{key}"]["put"]["responses"];
@@ -119,5 +100,6 @@ async fn docs_page_is_served_without_external_hosts() {
         .unwrap();
     assert_eq!(initializer.status(), 200);
     let js = initializer.text().await.unwrap();
-    assert!(js.contains("/swagger/openapi.json"));
+    // The page shows the served document itself, with this deployment's lists.
+    assert!(js.contains("\"/openapi.json\""), "{js}");
 }

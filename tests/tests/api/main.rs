@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_internal;
+mod allow;
 mod auth;
 mod docs_health;
 mod if_match_lists;
+mod if_match_star;
 mod post_setting;
 mod preferences;
 mod settings;

@@ -17,7 +17,7 @@ use crate::{auth::Admin, error::ApiError, openapi::docs, state::ApiState};
     get, path = "/api/v1/admin/users/{user_id}/settings", tag = "admin",
     params(("user_id" = Uuid, Path, description = "The user"), ListQuery),
     responses(
-        (status = 200, description = "One page of the user's settings, ordered by key; secrets redacted", body = docs::SettingListDoc),
+        (status = 200, description = "One page of the user's settings, ordered by key; secrets redacted", body = SettingList),
         docs::AdminErrors,
     ),
     security(("bearer" = []))
@@ -48,7 +48,7 @@ pub async fn settings(
     get, path = "/api/v1/admin/users/{user_id}/preferences", tag = "admin",
     params(("user_id" = Uuid, Path, description = "The user")),
     responses(
-        (status = 200, description = "The user's preferences", body = docs::PreferencesDoc),
+        (status = 200, description = "The user's preferences", body = docs::Preferences),
         docs::AdminErrors,
     ),
     security(("bearer" = []))

@@ -2,15 +2,15 @@
 //! `/internal/v1/users/{user_id}/integrations/{provider}/token` (integration services get a
 //! valid access token; role `service`; audited).
 //!
-//! [`configure_api`] and [`configure_internal`] register the routes: the first inside the
-//! rate-limited `/api/v1` scope, the second with the operational routes.
+//! The routes are registered from [`crate::routes::ENDPOINTS`], only when integrations are
+//! configured.
 
 use std::sync::Arc;
 
 use actix_web::{
     HttpResponse,
     http::header::{CacheControl, CacheDirective},
-    web::{self, Data, Json, Path, Query, ServiceConfig},
+    web::{Data, Json, Path, Query},
 };
 use domain::{
     FieldError, UserId, ValidationErrors,
@@ -21,6 +21,7 @@ use domain::{
     },
     ports::{AuditLog, SecretCipher, SettingsRepository},
 };
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -29,7 +30,6 @@ use crate::{
     auth::{Service, User},
     error::ApiError,
     openapi::docs,
-    resource,
 };
 
 /// The connection use cases as the HTTP layer holds them.
@@ -59,24 +59,45 @@ pub struct IntegrationsApi {
     pub tokens: Arc<DynTokenService>,
 }
 
-/// Registers the caller's integration routes, relative to the `/api/v1` scope. The app
-/// registers [`IntegrationsApi`] as their state.
-pub fn configure_api(cfg: &mut ServiceConfig) {
-    cfg.service(resource("/integrations").route(web::get().to(list)))
-        .service(resource("/integrations/{provider}/authorize").route(web::get().to(authorize)))
-        .service(resource("/integrations/{provider}/connect").route(web::post().to(connect)))
-        .service(resource("/integrations/{provider}/status").route(web::get().to(status)))
-        .service(
-            resource("/integrations/{provider}/disconnect").route(web::delete().to(disconnect)),
-        );
+/// Body of `POST .../{provider}/connect`; which fields apply depends on the provider.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectBody {
+    /// OAuth providers: the authorization code from the redirect.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    code: Option<SecretString>,
+    /// OAuth providers and Last.fm: the `state` returned by authorize.
+    #[serde(default)]
+    state: Option<String>,
+    /// Optional; must equal the authorization request's.
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    /// Last.fm: the web-auth token from the redirect; ListenBrainz: the user token (also
+    /// accepted as `user_token`).
+    #[serde(default, alias = "user_token")]
+    #[schema(value_type = Option<String>)]
+    token: Option<SecretString>,
+    /// Kitsu: the account e-mail (also accepted as `email`); Letterboxd: the username.
+    #[serde(default, alias = "email")]
+    username: Option<String>,
+    /// Kitsu and Letterboxd.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    password: Option<SecretString>,
 }
 
-/// Registers the integration services' route (the internal token read).
-pub fn configure_internal(cfg: &mut ServiceConfig) {
-    cfg.service(
-        resource("/internal/v1/users/{user_id}/integrations/{provider}/token")
-            .route(web::get().to(token)),
-    );
+impl From<ConnectBody> for ConnectRequest {
+    fn from(body: ConnectBody) -> Self {
+        ConnectRequest {
+            code: body.code,
+            state: body.state,
+            redirect_uri: body.redirect_uri,
+            token: body.token,
+            username: body.username,
+            password: body.password,
+        }
+    }
 }
 
 /// Query of `authorize`.
@@ -217,7 +238,7 @@ pub async fn authorize(
 #[utoipa::path(
     post, path = "/api/v1/integrations/{provider}/connect", tag = "integrations",
     params(("provider" = String, Path, description = "The provider")),
-    request_body(content = docs_integrations::ConnectDoc, content_type = "application/json"),
+    request_body(content = ConnectBody, content_type = "application/json"),
     responses(
         (status = 200, description = "Connected; the credentials are stored encrypted", body = docs_integrations::IntegrationStatusDoc),
         (status = 400, response = docs::BadRequest),
@@ -239,12 +260,12 @@ pub async fn connect(
     api: Data<IntegrationsApi>,
     User(user): User,
     raw: Path<String>,
-    body: Json<ConnectRequest>,
+    body: Json<ConnectBody>,
 ) -> Result<HttpResponse, ApiError> {
     let provider = provider(&raw)?;
     let status = api
         .connections
-        .connect(user.user_id, provider, body.into_inner())
+        .connect(user.user_id, provider, body.into_inner().into())
         .await
         .map_err(connect_error)?;
     tracing::info!(%provider, "integration connected");
@@ -567,24 +588,6 @@ pub mod docs_integrations {
         state: String,
         redirect_uri: String,
         expires_at: String,
-    }
-
-    /// Body of connect; the fields depend on the provider.
-    #[derive(ToSchema)]
-    #[allow(dead_code)]
-    pub struct ConnectDoc {
-        /// OAuth providers: the authorization code from the redirect.
-        code: Option<String>,
-        /// OAuth providers and Last.fm: the state returned by authorize.
-        state: Option<String>,
-        /// Optional; must equal the authorization request's.
-        redirect_uri: Option<String>,
-        /// Last.fm: the web-auth token from the redirect; ListenBrainz: the user token.
-        token: Option<String>,
-        /// Kitsu: the account e-mail; Letterboxd: the username.
-        username: Option<String>,
-        /// Kitsu and Letterboxd.
-        password: Option<String>,
     }
 
     /// A provider access token for an integration service.

@@ -19,6 +19,7 @@ use crate::{auth::Service, error::ApiError, openapi::docs, state::ApiState};
         (status = 401, response = docs::Unauthorized),
         (status = 403, response = docs::Forbidden),
         (status = 404, response = docs::NotFound),
+        (status = 422, response = docs::Unprocessable),
         (status = 503, response = docs::Unavailable),
     ),
     security(("bearer" = []))

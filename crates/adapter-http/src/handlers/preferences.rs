@@ -5,17 +5,14 @@ use actix_web::{
     http::header::ETag,
     web::{Data, Json},
 };
-use domain::{
-    preferences::{Preferences, StoredPreferences},
-    settings::Precondition,
-};
+use domain::preferences::{Preferences, StoredPreferences};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{
     auth::User,
-    conditional::{WriteCondition, etag, not_modified, write_condition},
+    conditional::{etag, not_modified, precondition},
     error::ApiError,
     openapi::docs,
     state::ApiState,
@@ -50,21 +47,10 @@ fn respond(stored: &StoredPreferences) -> HttpResponse {
         .json(representation(stored))
 }
 
-fn precondition(req: &HttpRequest, state: &ApiState) -> Result<Precondition, ApiError> {
-    Ok(
-        match write_condition(req, state.options.require_if_match)? {
-            // Preferences always exist (as defaults), so `If-Match: *` always holds.
-            WriteCondition::None | WriteCondition::Exists => Precondition::Any,
-            WriteCondition::Matches(expected) => expected,
-            WriteCondition::Absent => Precondition::Absent,
-        },
-    )
-}
-
 #[utoipa::path(
     get, path = "/api/v1/users/me/preferences", tag = "preferences",
     responses(
-        (status = 200, description = "The caller's preferences, or the defaults (version 0)", body = docs::PreferencesDoc,
+        (status = 200, description = "The caller's preferences, or the defaults (version 0)", body = docs::Preferences,
             headers(("ETag" = String, description = "Strong ETag of the version"))),
         (status = 304, description = "Not modified"),
         docs::UserReadErrors,
@@ -89,10 +75,10 @@ pub async fn get(
 
 #[utoipa::path(
     put, path = "/api/v1/users/me/preferences", tag = "preferences",
-    request_body(content = docs::PreferencesDoc, content_type = "application/json",
+    request_body(content = docs::PreferencesReplace, content_type = "application/json",
         description = "The full preferences; omitted fields take their defaults"),
     responses(
-        (status = 200, description = "Stored", body = docs::PreferencesDoc),
+        (status = 200, description = "Stored", body = docs::Preferences),
         docs::UserWriteErrors,
     ),
     security(("bearer" = []))
@@ -105,7 +91,7 @@ pub async fn put(
     User(user): User,
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected = precondition(&req, &state)?;
+    let expected = precondition(&req, state.options.require_if_match)?;
     let stored = state
         .preferences
         .replace(user.user_id, &body, expected)
@@ -115,10 +101,10 @@ pub async fn put(
 
 #[utoipa::path(
     patch, path = "/api/v1/users/me/preferences", tag = "preferences",
-    request_body(content = docs::PreferencesDoc, content_type = "application/merge-patch+json",
+    request_body(content = docs::PreferencesPatch, content_type = "application/merge-patch+json",
         description = "An RFC 7396 merge patch; null resets a field to its default"),
     responses(
-        (status = 200, description = "Stored", body = docs::PreferencesDoc),
+        (status = 200, description = "Stored", body = docs::Preferences),
         docs::UserWriteErrors,
     ),
     security(("bearer" = []))
@@ -131,7 +117,7 @@ pub async fn patch(
     User(user): User,
     body: Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected = precondition(&req, &state)?;
+    let expected = precondition(&req, state.options.require_if_match)?;
     let stored = state
         .preferences
         .patch(user.user_id, &body, expected)

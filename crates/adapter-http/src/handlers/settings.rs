@@ -8,21 +8,22 @@ use actix_web::{
     http::header::{self, ETag},
     web::{Data, Json, Path, Query},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use domain::{
-    FieldError, UserId, ValidationErrors,
-    services::{GetSettingError, SettingInput, SettingsPage},
-    settings::{Limits, Precondition, SettingKey, SettingView},
+    UserId,
+    services::{SettingInput, SettingsPage},
+    settings::{Limits, SettingKey, SettingView},
 };
 use serde::{
     Deserialize, Deserializer, Serialize,
     de::{self, SeqAccess, Visitor},
 };
-use serde_json::value::RawValue;
+use serde_json::{Value, value::RawValue};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::{
     auth::User,
-    conditional::{WriteCondition, etag, not_modified, write_condition},
+    conditional::{etag, not_modified, precondition},
     error::ApiError,
     openapi::docs,
     state::ApiState,
@@ -41,64 +42,105 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// The key the page starts after, from the opaque cursor.
+    /// The key the page starts after. The cursor is that key itself: its format is then the
+    /// key's, which the document can state exactly (an encoded cursor could not be).
     ///
     /// # Errors
-    /// 422 `invalid_cursor` when the cursor is not one this API gave.
+    /// None here; the service refuses a cursor that is not a key (422 `invalid_cursor`).
     pub fn after(&self) -> Result<Option<String>, ApiError> {
-        self.cursor
-            .as_deref()
-            .map(|cursor| {
-                URL_SAFE_NO_PAD
-                    .decode(cursor)
-                    .ok()
-                    .and_then(|bytes| String::from_utf8(bytes).ok())
-                    .ok_or_else(|| {
-                        ApiError::Validation(ValidationErrors::single(FieldError::new(
-                            "cursor",
-                            "invalid_cursor",
-                            "the cursor is not one this API gave",
-                        )))
-                    })
-            })
-            .transpose()
+        Ok(self.cursor.clone())
     }
 }
 
-/// The opaque cursor of the page after `key`.
+/// The cursor of the page after `key`.
 fn cursor(key: &SettingKey) -> String {
-    URL_SAFE_NO_PAD.encode(key.as_str())
+    key.as_str().to_owned()
 }
 
 /// Body of `PUT .../settings/{key}`.
-#[derive(Debug, Deserialize)]
+// The document adds the constraints the domain checks (enums, the value's type per
+// `data_type`, lengths) when it is built: see `openapi::document`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PutSettingBody {
+pub struct SettingBody {
+    /// Any JSON value except null; it must be of the type `data_type` names.
     #[serde(default)]
+    #[schema(value_type = Value)]
     value: Option<Box<RawValue>>,
+    /// Free text.
     #[serde(default)]
     description: Option<String>,
+    /// One of the configured categories.
     #[serde(default)]
     category: Option<String>,
+    /// Inferred from the value when absent.
     #[serde(default)]
     data_type: Option<String>,
 }
 
+impl SettingBody {
+    fn into_input(self, key: String) -> SettingInput {
+        SettingInput {
+            key,
+            value: self.value,
+            description: self.description,
+            category: self.category,
+            data_type: self.data_type,
+        }
+    }
+}
+
+/// Body of `POST .../settings` and one item of the bulk write: the single-setting body plus
+/// its key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingItem {
+    /// The key, `category.service.field`.
+    key: String,
+    /// Any JSON value except null; it must be of the type `data_type` names.
+    #[serde(default)]
+    #[schema(value_type = Value)]
+    value: Option<Box<RawValue>>,
+    /// Free text.
+    #[serde(default)]
+    description: Option<String>,
+    /// One of the configured categories.
+    #[serde(default)]
+    category: Option<String>,
+    /// Inferred from the value when absent.
+    #[serde(default)]
+    data_type: Option<String>,
+}
+
+impl From<SettingItem> for SettingInput {
+    fn from(item: SettingItem) -> Self {
+        SettingInput {
+            key: item.key,
+            value: item.value,
+            description: item.description,
+            category: item.category,
+            data_type: item.data_type,
+        }
+    }
+}
+
 /// Body of the bulk write.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkBody {
+    /// The settings to write, each key once.
     #[serde(deserialize_with = "at_most_the_ceiling")]
-    settings: Vec<SettingInput>,
+    #[schema(max_items = 1000)]
+    settings: Vec<SettingItem>,
 }
 
 /// The items of a bulk, refusing the body as soon as it holds more than any deployment may
 /// accept: many tiny items would otherwise cost far more memory than their bytes. (The
 /// configured, lower, bound is the service's to report.)
-fn at_most_the_ceiling<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SettingInput>, D::Error> {
+fn at_most_the_ceiling<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SettingItem>, D::Error> {
     struct Items;
     impl<'de> Visitor<'de> for Items {
-        type Value = Vec<SettingInput>;
+        type Value = Vec<SettingItem>;
 
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             write!(f, "at most {} settings", Limits::BULK_ITEMS_CEILING)
@@ -118,11 +160,53 @@ fn at_most_the_ceiling<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SettingInp
     d.deserialize_seq(Items)
 }
 
+/// A setting as every public read shows it: secrets have `value: null` and `redacted: true`.
+#[derive(Serialize, ToSchema)]
+pub struct SettingRepresentation {
+    /// The key.
+    key: String,
+    /// The value; `null` when redacted.
+    #[schema(value_type = Value)]
+    value: Value,
+    /// True when the value is a secret and was withheld.
+    redacted: bool,
+    description: Option<String>,
+    category: Option<String>,
+    /// The declared type.
+    data_type: String,
+    /// The version, also the strong ETag.
+    version: i64,
+    /// First write.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: OffsetDateTime,
+}
+
+impl From<SettingView> for SettingRepresentation {
+    fn from(view: SettingView) -> Self {
+        Self {
+            key: view.key.as_str().to_owned(),
+            value: view.value,
+            redacted: view.redacted,
+            description: view.description.map(|d| d.as_str().to_owned()),
+            category: view.category.map(|c| c.as_str().to_owned()),
+            data_type: view.data_type.as_str().to_owned(),
+            version: view.version,
+            created_at: view.created_at,
+            updated_at: view.updated_at,
+        }
+    }
+}
+
 /// A list of settings.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SettingList {
     /// The settings, ordered by key.
-    pub settings: Vec<SettingView>,
+    pub settings: Vec<SettingRepresentation>,
     /// Present when more settings follow: pass it as `cursor` for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -131,7 +215,7 @@ pub struct SettingList {
 impl From<SettingsPage> for SettingList {
     fn from(page: SettingsPage) -> Self {
         Self {
-            settings: page.settings,
+            settings: page.settings.into_iter().map(Into::into).collect(),
             next_cursor: page.next_after.as_ref().map(cursor),
         }
     }
@@ -141,7 +225,7 @@ impl From<SettingsPage> for SettingList {
     get, path = "/api/v1/users/me/settings", tag = "settings",
     params(ListQuery),
     responses(
-        (status = 200, description = "One page of the caller's settings, ordered by key; secrets redacted", body = docs::SettingListDoc),
+        (status = 200, description = "One page of the caller's settings, ordered by key; secrets redacted", body = SettingList),
         docs::UserReadErrors,
     ),
     security(("bearer" = []))
@@ -170,7 +254,7 @@ pub async fn list(
     get, path = "/api/v1/users/me/settings/{key}", tag = "settings",
     params(("key" = String, Path, description = "Setting key, e.g. playback.subtitles.defaults")),
     responses(
-        (status = 200, description = "The setting; secrets redacted", body = docs::SettingDoc,
+        (status = 200, description = "The setting; secrets redacted", body = SettingRepresentation,
             headers(("ETag" = String, description = "Strong ETag of the version"))),
         (status = 304, description = "Not modified (If-None-Match matched)"),
         (status = 404, response = docs::NotFound),
@@ -194,16 +278,16 @@ pub async fn get(
     }
     Ok(HttpResponse::Ok()
         .insert_header(ETag(etag(setting.version)))
-        .json(setting))
+        .json(SettingRepresentation::from(setting)))
 }
 
 #[utoipa::path(
     put, path = "/api/v1/users/me/settings/{key}", tag = "settings",
     params(("key" = String, Path, description = "Setting key")),
-    request_body(content = docs::PutSettingDoc, content_type = "application/json"),
+    request_body(content = SettingBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Updated", body = docs::SettingDoc),
-        (status = 201, description = "Created", body = docs::SettingDoc),
+        (status = 200, description = "Updated", body = SettingRepresentation),
+        (status = 201, description = "Created", body = SettingRepresentation),
         (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
     ),
@@ -218,40 +302,18 @@ pub async fn put(
     _permit: WritePermit,
     User(user): User,
     key: Path<String>,
-    body: Json<PutSettingBody>,
+    body: Json<SettingBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let input = SettingInput {
-        key: key.into_inner(),
-        value: body.value,
-        description: body.description,
-        category: body.category,
-        data_type: body.data_type,
-    };
+    let input = body.into_inner().into_input(key.into_inner());
     write_one(&req, &state, user.user_id, input).await
-}
-
-/// Body of `POST .../settings`: the single-setting body plus its key.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostSettingBody {
-    key: String,
-    #[serde(default)]
-    value: Option<Box<RawValue>>,
-    #[serde(default)]
-    description: Option<String>,
-    #[serde(default)]
-    category: Option<String>,
-    #[serde(default)]
-    data_type: Option<String>,
 }
 
 #[utoipa::path(
     post, path = "/api/v1/users/me/settings", tag = "settings",
-    request_body(content = docs::BulkItemDoc, content_type = "application/json"),
+    request_body(content = SettingItem, content_type = "application/json"),
     responses(
-        (status = 200, description = "Updated", body = docs::SettingDoc),
-        (status = 201, description = "Created", body = docs::SettingDoc,
+        (status = 200, description = "Updated", body = SettingRepresentation),
+        (status = 201, description = "Created", body = SettingRepresentation,
             headers(("Location" = String, description = "The setting's own URL"))),
         (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
@@ -267,17 +329,9 @@ pub async fn post(
     state: Data<ApiState>,
     _permit: WritePermit,
     User(user): User,
-    body: Json<PostSettingBody>,
+    body: Json<SettingItem>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let input = SettingInput {
-        key: body.key,
-        value: body.value,
-        description: body.description,
-        category: body.category,
-        data_type: body.data_type,
-    };
-    write_one(&req, &state, user.user_id, input).await
+    write_one(&req, &state, user.user_id, body.into_inner().into()).await
 }
 
 /// One setting written under the request's precondition: 201 with `Location` when created,
@@ -288,8 +342,7 @@ async fn write_one(
     user: UserId,
     input: SettingInput,
 ) -> Result<HttpResponse, ApiError> {
-    let condition = write_condition(req, state.options.require_if_match)?;
-    let expected = resolve_condition(state, user, &input.key, condition).await?;
+    let expected = precondition(req, state.options.require_if_match)?;
     let (setting, created) = state.settings.set_setting(user, input, expected).await?;
     let mut response = if created {
         let mut r = HttpResponse::Created();
@@ -303,7 +356,7 @@ async fn write_one(
     };
     Ok(response
         .insert_header(ETag(etag(setting.version)))
-        .json(setting))
+        .json(SettingRepresentation::from(setting)))
 }
 
 #[utoipa::path(
@@ -325,11 +378,7 @@ pub async fn delete(
     User(user): User,
     key: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let expected = match write_condition(&req, state.options.require_if_match)? {
-        WriteCondition::None | WriteCondition::Exists => Precondition::Any,
-        WriteCondition::Matches(expected) => expected,
-        WriteCondition::Absent => return Err(ApiError::PreconditionFailed),
-    };
+    let expected = precondition(&req, state.options.require_if_match)?;
     state
         .settings
         .delete_setting(user.user_id, &key, expected)
@@ -339,9 +388,9 @@ pub async fn delete(
 
 #[utoipa::path(
     put, path = "/api/v1/users/me/settings", tag = "settings",
-    request_body(content = docs::BulkDoc, content_type = "application/json"),
+    request_body(content = BulkBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Every setting written, in one transaction", body = docs::SettingListDoc),
+        (status = 200, description = "Every setting written, in one transaction", body = SettingList),
         (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
     ),
@@ -357,32 +406,19 @@ pub async fn bulk(
 ) -> Result<HttpResponse, ApiError> {
     let written = state
         .settings
-        .set_settings(user.user_id, body.into_inner().settings)
+        .set_settings(
+            user.user_id,
+            body.into_inner()
+                .settings
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(SettingList {
-        settings: written.into_iter().map(|(s, _)| s).collect(),
+        settings: written.into_iter().map(|(s, _)| s.into()).collect(),
         next_cursor: None,
     }))
-}
-
-/// Turns an HTTP write condition into the domain's precondition; `If-Match: *` needs the
-/// current version.
-async fn resolve_condition(
-    state: &ApiState,
-    user: UserId,
-    key: &str,
-    condition: WriteCondition,
-) -> Result<Precondition, ApiError> {
-    Ok(match condition {
-        WriteCondition::None => Precondition::Any,
-        WriteCondition::Matches(expected) => expected,
-        WriteCondition::Absent => Precondition::Absent,
-        WriteCondition::Exists => match state.settings.get_setting(user, key).await {
-            Ok(current) => Precondition::Version(current.version),
-            Err(GetSettingError::NotFound) => return Err(ApiError::PreconditionFailed),
-            Err(e) => return Err(e.into()),
-        },
-    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{
@@ -28,28 +27,22 @@ const MAX_USERNAME_CHARS: usize = 100;
 /// Longest password or token accepted.
 const MAX_SECRET_CHARS: usize = 4096;
 
-/// Body of `POST .../{provider}/connect`. Which fields apply depends on the provider's
-/// [`AuthMethod`]; a field that does not apply is refused.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// What a client hands over to connect a provider (the HTTP adapter builds it from its
+/// wire type). Which fields apply depends on the provider's [`AuthMethod`]; a field that does
+/// not apply is refused.
+#[derive(Debug, Default)]
 pub struct ConnectRequest {
     /// OAuth authorization code (authorization-code providers).
-    #[serde(default)]
     pub code: Option<SecretString>,
     /// The `state` returned by `authorize` (redirect flows).
-    #[serde(default)]
     pub state: Option<String>,
     /// The redirect URI of the authorization request (optional; checked when given).
-    #[serde(default)]
     pub redirect_uri: Option<String>,
     /// Last.fm web-auth token, or ListenBrainz user token.
-    #[serde(default, alias = "user_token")]
     pub token: Option<SecretString>,
     /// Kitsu e-mail or Letterboxd username.
-    #[serde(default, alias = "email")]
     pub username: Option<String>,
     /// Kitsu or Letterboxd password.
-    #[serde(default)]
     pub password: Option<SecretString>,
 }
 

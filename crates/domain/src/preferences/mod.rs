@@ -11,7 +11,9 @@ pub use language::{
     ContentLanguages, LanguageTag, MAX_CONTENT_LANGUAGE_LEN, MAX_DISPLAY_LANGUAGE_LEN,
 };
 pub use model::{Preferences, PrivacyPrefs, StoredPreferences};
-pub use notification::{Channel, NotificationPrefs};
+pub use notification::{
+    Channel, MAX_DEVICE_TOKEN_LEN, MAX_DEVICE_TOKENS, MAX_TYPES, NotificationPrefs,
+};
 
 #[cfg(test)]
 mod tests;

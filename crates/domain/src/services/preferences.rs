@@ -124,6 +124,8 @@ where
                 }
                 Precondition::Version(current)
             }
+            // Preferences always have a representation (the defaults), so "must exist" holds.
+            Precondition::Exists => Precondition::Any,
             other => other,
         };
         Ok(self.repo.upsert(user, &preferences, expected).await?)
@@ -287,7 +289,8 @@ where
             let next = change(&current.preferences)?;
             match self.repo.upsert(user, &next, precondition).await {
                 Err(PreferencesWriteError::VersionConflict { .. })
-                    if expected == Precondition::Any && attempt < MAX_ATTEMPTS => {}
+                    if matches!(expected, Precondition::Any | Precondition::Exists)
+                        && attempt < MAX_ATTEMPTS => {}
                 result => return Ok(result?),
             }
         }

@@ -5,7 +5,6 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use serde::Deserialize;
 use serde_json::{Value, value::RawValue};
 
 use crate::{
@@ -22,25 +21,20 @@ use crate::{
     },
 };
 
-/// A setting as a client submits it (`PUT .../settings/{key}` or one bulk item). Its `Debug`
-/// never shows the value: it may be a secret on its way to encryption.
-#[derive(Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A setting as a client submits it, still unvalidated (the HTTP adapter builds it from its
+/// wire types). Its `Debug` never shows the value: it may be a secret on its way to
+/// encryption.
+#[derive(Clone, Default)]
 pub struct SettingInput {
-    /// The key (taken from the path for single writes).
-    #[serde(default)]
+    /// The key.
     pub key: String,
-    /// The value as JSON text; `null` or absent (both `None`) is rejected.
-    #[serde(default)]
+    /// The value as JSON text; `None` (absent or `null`) is rejected.
     pub value: Option<Box<RawValue>>,
     /// Optional description.
-    #[serde(default)]
     pub description: Option<String>,
     /// Optional category.
-    #[serde(default)]
     pub category: Option<String>,
     /// Optional data type; inferred from the value when absent.
-    #[serde(default)]
     pub data_type: Option<String>,
 }
 
@@ -153,10 +147,10 @@ pub enum DeleteSettingError {
         provider: ProviderId,
     },
     /// The precondition did not hold.
-    #[error("the setting was changed concurrently (current version {current})")]
+    #[error("the setting was changed concurrently (current version {current:?})")]
     VersionConflict {
-        /// The version now stored.
-        current: i64,
+        /// The version now stored, `None` when absent (under [`Precondition::Exists`]).
+        current: Option<i64>,
     },
     /// The store failed.
     #[error(transparent)]
@@ -425,13 +419,20 @@ where
         if let Some(provider) = managing_provider(key.as_str()) {
             return Err(DeleteSettingError::ManagedByIntegration { key, provider });
         }
+        let must_exist = expected == Precondition::Exists;
         self.repo
             .delete(user, &key, expected)
             .await
             .map_err(|e| match e {
+                // The condition, not the resource, is what failed.
+                SettingDeleteError::NotFound if must_exist => {
+                    DeleteSettingError::VersionConflict { current: None }
+                }
                 SettingDeleteError::NotFound => DeleteSettingError::NotFound,
                 SettingDeleteError::VersionConflict { current } => {
-                    DeleteSettingError::VersionConflict { current }
+                    DeleteSettingError::VersionConflict {
+                        current: Some(current),
+                    }
                 }
                 SettingDeleteError::Repository(r) => DeleteSettingError::Repository(r),
             })

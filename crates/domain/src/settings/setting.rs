@@ -135,6 +135,8 @@ pub enum Precondition {
     Any,
     /// Only create: the row must not exist.
     Absent,
+    /// Only change: the row must exist, at whatever version (`If-Match: *`).
+    Exists,
     /// The row must exist with exactly this version.
     Version(i64),
     /// The row must exist at one of these versions (an `If-Match` listing several tags); the
@@ -161,7 +163,7 @@ impl Precondition {
         match self {
             Precondition::Version(v) => *v == version,
             Precondition::VersionIn(versions) => versions.contains(&version),
-            Precondition::Any | Precondition::Absent => false,
+            Precondition::Any | Precondition::Absent | Precondition::Exists => false,
         }
     }
 }

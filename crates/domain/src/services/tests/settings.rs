@@ -593,7 +593,7 @@ async fn delete_maps_store_outcomes() {
     assert!(matches!(
         svc.delete_setting(user(), "ui.a", Precondition::Version(1))
             .await,
-        Err(DeleteSettingError::VersionConflict { current: 2 })
+        Err(DeleteSettingError::VersionConflict { current: Some(2) })
     ));
     assert!(matches!(
         svc.delete_setting(user(), "ui.b", Precondition::Any).await,
