@@ -88,6 +88,27 @@ fn every_module_starts_with_a_doc_line() {
     );
 }
 
+/// A type in the HTTP adapter that nothing constructs can only be there for the OpenAPI
+/// document, and such a shadow of a wire shape drifts from the type that renders the bytes.
+#[test]
+fn the_http_adapter_keeps_no_unconstructed_type() {
+    let offenders: Vec<String> = crate_sources()
+        .into_iter()
+        .filter(|(name, file)| {
+            name == "adapter-http"
+                && fs::read_to_string(file)
+                    .unwrap()
+                    .contains("allow(dead_code)")
+        })
+        .map(|(_, file)| file.display().to_string())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "derive the schema from the type the handler serializes instead of allowing dead code in:\n{}",
+        offenders.join("\n")
+    );
+}
+
 #[test]
 fn technology_crates_are_named_only_in_their_adapters() {
     let files = crate_sources();

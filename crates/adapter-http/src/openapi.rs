@@ -13,11 +13,7 @@ use domain::{
     settings::{DataType, MAX_KEY_LEN, Page},
 };
 
-use crate::handlers::{
-    admin, health,
-    integrations::{self, docs_integrations},
-    internal, preferences, schema, settings,
-};
+use crate::handlers::{admin, health, integrations, internal, preferences, schema, settings};
 
 /// The API description served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -47,10 +43,10 @@ use crate::handlers::{
             settings::SettingBody, settings::SettingItem, settings::BulkBody,
             settings::SettingRepresentation, settings::SettingList,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
-            docs::RegistryDoc, docs::SecretDoc, docs::HealthDoc,
-            docs_integrations::IntegrationStatusDoc, docs_integrations::IntegrationListDoc,
-            docs_integrations::AuthorizationDoc, integrations::ConnectBody,
-            docs_integrations::ProviderTokenDoc,
+            schema::Registry, schema::RegistryKey, schema::RegistryLimits,
+            internal::SecretPlaintext, health::Health, health::HealthStatus,
+            integrations::IntegrationStatus, integrations::IntegrationList,
+            integrations::AuthorizationBody, integrations::ConnectBody, integrations::TokenBody,
         ),
         responses(
             docs::BadRequest, docs::Unauthorized, docs::Forbidden, docs::NotFound,
@@ -92,7 +88,6 @@ impl Modify for BearerAuth {
 /// Schemas and responses that exist only to document the API.
 pub mod docs {
 
-    use serde_json::Value;
     use utoipa::{
         ToResponse, ToSchema,
         openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder},
@@ -109,32 +104,6 @@ pub mod docs {
     /// Body of `PATCH .../preferences` (built by [`super::preferences_schemas`]).
     #[derive(ToSchema)]
     pub struct PreferencesPatch;
-
-    /// The known-key registry.
-    #[derive(ToSchema)]
-    #[allow(dead_code)]
-    pub struct RegistryDoc {
-        /// Entries: pattern, category, data_type, sensitive, description, default, schema.
-        keys: Vec<Value>,
-        categories: Vec<String>,
-        data_types: Vec<String>,
-        limits: Value,
-    }
-
-    /// A secret's plaintext.
-    #[derive(ToSchema)]
-    #[allow(dead_code)]
-    pub struct SecretDoc {
-        key: String,
-        value: Value,
-    }
-
-    /// Health status.
-    #[derive(ToSchema)]
-    #[allow(dead_code)]
-    pub struct HealthDoc {
-        status: String,
-    }
 
     fn problem(description: &str) -> RefOr<Response> {
         ResponseBuilder::new()
@@ -310,6 +279,13 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
         schemas[name] = schema;
     }
     schemas["BulkBody"]["properties"]["settings"]["maxItems"] = json!(config.max_bulk_items);
+    // Answers name providers and data types by the domain's ids, which utoipa sees as strings.
+    let providers: Vec<&str> = ProviderId::ALL.iter().map(|p| p.as_str()).collect();
+    for name in ["IntegrationStatus", "AuthorizationBody", "TokenBody"] {
+        schemas[name]["properties"]["provider"]["enum"] = json!(providers);
+    }
+    schemas["RegistryKey"]["properties"]["data_type"]["enum"] = json!(data_types);
+    schemas["Registry"]["properties"]["data_types"]["items"]["enum"] = json!(data_types);
     // Path and query parameters named like the domain's values get their constraints.
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
@@ -541,5 +517,36 @@ mod tests {
         let problem = &doc["components"]["schemas"]["Problem"]["properties"];
         assert!(problem.get("provider").is_some());
         assert!(problem.get("errors").is_some());
+    }
+
+    #[test]
+    fn answers_name_providers_and_data_types_by_the_domain_ids() {
+        let doc = doc();
+        let schemas = &doc["components"]["schemas"];
+        let providers: Vec<&str> = ProviderId::ALL.iter().map(|p| p.as_str()).collect();
+        for name in ["IntegrationStatus", "AuthorizationBody", "TokenBody"] {
+            assert_eq!(
+                schemas[name]["properties"]["provider"]["enum"],
+                serde_json::json!(providers)
+            );
+        }
+        let data_types: Vec<&str> = DataType::ALL.iter().map(|t| t.as_str()).collect();
+        assert_eq!(
+            schemas["RegistryKey"]["properties"]["data_type"]["enum"],
+            serde_json::json!(data_types)
+        );
+    }
+
+    #[test]
+    fn members_sent_as_null_are_required() {
+        let doc = doc();
+        let required = &doc["components"]["schemas"]["IntegrationStatus"]["required"];
+        for member in ["username", "connected_at", "expires_at"] {
+            assert!(
+                required
+                    .as_array()
+                    .is_some_and(|r| r.contains(&serde_json::json!(member)))
+            );
+        }
     }
 }

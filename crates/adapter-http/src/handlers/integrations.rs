@@ -16,14 +16,15 @@ use domain::{
     FieldError, UserId, ValidationErrors,
     integrations::{
         AuthMethod, AuthorizeError, Clock, ConnectError, ConnectRequest, ConnectionService,
-        DisconnectError, OAuthStateStore, ProviderError, ProviderGateway, ProviderId,
-        RevocationOutcome, StateProblem, StatusError, TokenError, TokenService,
+        ConnectionStatus, DisconnectError, OAuthStateStore, ProviderError, ProviderGateway,
+        ProviderId, RevocationOutcome, StateProblem, StatusError, TokenError, TokenService,
     },
     ports::{AuditLog, SecretCipher, SettingsRepository},
 };
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
@@ -107,25 +108,95 @@ pub struct AuthorizeQuery {
     pub redirect_uri: Option<String>,
 }
 
-/// The answer of `authorize`.
-#[derive(Debug, Serialize)]
-struct AuthorizationBody {
+/// One provider and the caller's connection to it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationStatus {
+    /// The provider's id, as in the routes.
+    #[schema(value_type = String)]
     provider: ProviderId,
+    /// Human-readable name.
+    name: &'static str,
+    /// authorization_code, password_grant, lastfm_web_auth, user_token or username_password.
+    auth_method: &'static str,
+    /// The server has the provider's client credentials.
+    configured: bool,
+    /// The caller's credentials are stored.
+    connected: bool,
+    /// The remote account's name.
+    #[schema(required = true)]
+    username: Option<String>,
+    /// When the caller connected.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    connected_at: Option<OffsetDateTime>,
+    /// When the access token expires (it is refreshed automatically where possible).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    expires_at: Option<OffsetDateTime>,
+    /// The provider refused the refresh token: connect again.
+    needs_reauth: bool,
+    /// The encrypted setting holding the credentials.
+    storage_key: &'static str,
+}
+
+impl From<ConnectionStatus> for IntegrationStatus {
+    fn from(status: ConnectionStatus) -> Self {
+        Self {
+            provider: status.provider,
+            name: status.name,
+            auth_method: status.auth_method,
+            configured: status.configured,
+            connected: status.connected,
+            username: status.username,
+            connected_at: status.connected_at,
+            expires_at: status.expires_at,
+            needs_reauth: status.needs_reauth,
+            storage_key: status.storage_key,
+        }
+    }
+}
+
+/// The answer of the list route: every provider.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationList {
+    /// In the catalogue's order.
+    integrations: Vec<IntegrationStatus>,
+}
+
+/// The answer of `authorize`: where to send the browser.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizationBody {
+    /// The provider's id.
+    #[schema(value_type = String)]
+    provider: ProviderId,
+    /// The provider's authorization page, with every parameter set.
     authorization_url: String,
+    /// Single-use, bound to the caller and provider; send it back to connect.
     state: String,
+    /// Where the provider sends the browser back.
     redirect_uri: String,
+    /// When `state` stops being accepted.
     #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     expires_at: OffsetDateTime,
 }
 
-/// The answer of the token route.
-#[derive(Serialize)]
-struct TokenBody<'a> {
+/// The answer of the token route: a provider access token for an integration service.
+#[derive(Serialize, ToSchema)]
+pub struct TokenBody<'a> {
+    /// The provider's id.
+    #[schema(value_type = String)]
     provider: ProviderId,
+    /// The access token.
     access_token: &'a str,
+    /// Bearer, lastfm_session (send as `sk`) or Token (ListenBrainz `Authorization: Token`).
     token_type: &'static str,
+    /// When the token expires, if the provider says.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     expires_at: Option<OffsetDateTime>,
+    /// The remote account's name.
+    #[schema(required = true)]
     username: Option<String>,
 }
 
@@ -153,7 +224,7 @@ fn no_store() -> CacheControl {
 #[utoipa::path(
     get, path = "/api/v1/integrations", tag = "integrations",
     responses(
-        (status = 200, description = "Every provider with the caller's connection status", body = docs_integrations::IntegrationListDoc),
+        (status = 200, description = "Every provider with the caller's connection status", body = IntegrationList),
         (status = 401, response = docs::Unauthorized),
         (status = 503, response = docs::Unavailable),
     ),
@@ -167,14 +238,16 @@ pub async fn list(api: Data<IntegrationsApi>, User(user): User) -> Result<HttpRe
         .list(user.user_id)
         .await
         .map_err(status_error)?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "integrations": integrations })))
+    Ok(HttpResponse::Ok().json(IntegrationList {
+        integrations: integrations.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[utoipa::path(
     get, path = "/api/v1/integrations/{provider}/status", tag = "integrations",
     params(("provider" = String, Path, description = "trakt, lastfm, listenbrainz, simkl, letterboxd, anilist, myanimelist, kitsu or spotify")),
     responses(
-        (status = 200, description = "The caller's connection to this provider", body = docs_integrations::IntegrationStatusDoc),
+        (status = 200, description = "The caller's connection to this provider", body = IntegrationStatus),
         (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
         (status = 503, response = docs::Unavailable),
@@ -194,14 +267,14 @@ pub async fn status(
         .status(user.user_id, provider)
         .await
         .map_err(status_error)?;
-    Ok(HttpResponse::Ok().json(status))
+    Ok(HttpResponse::Ok().json(IntegrationStatus::from(status)))
 }
 
 #[utoipa::path(
     get, path = "/api/v1/integrations/{provider}/authorize", tag = "integrations",
     params(("provider" = String, Path, description = "An OAuth provider, or lastfm"), AuthorizeQuery),
     responses(
-        (status = 200, description = "Send the browser to `authorization_url`; hand `state` back to connect within 10 minutes", body = docs_integrations::AuthorizationDoc),
+        (status = 200, description = "Send the browser to `authorization_url`; hand `state` back to connect within 10 minutes", body = AuthorizationBody),
         (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
         (status = 422, response = docs::Unprocessable),
@@ -240,7 +313,7 @@ pub async fn authorize(
     params(("provider" = String, Path, description = "The provider")),
     request_body(content = ConnectBody, content_type = "application/json"),
     responses(
-        (status = 200, description = "Connected; the credentials are stored encrypted", body = docs_integrations::IntegrationStatusDoc),
+        (status = 200, description = "Connected; the credentials are stored encrypted", body = IntegrationStatus),
         (status = 400, response = docs::BadRequest),
         (status = 401, response = docs::Unauthorized),
         (status = 404, response = docs::NotFound),
@@ -269,7 +342,7 @@ pub async fn connect(
         .await
         .map_err(connect_error)?;
     tracing::info!(%provider, "integration connected");
-    Ok(HttpResponse::Ok().json(status))
+    Ok(HttpResponse::Ok().json(IntegrationStatus::from(status)))
 }
 
 #[utoipa::path(
@@ -321,7 +394,7 @@ pub async fn disconnect(
     get, path = "/internal/v1/users/{user_id}/integrations/{provider}/token", tag = "internal",
     params(("user_id" = Uuid, Path, description = "The user"), ("provider" = String, Path, description = "The provider")),
     responses(
-        (status = 200, description = "A token valid for at least the configured skew (refreshed if needed)", body = docs_integrations::ProviderTokenDoc),
+        (status = 200, description = "A token valid for at least the configured skew (refreshed if needed)", body = TokenBody),
         (status = 401, response = docs::Unauthorized),
         (status = 403, response = docs::Forbidden),
         (status = 404, response = docs::NotFound),
@@ -543,62 +616,20 @@ fn provider_error(provider: ProviderId, e: ProviderError) -> ApiError {
     }
 }
 
-/// Schemas that exist only to document the integration routes.
-pub mod docs_integrations {
-    use utoipa::ToSchema;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    /// One provider and the caller's connection to it.
-    #[derive(ToSchema)]
-    #[allow(dead_code)]
-    pub struct IntegrationStatusDoc {
-        /// trakt, lastfm, listenbrainz, simkl, letterboxd, anilist, myanimelist, kitsu, spotify.
-        provider: String,
-        /// Human-readable name.
-        name: String,
-        /// authorization_code, password_grant, lastfm_web_auth, user_token or username_password.
-        auth_method: String,
-        /// The server has the provider's client credentials.
-        configured: bool,
-        /// The caller's credentials are stored.
-        connected: bool,
-        username: Option<String>,
-        connected_at: Option<String>,
-        /// When the access token expires (it is refreshed automatically where possible).
-        expires_at: Option<String>,
-        /// The provider refused the refresh token: connect again.
-        needs_reauth: bool,
-        /// The encrypted setting holding the credentials.
-        storage_key: String,
-    }
-
-    /// Every provider.
-    #[derive(ToSchema)]
-    #[allow(dead_code)]
-    pub struct IntegrationListDoc {
-        integrations: Vec<IntegrationStatusDoc>,
-    }
-
-    /// Where to send the browser.
-    #[derive(ToSchema)]
-    #[allow(dead_code)]
-    pub struct AuthorizationDoc {
-        provider: String,
-        authorization_url: String,
-        /// Single-use, bound to the caller and provider; send it back to connect.
-        state: String,
-        redirect_uri: String,
-        expires_at: String,
-    }
-
-    /// A provider access token for an integration service.
-    #[derive(ToSchema)]
-    #[allow(dead_code)]
-    pub struct ProviderTokenDoc {
-        provider: String,
-        access_token: String,
-        /// Bearer, lastfm_session (send as `sk`) or Token (ListenBrainz `Authorization: Token`).
-        token_type: String,
-        expires_at: Option<String>,
-        username: Option<String>,
+    #[test]
+    fn an_integration_status_renders_as_the_domain_reports_it() {
+        let mut status = ConnectionStatus::new(ProviderId::Trakt, true, false, None);
+        let disconnected = serde_json::to_value(IntegrationStatus::from(status.clone())).ok();
+        assert_eq!(disconnected, serde_json::to_value(&status).ok());
+        status.connected = true;
+        status.username = Some("someone".into());
+        status.connected_at = Some(OffsetDateTime::UNIX_EPOCH);
+        status.expires_at = Some(OffsetDateTime::UNIX_EPOCH);
+        let connected = serde_json::to_value(IntegrationStatus::from(status.clone())).ok();
+        assert_eq!(connected, serde_json::to_value(&status).ok());
     }
 }

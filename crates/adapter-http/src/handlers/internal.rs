@@ -6,16 +6,28 @@ use actix_web::{
     web::{Data, Path},
 };
 use domain::UserId;
-use serde_json::json;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{auth::Service, error::ApiError, openapi::docs, state::ApiState};
+
+/// A secret's plaintext, as integration services read it.
+#[derive(Serialize, ToSchema)]
+pub struct SecretPlaintext {
+    /// The encrypted setting's key.
+    key: String,
+    /// The decrypted value.
+    #[schema(value_type = Value)]
+    value: Value,
+}
 
 #[utoipa::path(
     get, path = "/internal/v1/users/{user_id}/secrets/{key}", tag = "internal",
     params(("user_id" = Uuid, Path, description = "The user"), ("key" = String, Path, description = "An encrypted setting's key")),
     responses(
-        (status = 200, description = "The plaintext value", body = docs::SecretDoc),
+        (status = 200, description = "The plaintext value", body = SecretPlaintext),
         (status = 401, response = docs::Unauthorized),
         (status = 403, response = docs::Forbidden),
         (status = 404, response = docs::NotFound),
@@ -41,5 +53,5 @@ pub async fn secret(
     })?;
     Ok(HttpResponse::Ok()
         .insert_header(CacheControl(vec![CacheDirective::NoStore]))
-        .json(json!({"key": key, "value": value})))
+        .json(SecretPlaintext { key, value }))
 }
