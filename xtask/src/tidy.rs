@@ -194,7 +194,7 @@ fn outside_references_are_recognised() {
 
 /// Why `line` points outside the repository, if it does.
 fn outside_reference(line: &str) -> Option<String> {
-    // A phrase counts where it ends at a word boundary ("the seeded data" is no reference).
+    // A phrase counts where it ends at a word boundary (so "seeded" alone is no reference).
     let whole = |phrase: &str| {
         let ends_in_word = phrase.ends_with(char::is_alphanumeric);
         line.match_indices(phrase).any(|(start, _)| {

@@ -313,7 +313,7 @@ impl Bench {
         Ok(path)
     }
 
-    /// Checks that the service accepts the minted tokens and serves the seeded data.
+    /// Checks that the service accepts the minted tokens and serves what was seeded.
     pub fn preflight(&self, svc: &Service, tokens: &Path) -> Result<(), String> {
         let text =
             fs::read_to_string(tokens).map_err(|e| format!("reading {}: {e}", tokens.display()))?;
