@@ -210,6 +210,17 @@ mod tests {
         )));
 
         assert!(health.left_alone());
-        health.answered();
+    }
+
+    #[test]
+    fn the_store_is_asked_again_once_the_pause_is_over() {
+        let health = StoreHealth::new();
+        health.failed(&adapter_redis::StoreError::Timeout(Duration::from_millis(
+            50,
+        )));
+        // As if the failure were older than the pause.
+        health.left_alone_until.store(0, Ordering::Relaxed);
+
+        assert!(!health.left_alone());
     }
 }
