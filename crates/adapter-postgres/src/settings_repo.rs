@@ -28,9 +28,10 @@ use deadpool_postgres::{Pool, Transaction};
 use domain::{
     RepositoryError, UserId,
     ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
+    secrets::Envelope,
     settings::{
         Category, DataType, Description, Page, Precondition, QuotaExceeded, Setting, SettingKey,
-        SettingWrite, UpsertOutcome, UserQuota,
+        SettingWrite, StoredValue, UpsertOutcome, UserQuota,
     },
 };
 use tokio_postgres::{Row, types::ToSql};
@@ -394,7 +395,8 @@ impl SettingsRepository for PgSettingsRepository {
 struct WriteParams<'a> {
     user: uuid::Uuid,
     key: &'a str,
-    value: &'a serde_json::Value,
+    /// The JSON stored: the value itself, or the members of a secret's envelope.
+    value: std::borrow::Cow<'a, serde_json::Value>,
     description: Option<&'a str>,
     category: Option<&'a str>,
     data_type: &'static str,
@@ -405,10 +407,18 @@ impl<'a> WriteParams<'a> {
         Self {
             user: user.as_uuid(),
             key: write.key.as_str(),
-            value: &write.value,
+            value: match &write.value {
+                StoredValue::Plain(value) => std::borrow::Cow::Borrowed(value),
+                StoredValue::Sealed(envelope) => std::borrow::Cow::Owned(envelope.to_value()),
+            },
             description: write.description.as_ref().map(Description::as_str),
             category: write.category.as_ref().map(Category::as_str),
-            data_type: write.data_type.as_str(),
+            // A sealed value is stored as a secret whatever the write says.
+            data_type: if write.value.is_sealed() {
+                DataType::Encrypted.as_str()
+            } else {
+                write.data_type.as_str()
+            },
         }
     }
 
@@ -416,7 +426,7 @@ impl<'a> WriteParams<'a> {
         [
             &self.user,
             &self.key,
-            self.value,
+            self.value.as_ref(),
             &self.description,
             &self.category,
             &self.data_type,
@@ -574,10 +584,20 @@ fn setting_from_row(user: UserId, row: &Row) -> Result<Setting, PgError> {
     let data_type = data_type
         .parse::<DataType>()
         .map_err(|()| PgError::Corrupt("stored data_type".to_owned()))?;
+    let value: serde_json::Value = row.try_get("value")?;
+    let value = if data_type == DataType::Encrypted {
+        // The CHECK constraint keeps the envelope's members; their types are checked here.
+        StoredValue::Sealed(
+            Envelope::from_value(&value)
+                .map_err(|_| PgError::Corrupt("stored envelope".to_owned()))?,
+        )
+    } else {
+        StoredValue::Plain(value)
+    };
     Ok(Setting {
         user_id: user,
         key,
-        value: row.try_get("value")?,
+        value,
         description: row
             .try_get::<_, Option<String>>("description")?
             .map(Description::from_stored),

@@ -17,7 +17,7 @@ use anyhow::Context;
 use domain::{
     ports::{AuditLog, PreferencesRepository, SecretCipher, SettingsRepository},
     registry::KeyRegistry,
-    services::{PreferencesService, SettingsService},
+    services::{PreferencesService, SettingsService, WritePipeline},
 };
 use prometheus::Registry;
 use secrecy::ExposeSecret;
@@ -408,28 +408,20 @@ fn api_state(
     let categories = config.validation.allowed_categories.clone();
     let registry = Arc::new(KeyRegistry::builtin().context("the built-in key registry")?);
     let limits = config.limits();
+    let pipeline = WritePipeline::new(cipher, registry, limits, categories);
     let integrations = crate::integrations::build(
         &config.integrations,
         &pool,
         crate::integrations::IntegrationPorts {
             settings: Arc::clone(&settings_repo),
             settings_uncached: Some(settings_uncached),
-            cipher: Arc::clone(&cipher),
+            pipeline: pipeline.clone(),
             audit: Arc::clone(&audit),
-            registry: Arc::clone(&registry),
-            limits,
             database_timeout: timeout,
         },
     )?;
     Ok(ApiState {
-        settings: Arc::new(SettingsService::new(
-            settings_repo,
-            cipher,
-            audit.clone(),
-            registry,
-            limits,
-            categories,
-        )),
+        settings: Arc::new(SettingsService::new(settings_repo, audit.clone(), pipeline)),
         integrations: Some(integrations),
         preferences: Arc::new(PreferencesService::new(preferences_repo, audit)),
         readiness: Arc::new(CachedReadiness::new(

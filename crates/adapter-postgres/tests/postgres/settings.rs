@@ -3,13 +3,13 @@
 use adapter_postgres::{PgSettingsRepository, Provisioning, testing::TestDatabase};
 use domain::{
     ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
-    settings::{Category, DataType, Precondition, QuotaExceeded},
+    settings::{Category, DataType, Precondition, QuotaExceeded, SettingWrite},
 };
 use serde_json::json;
 
 use crate::support::{
-    PutSetting, described, envelope, first_page, insert_user, key, new_user, quota, settings_repo,
-    write, write_in,
+    PutSetting, described, envelope, first_page, insert_user, key, new_user, quota, sealed,
+    settings_repo, write, write_in,
 };
 
 const MAX: u32 = 1000;
@@ -552,8 +552,10 @@ async fn bulk_upsert_stores_every_item_in_order() {
     let repo = settings_repo(&db);
     let user = new_user();
     let existing = repo.put(user, "b.existing", json!(1)).await;
-    let mut secret = write_in("c.secret", envelope(), "integrations");
-    secret.data_type = DataType::Encrypted;
+    let secret = SettingWrite {
+        category: Some(Category::from_stored("integrations".to_owned())),
+        ..sealed("c.secret", envelope())
+    };
     let writes = [
         write("b.existing", json!(2)),
         write("a.new", json!("x")),
@@ -589,8 +591,8 @@ async fn bulk_with_one_invalid_item_writes_nothing() {
     let repo = settings_repo(&db);
     let user = new_user();
     repo.put(user, "a.kept", json!("before")).await;
-    // The domain's types cannot express this: a plaintext value declared encrypted. Only the
-    // database's CHECK stops it.
+    // The domain never builds this (a secret is `StoredValue::Sealed`): a plaintext value
+    // declared encrypted. The database's CHECK stops it all the same.
     let mut not_an_envelope = write("a.secret", json!({"token": "plaintext"}));
     not_an_envelope.data_type = DataType::Encrypted;
     let writes = [
@@ -616,7 +618,7 @@ async fn bulk_with_one_invalid_item_writes_nothing() {
         .await
         .unwrap()
         .into_iter()
-        .map(|s| (s.key.to_string(), s.value))
+        .map(|s| (s.key.to_string(), s.value.to_json()))
         .collect();
     assert_eq!(stored, [("a.kept".to_owned(), json!("before"))]);
 }
@@ -715,12 +717,14 @@ async fn encrypted_envelopes_are_stored_as_written() {
     let db = TestDatabase::create().await;
     let repo = settings_repo(&db);
     let user = new_user();
-    let mut secret = write_in("scrobbling.trakt.oauth_tokens", envelope(), "integrations");
-    secret.data_type = DataType::Encrypted;
+    let secret = SettingWrite {
+        category: Some(Category::from_stored("integrations".to_owned())),
+        ..sealed("scrobbling.trakt.oauth_tokens", envelope())
+    };
 
     repo.put_write(user, &secret).await;
 
     let stored = repo.get(user, &secret.key).await.unwrap().unwrap();
     assert_eq!(stored.data_type, DataType::Encrypted);
-    assert_eq!(stored.value, envelope());
+    assert_eq!(stored.value.to_json(), envelope());
 }

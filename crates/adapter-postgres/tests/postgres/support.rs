@@ -7,8 +7,9 @@ use domain::{
     UserId,
     ports::{PreferencesRepository, SettingsRepository},
     preferences::{Preferences, StoredPreferences},
+    secrets::Envelope,
     settings::{
-        Category, DataType, Description, Page, Precondition, SettingKey, SettingWrite,
+        Category, DataType, Description, Page, Precondition, SettingKey, SettingWrite, StoredValue,
         UpsertOutcome, UserQuota,
     },
 };
@@ -28,10 +29,21 @@ pub fn write(raw_key: &str, value: Value) -> SettingWrite {
     let data_type = DataType::infer(&value).expect("test values are not null");
     SettingWrite {
         key: key(raw_key),
-        value,
+        value: value.into(),
         description: None,
         category: None,
         data_type,
+    }
+}
+
+/// A write of a secret sealed as `envelope` (JSON members of an envelope).
+pub fn sealed(raw_key: &str, envelope: Value) -> SettingWrite {
+    SettingWrite {
+        key: key(raw_key),
+        value: StoredValue::Sealed(Envelope::from_value(&envelope).expect("an envelope")),
+        description: None,
+        category: None,
+        data_type: DataType::Encrypted,
     }
 }
 

@@ -11,7 +11,7 @@ use std::mem::size_of;
 use domain::{
     UserId,
     preferences::StoredPreferences,
-    settings::{Category, Page, Setting, SettingKey},
+    settings::{Category, Page, Setting, SettingKey, StoredValue},
 };
 use serde_json::Value;
 
@@ -275,6 +275,18 @@ impl HeapSize for Value {
                         + size_of::<Value>()
                         + v.heap_bytes()
                 })
+                .sum(),
+        }
+    }
+}
+
+impl HeapSize for StoredValue {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            StoredValue::Plain(value) => value.heap_bytes(),
+            StoredValue::Sealed(e) => [&e.alg, &e.kid, &e.salt, &e.nonce, &e.ciphertext]
+                .iter()
+                .map(|s| s.heap_bytes())
                 .sum(),
         }
     }

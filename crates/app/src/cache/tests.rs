@@ -26,7 +26,7 @@ use domain::{
 };
 use mockall::predicate::eq;
 use prometheus::IntCounter;
-use serde_json::json;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
@@ -67,7 +67,7 @@ fn setting(user: UserId, value: &str, version: i64) -> Setting {
     Setting {
         user_id: user,
         key: key(),
-        value: json!(value),
+        value: json!(value).into(),
         description: None,
         category: None,
         data_type: DataType::String,
@@ -80,7 +80,7 @@ fn setting(user: UserId, value: &str, version: i64) -> Setting {
 fn write(value: &str) -> SettingWrite {
     SettingWrite {
         key: key(),
-        value: json!(value),
+        value: json!(value).into(),
         description: None,
         category: None,
         data_type: DataType::String,
@@ -439,7 +439,13 @@ fn slow_repo() -> (
 }
 
 fn value_of(setting: Option<Setting>) -> String {
-    setting.unwrap().value.as_str().unwrap().to_owned()
+    setting
+        .unwrap()
+        .value
+        .plain()
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
@@ -511,7 +517,7 @@ async fn a_read_joining_a_load_begun_before_an_invalidation_loads_again() {
 fn setting_of_bytes(user: UserId, key: &str, bytes: usize) -> Setting {
     Setting {
         key: SettingKey::parse(key).unwrap(),
-        value: json!("x".repeat(bytes)),
+        value: json!("x".repeat(bytes)).into(),
         ..setting(user, "", 1)
     }
 }

@@ -16,8 +16,7 @@ use domain::{
         TokenService,
     },
     ports::{AuditLog, SecretCipher, SettingsRepository},
-    registry::KeyRegistry,
-    settings::Limits,
+    services::WritePipeline,
 };
 
 pub use adapter_providers::ProviderSettings;
@@ -33,14 +32,10 @@ pub struct IntegrationPorts {
     /// rotation by another instance must be seen even while the change feed is down.
     /// `None` when `settings` has no cache.
     pub settings_uncached: Option<Arc<dyn SettingsRepository>>,
-    /// The cipher.
-    pub cipher: Arc<dyn SecretCipher>,
+    /// The write pipeline of every setting (rules, cipher, per-user quota).
+    pub pipeline: WritePipeline<Arc<dyn SecretCipher>>,
     /// The audit log (`token_read`).
     pub audit: Arc<dyn AuditLog>,
-    /// The known-key registry (validates what is stored).
-    pub registry: Arc<KeyRegistry>,
-    /// The settings limits (per-user quota).
-    pub limits: Limits,
     /// Client-side limit of one database operation.
     pub database_timeout: Duration,
 }
@@ -66,7 +61,7 @@ pub fn build(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::with_timer(|duration| {
         Box::pin(tokio::time::sleep(duration))
     }));
-    let vault = CredentialVault::new(ports.settings, ports.cipher, ports.registry, ports.limits);
+    let vault = CredentialVault::new(ports.settings, ports.pipeline);
     let vault = Arc::new(match ports.settings_uncached {
         Some(uncached) => vault.with_uncached_reads(uncached),
         None => vault,

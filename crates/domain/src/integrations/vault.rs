@@ -9,9 +9,7 @@
 //! uncached reader: another instance's token rotation must be seen even while the change
 //! feed that would invalidate the cache is down.
 
-use std::{collections::HashMap, sync::Arc};
-
-use serde_json::Value;
+use std::collections::HashMap;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -24,10 +22,11 @@ use crate::{
     error::{RepositoryError, ValidationErrors},
     ids::UserId,
     ports::{SecretCipher, SettingDeleteError, SettingWriteError, SettingsRepository},
-    registry::KeyRegistry,
     secrets::{CipherError, Envelope, SecretValue},
+    services::{PrepareError, SettingInput, WritePipeline},
     settings::{
-        Category, DataType, Limits, Page, Precondition, QuotaExceeded, SettingKey, SettingWrite,
+        Category, DataType, Page, Precondition, QuotaExceeded, SettingKey, SettingWrite,
+        StoredValue,
     },
 };
 
@@ -72,9 +71,9 @@ pub enum VaultReadError {
 /// Why a connection could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultWriteError {
-    /// The value does not satisfy the key's schema (a provider answer missing a field the
-    /// provider requires, e.g. no refresh token).
-    #[error("the credentials do not satisfy the schema of their key: {0}")]
+    /// The value breaks a rule of every stored setting, such as its key's schema (a
+    /// provider answer missing a field the provider requires, e.g. no refresh token).
+    #[error("the credentials do not satisfy the rules of their key: {0}")]
     Invalid(ValidationErrors),
     /// The row changed since it was read.
     #[error("the credentials were changed concurrently")]
@@ -91,6 +90,15 @@ pub enum VaultWriteError {
     /// The store failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
+}
+
+impl From<PrepareError> for VaultWriteError {
+    fn from(e: PrepareError) -> Self {
+        match e {
+            PrepareError::Invalid(e) => Self::Invalid(e),
+            PrepareError::Cipher(e) => Self::Cipher(e),
+        }
+    }
 }
 
 impl From<SettingWriteError> for VaultWriteError {
@@ -119,21 +127,17 @@ pub struct CredentialVault<R, C> {
     repo: R,
     /// Reads that must not be served from a cache; `None`: `repo` reads the store itself.
     uncached: Option<R>,
-    cipher: C,
-    registry: Arc<KeyRegistry>,
-    limits: Limits,
+    pipeline: WritePipeline<C>,
 }
 
 impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
-    /// A vault over the settings store. `registry` validates what is written; `limits`
-    /// gives the per-user quota.
-    pub fn new(repo: R, cipher: C, registry: Arc<KeyRegistry>, limits: Limits) -> Self {
+    /// A vault over the settings store, writing through `pipeline` (the rules of every
+    /// stored setting, the cipher, the per-user quota).
+    pub fn new(repo: R, pipeline: WritePipeline<C>) -> Self {
         Self {
             repo,
             uncached: None,
-            cipher,
-            registry,
-            limits,
+            pipeline,
         }
     }
 
@@ -161,7 +165,7 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
         provider: ProviderId,
         verifier: &SecretString,
     ) -> Result<Envelope, CipherError> {
-        self.cipher.seal(
+        self.pipeline.cipher().seal(
             user,
             &pkce_key(provider)?,
             verifier.expose_secret().as_bytes(),
@@ -178,8 +182,11 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
         provider: ProviderId,
         sealed: &Envelope,
     ) -> Result<SecretString, CipherError> {
-        let bytes =
-            SecretValue::from_bytes(self.cipher.open(user, &pkce_key(provider)?, sealed)?);
+        let bytes = SecretValue::from_bytes(self.pipeline.cipher().open(
+            user,
+            &pkce_key(provider)?,
+            sealed,
+        )?);
         let verifier =
             std::str::from_utf8(bytes.expose_bytes()).map_err(|_| CipherError::Malformed)?;
         Ok(SecretString::from(verifier.to_owned()))
@@ -219,12 +226,11 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
         let Some(setting) = repo.get(user, &key).await? else {
             return Ok(None);
         };
-        if setting.data_type != DataType::Encrypted {
-            // Only the service writes this key encrypted; a clear value is not ours to use.
+        let StoredValue::Sealed(envelope) = &setting.value else {
+            // Only the service writes this key sealed; a clear value is not ours to use.
             return Err(MalformedCredentials { provider }.into());
-        }
-        let envelope = Envelope::from_value(&setting.value)?;
-        let plaintext = SecretValue::from_bytes(self.cipher.open(user, &key, &envelope)?);
+        };
+        let plaintext = SecretValue::from_bytes(self.pipeline.cipher().open(user, &key, envelope)?);
         let value = plaintext
             .expose_json()
             .map_err(|_| MalformedCredentials { provider })?;
@@ -250,7 +256,7 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
             .store()
             .get(user, &key)
             .await?
-            .and_then(|s| ConnectionMetadata::from_json(&s.value)))
+            .and_then(|s| s.value.plain().and_then(ConnectionMetadata::from_json)))
     }
 
     /// Rewrites the metadata with `update` (given what is stored, if readable), but only
@@ -285,11 +291,12 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
             let expected = row
                 .as_ref()
                 .map_or(Precondition::Absent, |r| Precondition::Version(r.version));
-            let metadata = update(row.and_then(|r| ConnectionMetadata::from_json(&r.value)));
-            let write = self.clear_write(provider, &metadata)?;
+            let metadata =
+                update(row.and_then(|r| r.value.plain().and_then(ConnectionMetadata::from_json)));
+            let write = self.clear_write(user, provider, &metadata)?;
             let outcome = match self
                 .repo
-                .upsert(user, &write, expected, self.limits.quota())
+                .upsert(user, &write, expected, self.pipeline.limits().quota())
                 .await
             {
                 Ok(outcome) => outcome,
@@ -358,9 +365,9 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
             let mut entry = StoredConnection::default();
             for row in &rows {
                 if row.key.as_str() == spec.storage_key {
-                    entry.has_credentials = row.data_type == DataType::Encrypted;
+                    entry.has_credentials = row.value.is_sealed();
                 } else if row.key.as_str() == metadata_key {
-                    entry.metadata = ConnectionMetadata::from_json(&row.value);
+                    entry.metadata = row.value.plain().and_then(ConnectionMetadata::from_json);
                 }
             }
             found.insert(provider, entry);
@@ -381,10 +388,10 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
     ) -> Result<(), VaultWriteError> {
         let writes = [
             self.sealed_write(user, provider, grant)?,
-            self.clear_write(provider, metadata)?,
+            self.clear_write(user, provider, metadata)?,
         ];
         self.repo
-            .upsert_many(user, &writes, self.limits.quota())
+            .upsert_many(user, &writes, self.pipeline.limits().quota())
             .await?;
         Ok(())
     }
@@ -407,7 +414,7 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
                 user,
                 &write,
                 Precondition::Version(version),
-                self.limits.quota(),
+                self.pipeline.limits().quota(),
             )
             .await?;
         Ok(outcome.setting.version)
@@ -444,49 +451,53 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
         Ok(removed)
     }
 
+    /// The credentials row, through the write pipeline: validated like any setting and
+    /// sealed for its cell.
     fn sealed_write(
         &self,
         user: UserId,
         provider: ProviderId,
         grant: &Grant,
     ) -> Result<SettingWrite, VaultWriteError> {
-        let key = storage_key(provider)?;
         let plaintext = grant.to_stored_json();
-        self.validate(&key, &plaintext)?;
-        let secret = SecretValue::from_json(&plaintext);
-        drop(plaintext);
-        let envelope = self.cipher.seal(user, &key, secret.expose_bytes())?;
-        Ok(SettingWrite {
-            key,
-            value: envelope.to_value(),
-            description: None,
-            category: Some(Category::from_stored(CATEGORY.to_owned())),
-            data_type: DataType::Encrypted,
-        })
+        self.write(
+            user,
+            provider.spec().storage_key,
+            &plaintext,
+            DataType::Encrypted,
+        )
     }
 
+    /// The metadata row, through the write pipeline.
     fn clear_write(
         &self,
+        user: UserId,
         provider: ProviderId,
         metadata: &ConnectionMetadata,
     ) -> Result<SettingWrite, VaultWriteError> {
-        let key = setting_key(&metadata_key(provider))?;
         let value = metadata.to_json();
-        self.validate(&key, &value)?;
-        Ok(SettingWrite {
-            key,
-            value,
-            description: None,
-            category: Some(Category::from_stored(CATEGORY.to_owned())),
-            data_type: DataType::Json,
-        })
+        self.write(user, &metadata_key(provider), &value, DataType::Json)
     }
 
-    fn validate(&self, key: &SettingKey, value: &Value) -> Result<(), VaultWriteError> {
-        match self.registry.lookup(key) {
-            Some(entry) => entry.validate(value).map_err(VaultWriteError::Invalid),
-            None => Ok(()),
-        }
+    fn write(
+        &self,
+        user: UserId,
+        key: &str,
+        value: &serde_json::Value,
+        data_type: DataType,
+    ) -> Result<SettingWrite, VaultWriteError> {
+        // Serializing a tree of plain JSON does not fail.
+        let text = serde_json::value::to_raw_value(value).map_err(|_| CipherError::Malformed)?;
+        let input = SettingInput {
+            key: key.to_owned(),
+            value: Some(text),
+            description: None,
+            // The registry files every key of a connection under `integrations`, as it
+            // would a client's write of the same key.
+            category: None,
+            data_type: Some(data_type.as_str().to_owned()),
+        };
+        Ok(self.pipeline.prepare(user, input)?)
     }
 }
 

@@ -3,13 +3,15 @@
 mod preferences;
 mod rotation;
 mod settings;
+mod write_pipeline;
 
 pub use preferences::{PreferencesError, PreferencesService};
 pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapProgress, RewrapReport};
 pub use settings::{
     DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, SetSettingError,
-    SettingInput, SettingsPage, SettingsService,
+    SettingsPage, SettingsService,
 };
+pub use write_pipeline::{PrepareError, SettingInput, WritePipeline};
 
 #[cfg(test)]
 mod tests;

@@ -12,8 +12,8 @@ use crate::{
     UserId,
     error::RepositoryError,
     ports::{EnvelopeStore, SealedCell, SecretCipher},
-    secrets::Envelope,
-    settings::SettingKey,
+    secrets::{Envelope, SecretValue},
+    settings::{SettingKey, seal},
 };
 
 /// Options of one rewrap run.
@@ -170,8 +170,12 @@ impl<S: EnvelopeStore, C: SecretCipher> KeyRotation<S, C> {
             .cipher
             .open(cell.user_id, &cell.key, &envelope)
             .map_err(|e| e.to_string())?;
-        self.cipher
-            .seal(cell.user_id, &cell.key, &plaintext)
-            .map_err(|e| e.to_string())
+        seal(
+            &self.cipher,
+            cell.user_id,
+            &cell.key,
+            &SecretValue::from_bytes(plaintext),
+        )
+        .map_err(|e| e.to_string())
     }
 }

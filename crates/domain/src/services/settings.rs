@@ -3,10 +3,9 @@
 //! Values arrive as JSON text (`RawValue`): their size and depth are checked on the text
 //! before a tree is built, and each tree is moved, never copied, into its write.
 
-use std::{collections::HashSet, sync::Arc};
+use std::collections::HashSet;
 
-use serde_json::{Value, value::RawValue};
-
+use super::write_pipeline::{PrepareError, SettingInput, WritePipeline};
 use crate::{
     audit::{Actor, AuditAction, AuditEntry},
     error::{FieldError, RepositoryError, ValidationErrors},
@@ -14,41 +13,12 @@ use crate::{
     integrations::{ProviderId, managing_provider},
     ports::{AuditLog, SecretCipher, SettingDeleteError, SettingWriteError, SettingsRepository},
     registry::KeyRegistry,
-    secrets::{CipherError, Envelope, SecretValue},
+    secrets::{CipherError, SecretValue},
     settings::{
-        AllowedCategories, Category, DataType, Description, Limits, Page, Precondition,
-        QuotaExceeded, SettingKey, SettingView, SettingWrite, check_value_text,
+        AllowedCategories, Category, DataType, Limits, Page, Precondition, QuotaExceeded,
+        SettingKey, SettingView, StoredValue,
     },
 };
-
-/// A setting as a client submits it, still unvalidated (the HTTP adapter builds it from its
-/// wire types). Its `Debug` never shows the value: it may be a secret on its way to
-/// encryption.
-#[derive(Clone, Default)]
-pub struct SettingInput {
-    /// The key.
-    pub key: String,
-    /// The value as JSON text; `None` (absent or `null`) is rejected.
-    pub value: Option<Box<RawValue>>,
-    /// Optional description.
-    pub description: Option<String>,
-    /// Optional category.
-    pub category: Option<String>,
-    /// Optional data type; inferred from the value when absent.
-    pub data_type: Option<String>,
-}
-
-impl std::fmt::Debug for SettingInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SettingInput")
-            .field("key", &self.key)
-            .field("value", &"[REDACTED]")
-            .field("description", &self.description)
-            .field("category", &self.category)
-            .field("data_type", &self.data_type)
-            .finish()
-    }
-}
 
 /// Why a setting could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -180,11 +150,8 @@ pub enum GetSecretError {
 /// The settings use cases.
 pub struct SettingsService<R, C, A> {
     repo: R,
-    cipher: C,
     audit: A,
-    registry: Arc<KeyRegistry>,
-    limits: Limits,
-    categories: AllowedCategories,
+    pipeline: WritePipeline<C>,
 }
 
 impl<R, C, A> SettingsService<R, C, A>
@@ -193,38 +160,28 @@ where
     C: SecretCipher,
     A: AuditLog,
 {
-    /// Builds the service from its ports and rules.
-    pub fn new(
-        repo: R,
-        cipher: C,
-        audit: A,
-        registry: Arc<KeyRegistry>,
-        limits: Limits,
-        categories: AllowedCategories,
-    ) -> Self {
+    /// Builds the service from its ports and the write pipeline (rules and cipher).
+    pub fn new(repo: R, audit: A, pipeline: WritePipeline<C>) -> Self {
         Self {
             repo,
-            cipher,
             audit,
-            registry,
-            limits,
-            categories,
+            pipeline,
         }
     }
 
     /// The known-key registry in force.
     pub fn registry(&self) -> &KeyRegistry {
-        &self.registry
+        self.pipeline.registry()
     }
 
     /// The limits in force.
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        self.pipeline.limits()
     }
 
     /// The categories accepted.
     pub fn categories(&self) -> &AllowedCategories {
-        &self.categories
+        self.pipeline.categories()
     }
 
     /// One setting (GetSetting); secrets are redacted.
@@ -261,7 +218,7 @@ where
     ) -> Result<SettingsPage, ListSettingsError> {
         let mut errors = ValidationErrors::new();
         let category: Option<Category> =
-            category.and_then(|c| errors.collect(self.categories.parse(c)));
+            category.and_then(|c| errors.collect(self.categories().parse(c)));
         let after = after.and_then(|k| {
             errors.collect(SettingKey::parse(k).map_err(|_| {
                 FieldError::new(
@@ -338,11 +295,12 @@ where
     ) -> Result<(SettingView, bool), SetSettingError> {
         refuse_managed(&input.key)?;
         let write = self
+            .pipeline
             .prepare(user, input)
             .map_err(PrepareError::into_set_error)?;
         let outcome = self
             .repo
-            .upsert(user, &write, expected, self.limits.quota())
+            .upsert(user, &write, expected, self.limits().quota())
             .await?;
         Ok((outcome.setting.redacted(), outcome.created))
     }
@@ -359,14 +317,12 @@ where
         inputs: Vec<SettingInput>,
     ) -> Result<Vec<(SettingView, bool)>, SetSettingError> {
         let mut errors = ValidationErrors::new();
-        if inputs.len() > self.limits.max_bulk_items {
+        let max_items = self.limits().max_bulk_items;
+        if inputs.len() > max_items {
             errors.push(FieldError::new(
                 "settings",
                 "too_many",
-                format!(
-                    "at most {} settings per bulk write",
-                    self.limits.max_bulk_items
-                ),
+                format!("at most {max_items} settings per bulk write"),
             ));
             return Err(SetSettingError::Validation(errors));
         }
@@ -384,7 +340,7 @@ where
                 );
                 continue;
             }
-            match self.prepare(user, input) {
+            match self.pipeline.prepare(user, input) {
                 Ok(write) => writes.push(write),
                 Err(PrepareError::Invalid(e)) => errors.extend_prefixed(&prefix, e),
                 Err(PrepareError::Cipher(e)) => return Err(SetSettingError::Cipher(e)),
@@ -395,7 +351,7 @@ where
         }
         let outcomes = self
             .repo
-            .upsert_many(user, &writes, self.limits.quota())
+            .upsert_many(user, &writes, self.limits().quota())
             .await?;
         Ok(outcomes
             .into_iter()
@@ -486,10 +442,9 @@ where
             .get(user, &key)
             .await?
             .ok_or(GetSecretError::NotFound)?;
-        if setting.data_type != DataType::Encrypted {
+        let StoredValue::Sealed(envelope) = setting.value else {
             return Err(GetSecretError::NotASecret);
-        }
-        let envelope = Envelope::from_value(&setting.value)?;
+        };
         self.audit
             .record(AuditEntry {
                 actor: actor.clone(),
@@ -498,107 +453,8 @@ where
                 key: Some(key.clone()),
             })
             .await?;
-        let plaintext = self.cipher.open(user, &key, &envelope)?;
+        let plaintext = self.pipeline.cipher().open(user, &key, &envelope)?;
         Ok(SecretValue::from_bytes(plaintext))
-    }
-
-    /// Validates one input into a store write, sealing it when it is a secret. The value's
-    /// text is checked for size and depth before it is parsed.
-    fn prepare(&self, user: UserId, input: SettingInput) -> Result<SettingWrite, PrepareError> {
-        let mut errors = ValidationErrors::new();
-        let key = errors.collect(SettingKey::parse(&input.key));
-        let known = key.as_ref().and_then(|k| self.registry.lookup(k));
-        let requested_type = input
-            .data_type
-            .as_deref()
-            .and_then(|t| errors.collect(DataType::parse(t)));
-        let value: Option<Value> = match &input.value {
-            None => {
-                errors.push(FieldError::new(
-                    "value",
-                    "required",
-                    "a value is required; delete the setting to remove it",
-                ));
-                None
-            }
-            Some(raw) => errors
-                .collect(check_value_text(raw.get(), &self.limits))
-                .and_then(|()| errors.collect(parse_value(raw))),
-        };
-        // The text is no longer needed once the tree exists.
-        drop(input.value);
-
-        let data_type = match (known, requested_type) {
-            (Some(entry), Some(requested)) if requested != entry.data_type() => {
-                errors.push(FieldError::new(
-                    "data_type",
-                    "data_type_mismatch",
-                    format!("this key requires data_type {}", entry.data_type()),
-                ));
-                None
-            }
-            (Some(entry), _) => Some(entry.data_type()),
-            (None, Some(requested)) => Some(requested),
-            (None, None) => value.as_ref().and_then(DataType::infer),
-        };
-        if let (Some(t), Some(v)) = (data_type, &value)
-            && !t.accepts(v)
-        {
-            errors.push(FieldError::new(
-                "value",
-                "type_mismatch",
-                format!("the value is not a {t}"),
-            ));
-        }
-        if let (Some(entry), Some(v)) = (known, &value)
-            && let Err(e) = entry.validate(v)
-        {
-            errors.extend(e);
-        }
-
-        let requested_category = input
-            .category
-            .as_deref()
-            .and_then(|c| errors.collect(self.categories.parse(c)));
-        let category = match (known.and_then(|e| e.category()), requested_category) {
-            (Some(fixed), Some(requested)) if fixed != requested => {
-                errors.push(FieldError::new(
-                    "category",
-                    "category_mismatch",
-                    format!("this key belongs to category {fixed}"),
-                ));
-                None
-            }
-            (Some(fixed), _) => Some(fixed),
-            (None, requested) => requested,
-        };
-        let description = input
-            .description
-            .as_deref()
-            .and_then(|d| errors.collect(Description::parse(d, self.limits.max_description_chars)));
-
-        let (Some(key), Some(data_type), Some(value), true) =
-            (key, data_type, value, errors.is_empty())
-        else {
-            return Err(PrepareError::Invalid(errors));
-        };
-        let value = if data_type == DataType::Encrypted {
-            let plaintext = SecretValue::from_json(&value);
-            drop(value);
-            self.cipher
-                .seal(user, &key, plaintext.expose_bytes())
-                .map_err(PrepareError::Cipher)?
-                .to_value()
-        } else {
-            value
-        };
-        Ok(SettingWrite {
-            key,
-            value,
-            description,
-            category,
-            data_type,
-        })
     }
 }
 
@@ -612,17 +468,6 @@ fn refuse_managed(raw_key: &str) -> Result<(), SetSettingError> {
         }),
         None => Ok(()),
     }
-}
-
-/// The tree of a value whose text passed [`check_value_text`] (so its depth is bounded).
-fn parse_value(raw: &RawValue) -> Result<Value, FieldError> {
-    serde_json::from_str(raw.get())
-        .map_err(|_| FieldError::new("value", "invalid_json", "the value is not valid JSON"))
-}
-
-enum PrepareError {
-    Invalid(ValidationErrors),
-    Cipher(CipherError),
 }
 
 impl PrepareError {

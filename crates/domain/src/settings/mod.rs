@@ -6,6 +6,7 @@ mod key;
 mod limits;
 mod page;
 mod setting;
+mod stored_value;
 mod value;
 
 pub use category::{AllowedCategories, Category};
@@ -14,4 +15,5 @@ pub use key::{MAX_KEY_LEN, SettingKey};
 pub use limits::{Limits, QuotaExceeded, UserQuota};
 pub use page::Page;
 pub use setting::{Description, Precondition, Setting, SettingView, SettingWrite, UpsertOutcome};
+pub use stored_value::{StoredValue, seal};
 pub use value::{TextShape, check_value_text, json_depth, text_shape};

@@ -4,7 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Category, DataType, SettingKey};
+use super::{Category, DataType, SettingKey, StoredValue};
 use crate::{error::FieldError, ids::UserId};
 
 /// A validated free-text description of a setting.
@@ -47,15 +47,15 @@ impl Description {
     }
 }
 
-/// A stored setting. For `DataType::Encrypted` the value is the sealed envelope.
+/// A stored setting. A secret's value is [`StoredValue::Sealed`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Setting {
     /// Owner.
     pub user_id: UserId,
     /// Name.
     pub key: SettingKey,
-    /// The JSON value; an envelope when encrypted.
-    pub value: Value,
+    /// The value: plain JSON, or the envelope of a secret.
+    pub value: StoredValue,
     /// Optional description.
     pub description: Option<Description>,
     /// Optional category.
@@ -73,10 +73,13 @@ pub struct Setting {
 impl Setting {
     /// The view of this setting that may leave the service: encrypted values are withheld.
     pub fn redacted(self) -> SettingView {
-        let redacted = self.data_type == DataType::Encrypted;
+        let (value, redacted) = match self.value {
+            StoredValue::Plain(value) => (value, false),
+            StoredValue::Sealed(_) => (Value::Null, true),
+        };
         SettingView {
             key: self.key,
-            value: if redacted { Value::Null } else { self.value },
+            value,
             redacted,
             description: self.description,
             category: self.category,
@@ -113,13 +116,13 @@ pub struct SettingView {
     pub updated_at: OffsetDateTime,
 }
 
-/// A validated write, ready for the store. Encrypted values are already sealed.
+/// A validated write, ready for the store. A secret is already sealed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SettingWrite {
     /// Name.
     pub key: SettingKey,
-    /// The value to store (an envelope when `data_type` is `Encrypted`).
-    pub value: Value,
+    /// The value to store: plain JSON, or the envelope of a secret.
+    pub value: StoredValue,
     /// Optional description.
     pub description: Option<Description>,
     /// Optional category.
@@ -184,7 +187,7 @@ mod tests {
 
     use super::*;
 
-    fn setting(data_type: DataType, value: Value) -> Setting {
+    fn setting(data_type: DataType, value: StoredValue) -> Setting {
         Setting {
             user_id: UserId::new(uuid::Uuid::nil()),
             key: SettingKey::parse("a.b").unwrap(),
@@ -200,7 +203,15 @@ mod tests {
 
     #[test]
     fn redaction_withholds_encrypted_values() {
-        let view = setting(DataType::Encrypted, json!({"ciphertext": "abc"})).redacted();
+        let envelope = crate::secrets::Envelope {
+            v: 1,
+            alg: "A256GCM-HKDF-SHA256".to_owned(),
+            kid: "k".to_owned(),
+            salt: "s".to_owned(),
+            nonce: "n".to_owned(),
+            ciphertext: "abc".to_owned(),
+        };
+        let view = setting(DataType::Encrypted, envelope.into()).redacted();
         assert!(view.redacted);
         assert_eq!(view.value, Value::Null);
         assert_eq!(view.version, 3);
@@ -208,7 +219,7 @@ mod tests {
 
     #[test]
     fn redaction_keeps_plain_values() {
-        let view = setting(DataType::Json, json!({"a": 1})).redacted();
+        let view = setting(DataType::Json, json!({"a": 1}).into()).redacted();
         assert!(!view.redacted);
         assert_eq!(view.value, json!({"a": 1}));
     }

@@ -112,9 +112,13 @@ fn what_each_provider_stores_satisfies_its_key_schema() {
         let grant = typical_grant(provider);
         let key = SettingKey::parse(provider.spec().storage_key).unwrap();
         let json = grant.to_stored_json();
-        registry
-            .lookup(&key)
-            .unwrap()
+        let entry = registry.lookup(&key).unwrap();
+        // The vault writes without a category: the registry's files it where listings find it.
+        assert_eq!(
+            entry.category().as_ref().map(|c| c.as_str()),
+            Some("integrations")
+        );
+        entry
             .validate(&json)
             .unwrap_or_else(|e| panic!("{provider}: {e}"));
         let back = Grant::from_stored_json(provider, &json).unwrap();
@@ -134,6 +138,10 @@ fn the_metadata_key_is_known_clear_and_its_schema_accepts_what_is_written() {
         let entry = registry.lookup(&key).unwrap();
         assert!(!entry.sensitive());
         assert_eq!(entry.data_type(), DataType::Json);
+        assert_eq!(
+            entry.category().as_ref().map(|c| c.as_str()),
+            Some("integrations")
+        );
         let metadata = ConnectionMetadata::connected(provider, &typical_grant(provider), NOW);
         entry
             .validate(&metadata.to_json())

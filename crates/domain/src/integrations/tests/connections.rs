@@ -381,7 +381,7 @@ async fn disconnect_also_removes_the_legacy_music_copy() {
     rows.put_grant(ProviderId::Listenbrainz, &grant);
     let legacy = crate::settings::SettingWrite {
         key: crate::settings::SettingKey::parse("music.listenbrainz.token").unwrap(),
-        value: super::seal(&grant.to_stored_json()).to_value(),
+        value: super::seal(&grant.to_stored_json()).into(),
         description: None,
         category: None,
         data_type: crate::settings::DataType::Encrypted,
@@ -406,7 +406,7 @@ async fn unreadable_credentials_are_removed_without_revocation() {
     let rows = Rows::default();
     let garbage = crate::settings::SettingWrite {
         key: crate::settings::SettingKey::parse("scrobbling.trakt.oauth_tokens").unwrap(),
-        value: super::seal_bytes(b"not json").to_value(),
+        value: super::seal_bytes(b"not json").into(),
         description: None,
         category: None,
         data_type: crate::settings::DataType::Encrypted,

@@ -29,7 +29,8 @@ use crate::{
     ports::{MockSecretCipher, MockSettingsRepository, SettingDeleteError, SettingWriteError},
     registry::KeyRegistry,
     secrets::Envelope,
-    settings::{Limits, Precondition, Setting, SettingWrite, UpsertOutcome},
+    services::WritePipeline,
+    settings::{AllowedCategories, Limits, Precondition, Setting, SettingWrite, UpsertOutcome},
 };
 
 /// The instant every test runs at.
@@ -114,7 +115,7 @@ impl Rows {
     /// The decrypted value stored under `key` (see [`cipher`]).
     fn plaintext(&self, key: &str) -> Value {
         let row = self.get(key).expect("row exists");
-        let envelope = Envelope::from_value(&row.value).unwrap();
+        let envelope = row.value.sealed().expect("a sealed row");
         serde_json::from_str(&envelope.ciphertext).unwrap()
     }
 
@@ -122,7 +123,7 @@ impl Rows {
     fn put_grant(&self, provider: ProviderId, grant: &Grant) {
         let write = SettingWrite {
             key: crate::settings::SettingKey::parse(provider.spec().storage_key).unwrap(),
-            value: seal(&grant.to_stored_json()).to_value(),
+            value: seal(&grant.to_stored_json()).into(),
             description: None,
             category: None,
             data_type: crate::settings::DataType::Encrypted,
@@ -133,7 +134,7 @@ impl Rows {
     fn put_metadata(&self, metadata: &ConnectionMetadata) {
         let write = SettingWrite {
             key: crate::settings::SettingKey::parse(&metadata_key(metadata.provider)).unwrap(),
-            value: metadata.to_json(),
+            value: metadata.to_json().into(),
             description: None,
             category: None,
             data_type: crate::settings::DataType::Json,
@@ -143,7 +144,10 @@ impl Rows {
 
     fn metadata(&self, provider: ProviderId) -> ConnectionMetadata {
         let row = self.get(&metadata_key(provider)).expect("metadata row");
-        ConnectionMetadata::from_json(&row.value).expect("readable metadata")
+        row.value
+            .plain()
+            .and_then(ConnectionMetadata::from_json)
+            .expect("readable metadata")
     }
 
     fn version(&self, key: &str) -> i64 {
@@ -248,17 +252,22 @@ fn cipher() -> MockSecretCipher {
 
 type Vault = CredentialVault<MockSettingsRepository, MockSecretCipher>;
 
+/// The write pipeline with the built-in registry, default limits and categories.
+fn pipeline(cipher: MockSecretCipher) -> WritePipeline<MockSecretCipher> {
+    WritePipeline::new(
+        cipher,
+        Arc::new(KeyRegistry::builtin().unwrap()),
+        Limits::default(),
+        AllowedCategories::default(),
+    )
+}
+
 fn vault(rows: &Rows) -> Arc<Vault> {
     Arc::new(vault_over(repository(rows)))
 }
 
 fn vault_over(repo: MockSettingsRepository) -> Vault {
-    CredentialVault::new(
-        repo,
-        cipher(),
-        Arc::new(KeyRegistry::builtin().unwrap()),
-        Limits::default(),
-    )
+    CredentialVault::new(repo, pipeline(cipher()))
 }
 
 fn oauth_grant(access: &str, refresh: Option<&str>, expires_at: Option<OffsetDateTime>) -> Grant {

@@ -1,8 +1,6 @@
 //! Credential vault: metadata writes race neither a new connection nor a disconnect, and
 //! the PKCE verifier is sealed for its own purpose.
 
-use std::sync::Arc;
-
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
@@ -13,8 +11,7 @@ use super::{
 use crate::{
     integrations::{ConnectionMetadata, CredentialVault, MetadataUpdate, ProviderId, metadata_key},
     ports::{MockSecretCipher, MockSettingsRepository},
-    registry::KeyRegistry,
-    settings::{Limits, Precondition, SettingKey},
+    settings::{Precondition, SettingKey},
 };
 
 const TOKENS: &str = "scrobbling.trakt.oauth_tokens";
@@ -183,12 +180,7 @@ fn the_pkce_verifier_is_sealed_for_its_own_key_and_opens_back() {
         .withf(move |u, key, _| *u == user() && is_pkce_key(key))
         .times(1)
         .returning(|_, _, envelope| Ok(Zeroizing::new(envelope.ciphertext.clone().into_bytes())));
-    let vault = CredentialVault::new(
-        repository(&rows),
-        cipher,
-        Arc::new(KeyRegistry::builtin().unwrap()),
-        Limits::default(),
-    );
+    let vault = CredentialVault::new(repository(&rows), super::pipeline(cipher));
     let sealed = vault
         .seal_pkce(
             user(),

@@ -18,9 +18,11 @@ use crate::{
     secrets::{CipherError, Envelope, SecretValue},
     services::{
         DeleteSettingError, GetSecretError, SetSettingError, SettingInput, SettingsService,
+        WritePipeline,
     },
     settings::{
         AllowedCategories, DataType, Limits, Page, Precondition, QuotaExceeded, SettingKey,
+        StoredValue,
     },
 };
 
@@ -51,11 +53,13 @@ impl TestService {
     fn build(self) -> Service {
         SettingsService::new(
             self.repo,
-            self.cipher,
             self.audit,
-            Arc::new(KeyRegistry::builtin().unwrap()),
-            Limits::default(),
-            AllowedCategories::default(),
+            WritePipeline::new(
+                self.cipher,
+                Arc::new(KeyRegistry::builtin().unwrap()),
+                Limits::default(),
+                AllowedCategories::default(),
+            ),
         )
     }
 }
@@ -272,9 +276,9 @@ async fn sensitive_key_is_sealed_for_its_cell_and_plaintext_never_reaches_the_st
     let mut repo = MockSettingsRepository::new();
     repo.expect_upsert()
         .withf(|_, w, _, _| {
-            let stored = w.value.to_string();
+            let stored = w.value.to_json().to_string();
             w.data_type == DataType::Encrypted
-                && w.value == envelope("k1").to_value()
+                && w.value == StoredValue::Sealed(envelope("k1"))
                 && !stored.contains("plain-access")
                 && !stored.contains("plain-refresh")
         })
@@ -302,7 +306,7 @@ async fn explicit_encrypted_type_seals_a_dynamic_key() {
         .returning(|_, _, _| Ok(envelope("k1")));
     let mut repo = MockSettingsRepository::new();
     repo.expect_upsert()
-        .withf(|_, w, _, _| w.value == envelope("k1").to_value())
+        .withf(|_, w, _, _| w.value == StoredValue::Sealed(envelope("k1")))
         .returning(|_, w, _, _| Ok(created(w)));
     let svc = TestService::default().repo(repo).cipher(cipher).build();
     let mut secret = input("integrations.plex.token", json!("plex-secret"));
@@ -458,7 +462,7 @@ async fn get_redacts_encrypted_values() {
     repo.expect_get().returning(|_, k| {
         let write = crate::settings::SettingWrite {
             key: k.clone(),
-            value: envelope("k1").to_value(),
+            value: envelope("k1").into(),
             description: None,
             category: None,
             data_type: DataType::Encrypted,
@@ -489,7 +493,7 @@ fn secret_repo() -> MockSettingsRepository {
     repo.expect_get().returning(|_, k| {
         let write = crate::settings::SettingWrite {
             key: k.clone(),
-            value: envelope("k1").to_value(),
+            value: envelope("k1").into(),
             description: None,
             category: None,
             data_type: DataType::Encrypted,
@@ -557,7 +561,7 @@ async fn get_secret_of_a_plain_setting_is_refused() {
     repo.expect_get().returning(|_, k| {
         let write = crate::settings::SettingWrite {
             key: k.clone(),
-            value: json!(true),
+            value: json!(true).into(),
             description: None,
             category: None,
             data_type: DataType::Boolean,
@@ -636,7 +640,7 @@ fn stored_keys(keys: &[&str]) -> Vec<crate::settings::Setting> {
         .map(|k| {
             let write = crate::settings::SettingWrite {
                 key: SettingKey::parse(k).unwrap(),
-                value: json!(1),
+                value: json!(1).into(),
                 description: None,
                 category: None,
                 data_type: DataType::Number,
@@ -759,14 +763,16 @@ async fn whitespace_between_tokens_does_not_count_towards_the_value_size() {
         .returning(|_, w, _, _| Ok(created(w)));
     let svc = SettingsService::new(
         repo,
-        MockSecretCipher::new(),
         MockAuditLog::new(),
-        Arc::new(KeyRegistry::builtin().unwrap()),
-        Limits {
-            max_value_bytes: 9,
-            ..Limits::default()
-        },
-        AllowedCategories::default(),
+        WritePipeline::new(
+            MockSecretCipher::new(),
+            Arc::new(KeyRegistry::builtin().unwrap()),
+            Limits {
+                max_value_bytes: 9,
+                ..Limits::default()
+            },
+            AllowedCategories::default(),
+        ),
     );
     // `["x","y"]` is 9 bytes; the spaces around it are not counted.
     svc.set_setting(
