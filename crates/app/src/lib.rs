@@ -17,6 +17,7 @@ pub mod readiness;
 pub mod shared_rate_limiter;
 pub mod startup;
 pub mod telemetry;
+pub mod tokens;
 
 pub use config::Config;
 pub use startup::Application;

@@ -1,6 +1,8 @@
 //! The `user-settings` binary: `serve`, `migrate`, `token`, and `keys generate|status|rewrap`.
 
 use std::{
+    fs::File,
+    io::{self, BufReader, BufWriter},
     path::PathBuf,
     process::ExitCode,
     sync::{
@@ -10,10 +12,10 @@ use std::{
     time::Duration,
 };
 
-use app::{Application, Config, startup, telemetry};
-use clap::{Parser, Subcommand, ValueEnum};
+use anyhow::Context as _;
+use app::{Application, Config, startup, telemetry, tokens::Minter};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use domain::services::RewrapOptions;
-use secrecy::SecretString;
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -38,9 +40,8 @@ enum Command {
     Migrate,
     /// Print a signed HS256 token (development and tests).
     Token {
-        /// The user's UUID.
-        #[arg(long)]
-        sub: Uuid,
+        #[command(flatten)]
+        subjects: Subjects,
         /// Extra role; repeatable.
         #[arg(long, value_enum)]
         role: Vec<TokenRole>,
@@ -53,6 +54,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+}
+
+/// Whom `token` signs for: one user, or every user of a file.
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct Subjects {
+    /// The user's UUID.
+    #[arg(long)]
+    sub: Option<Uuid>,
+    /// A file of user UUIDs, one per line: prints one token per line, in the same order.
+    #[arg(long, value_name = "FILE")]
+    subjects_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -125,26 +138,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = adapter_postgres::migrate_pool(&pool).await?;
             eprintln!("{report}");
         }
-        Command::Token { sub, role, ttl } => {
-            let secret: SecretString = config.jwt.secret.clone().ok_or_else(|| {
-                anyhow::anyhow!("USER_SETTINGS_JWT_SECRET is required to mint a token")
-            })?;
-            let roles: Vec<&str> = role
+        Command::Token {
+            subjects,
+            role,
+            ttl,
+        } => {
+            let roles = role
                 .iter()
                 .map(|r| match r {
                     TokenRole::Admin => "admin",
                     TokenRole::Service => "service",
                 })
                 .collect();
-            let token = adapter_http::auth::mint_hs256(
-                &secret,
-                sub,
-                &roles,
-                ttl.as_secs(),
-                config.jwt.issuer.as_deref(),
-                config.jwt.audience.as_deref(),
-            )?;
-            println!("{token}");
+            let minter = Minter::new(&config.jwt, roles, ttl.as_secs())?;
+            if let Some(file) = subjects.subjects_file {
+                let subjects =
+                    File::open(&file).with_context(|| format!("cannot read {}", file.display()))?;
+                minter.mint_lines(BufReader::new(subjects), &mut BufWriter::new(io::stdout()))?;
+            } else if let Some(sub) = subjects.sub {
+                println!("{}", minter.mint(sub)?);
+            }
         }
         Command::Keys { command } => {
             let pool = startup::database_pool(&config)?;

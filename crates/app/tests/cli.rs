@@ -63,6 +63,43 @@ fn token_prints_a_token_the_service_accepts() {
 }
 
 #[test]
+fn token_with_a_subjects_file_prints_one_token_per_subject() {
+    let subjects = [
+        "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b",
+        "7b3c1c0e-5a7e-4d2b-9f1a-2c6d8e4f0a11",
+    ];
+    let file = std::env::temp_dir().join(format!("user-settings-subjects-{}", std::process::id()));
+    std::fs::write(&file, subjects.join("\n")).unwrap();
+    let output = user_settings(
+        &[
+            "token",
+            "--subjects-file",
+            file.to_str().unwrap(),
+            "--ttl",
+            "5m",
+        ],
+        &[(
+            "USER_SETTINGS_JWT_SECRET",
+            "cli-test-secret-of-at-least-32-bytes",
+        )],
+    );
+    std::fs::remove_file(&file).unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let authenticator = Authenticator::new(&AuthConfig {
+        key: VerificationKey::Hs256(SecretString::from("cli-test-secret-of-at-least-32-bytes")),
+        issuer: None,
+        audience: None,
+    })
+    .unwrap();
+    let tokens = stdout(&output);
+    let users: Vec<String> = tokens
+        .lines()
+        .map(|token| authenticator.verify(token).unwrap().user_id.to_string())
+        .collect();
+    assert_eq!(users, subjects);
+}
+
+#[test]
 fn token_without_a_secret_explains_what_is_missing() {
     let output = user_settings(
         &["token", "--sub", "3f2b8a4e-2c1d-4e5f-9a8b-7c6d5e4f3a2b"],
