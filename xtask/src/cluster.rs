@@ -285,6 +285,27 @@ fn create_dir_traversable(dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The database of a run: `DATABASE_URL` when set, else a throw-away cluster `<prefix>-<pid>`
+/// with `settings` added to its configuration (returned: dropping it deletes the cluster).
+pub fn database(
+    install: &Result<PgInstall, String>,
+    prefix: &str,
+    settings: &str,
+) -> Result<(Option<EphemeralCluster>, String), String> {
+    match env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => {
+            eprintln!("using DATABASE_URL from the environment");
+            Ok((None, url))
+        }
+        _ => {
+            let roots = ClusterRoots::of_workspace()?;
+            let cluster = EphemeralCluster::start(install.clone()?, roots, prefix, settings)?;
+            let url = cluster.cluster().url()?;
+            Ok((Some(cluster), url))
+        }
+    }
+}
+
 /// A throw-away cluster `<root>/<prefix>-<pid>`, stopped and deleted on drop, also when the
 /// run fails or xtask returns early with an error.
 pub struct EphemeralCluster {

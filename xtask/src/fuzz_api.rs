@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{dev_secrets, process, run, test, workspace};
+use crate::pg_install::PgInstall;
+use crate::{cluster, dev_secrets, process, run, workspace};
 
 /// The schemathesis release the checks were written against.
 const SCHEMATHESIS: &str = "schemathesis==4.32.5";
@@ -87,7 +88,7 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
 
     let config = config_file(&out)?;
-    let (_cluster, database_url) = test::database()?;
+    let (_cluster, database_url) = cluster::database(&PgInstall::find(), "test", "")?;
     let service = Service::start(&database_url, &out)?;
     let mut failed = Vec::new();
     for (role, flags) in ROLES {

@@ -4,10 +4,9 @@
 use std::env;
 use std::process::{Command, ExitCode};
 
-use crate::cluster::{ClusterRoots, EphemeralCluster};
 use crate::pg_install::PgInstall;
 use crate::redis_server::{self, RedisServer};
-use crate::{process, workspace};
+use crate::{cluster, process, workspace};
 
 /// Tells tests that start a private cluster where the PostgreSQL server binaries are.
 const BINDIR_VAR: &str = "USER_SETTINGS_TEST_PG_BINDIR";
@@ -16,7 +15,7 @@ const BINDIR_VAR: &str = "USER_SETTINGS_TEST_PG_BINDIR";
 pub fn run(runner_args: &[String]) -> Result<ExitCode, String> {
     let install = PgInstall::find();
     // Kept alive until the tests are done; dropping it stops and deletes the cluster.
-    let (_cluster, database_url) = database_with(&install)?;
+    let (_cluster, database_url) = cluster::database(&install, "test", "")?;
     // Kept alive until the tests are done, like the cluster.
     let (_redis, redis_url) = match env::var(redis_server::URL_VAR) {
         Ok(url) if !url.is_empty() => {
@@ -59,30 +58,4 @@ pub fn run(runner_args: &[String]) -> Result<ExitCode, String> {
         (false, _) => process::exit_code(tests),
         (true, false) => process::exit_code(doc_tests),
     })
-}
-
-/// `DATABASE_URL`, or else an ephemeral cluster (returned: dropping it deletes the cluster).
-pub fn database() -> Result<(Option<EphemeralCluster>, String), String> {
-    database_with(&PgInstall::find())
-}
-
-fn database_with(
-    install: &Result<PgInstall, String>,
-) -> Result<(Option<EphemeralCluster>, String), String> {
-    match env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            eprintln!("using DATABASE_URL from the environment");
-            Ok((None, url))
-        }
-        _ => {
-            let cluster = EphemeralCluster::start(
-                install.clone()?,
-                ClusterRoots::of_workspace()?,
-                "test",
-                "",
-            )?;
-            let url = cluster.cluster().url()?;
-            Ok((Some(cluster), url))
-        }
-    }
 }

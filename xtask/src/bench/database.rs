@@ -2,13 +2,12 @@
 //! checkout's cluster root (stopped and deleted on drop, also on failure); seeding with psql
 //! and the SQL under `xtask/bench/`; pgbench.
 
-use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::cluster::{ClusterRoots, EphemeralCluster};
+use crate::cluster::{self, EphemeralCluster};
 use crate::pg_install::PgInstall;
 use crate::{process, workspace};
 
@@ -30,30 +29,15 @@ impl Database {
     /// `DATABASE_URL` when set, else a fresh cluster.
     pub fn open() -> Result<Self, String> {
         let install = PgInstall::find();
-        let bindir = install.as_ref().ok().map(|i| i.bindir().to_path_buf());
-        match env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => {
-                eprintln!("using DATABASE_URL from the environment (PostgreSQL CPU not measured)");
-                Ok(Self {
-                    url,
-                    cluster: None,
-                    bindir,
-                })
-            }
-            _ => {
-                let cluster = EphemeralCluster::start(
-                    install?,
-                    ClusterRoots::of_workspace()?,
-                    "bench",
-                    BENCH_SERVER_SETTINGS,
-                )?;
-                Ok(Self {
-                    url: cluster.cluster().url()?,
-                    cluster: Some(cluster),
-                    bindir,
-                })
-            }
+        let (cluster, url) = cluster::database(&install, "bench", BENCH_SERVER_SETTINGS)?;
+        if cluster.is_none() {
+            eprintln!("(PostgreSQL CPU not measured)");
         }
+        Ok(Self {
+            url,
+            cluster,
+            bindir: install.ok().map(|i| i.bindir().to_path_buf()),
+        })
     }
 
     pub fn url(&self) -> &str {
