@@ -178,6 +178,7 @@ impl Authenticator {
             .filter_map(|r| match r.as_str() {
                 "admin" => Some(Role::Admin),
                 "service" => Some(Role::Service),
+                "operator" => Some(Role::Operator),
                 _ => None,
             })
             .collect();
@@ -305,6 +306,27 @@ impl FromRequest for Admin {
                 Ok(Admin(p.actor(Role::Admin, req)))
             } else {
                 Err(ApiError::Forbidden("admin"))
+            }
+        });
+        ready(result)
+    }
+}
+
+/// A caller with the `operator` role (sets the deployment's defaults); carries the audit
+/// actor.
+#[derive(Debug)]
+pub struct Operator(pub Actor);
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = authenticate(req).and_then(|p| {
+            if p.has(Role::Operator) {
+                Ok(Operator(p.actor(Role::Operator, req)))
+            } else {
+                Err(ApiError::Forbidden("operator"))
             }
         });
         ready(result)

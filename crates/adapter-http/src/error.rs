@@ -14,8 +14,8 @@ use domain::{
     integrations::ProviderId,
     secrets::CipherError,
     services::{
-        DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, PreferencesError,
-        SetSettingError,
+        DefaultsError, DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError,
+        PreferencesError, SetSettingError,
     },
     settings::SettingKey,
 };
@@ -84,6 +84,10 @@ pub enum ApiError {
     /// 409 with a precise code (`needs_reauth`): the resource's state requires an action.
     #[error("conflict: {1}")]
     Conflict(&'static str, String),
+    /// 422 with a precise code (`not_layerable`): a well-formed request the resource cannot
+    /// take.
+    #[error("unprocessable: {1}")]
+    Unprocessable(&'static str, String),
     /// 502: an external provider failed or answered something unusable. `detail` names the
     /// provider and never quotes its answer.
     #[error("bad gateway ({provider}): {detail}")]
@@ -168,7 +172,9 @@ impl ApiError {
             ApiError::PreconditionRequired => "precondition_required",
             ApiError::TooManyConcurrentWrites => "too_many_concurrent_writes",
             ApiError::Unavailable(_) => "service_unavailable",
-            ApiError::InvalidRequest(code, _) | ApiError::Conflict(code, _) => code,
+            ApiError::InvalidRequest(code, _)
+            | ApiError::Conflict(code, _)
+            | ApiError::Unprocessable(code, _) => code,
             ApiError::BadGateway { code, .. } => code,
             ApiError::GatewayTimeout { .. } => "provider_timeout",
             ApiError::Internal(_) => "internal_error",
@@ -207,7 +213,9 @@ impl ApiError {
                 Some("send a JSON body with Content-Type: application/json".into())
             }
             ApiError::Unavailable(_) => Some("the database is unavailable; retry shortly".into()),
-            ApiError::InvalidRequest(_, d) | ApiError::Conflict(_, d) => Some(d.clone()),
+            ApiError::InvalidRequest(_, d)
+            | ApiError::Conflict(_, d)
+            | ApiError::Unprocessable(_, d) => Some(d.clone()),
             ApiError::BadGateway { detail, .. } => Some(detail.clone()),
             ApiError::GatewayTimeout { provider } => {
                 Some(format!("{provider} did not answer in time; retry later"))
@@ -240,6 +248,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InvalidRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(..) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::GatewayTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -349,6 +358,14 @@ fn managed_by_integration(key: &SettingKey, provider: ProviderId) -> ApiError {
     )
 }
 
+/// 409: the deployment enforces the key; the user's value stays as stored.
+fn enforced_by_deployment(key: &SettingKey) -> ApiError {
+    ApiError::Conflict(
+        "enforced_by_deployment",
+        format!("{key} is enforced by the deployment: its value is the operator's for every user"),
+    )
+}
+
 fn cipher_failure(e: CipherError) -> ApiError {
     ApiError::Internal(anyhow::Error::new(e).context("secret could not be processed"))
 }
@@ -387,6 +404,7 @@ impl From<SetSettingError> for ApiError {
             SetSettingError::ManagedByIntegration { key, provider } => {
                 managed_by_integration(&key, provider)
             }
+            SetSettingError::EnforcedByDeployment { key } => enforced_by_deployment(&key),
             SetSettingError::UserNotFound => user_not_found(),
             SetSettingError::Cipher(c) => cipher_failure(c),
             SetSettingError::Repository(r) => r.into(),
@@ -402,8 +420,29 @@ impl From<DeleteSettingError> for ApiError {
             DeleteSettingError::ManagedByIntegration { key, provider } => {
                 managed_by_integration(&key, provider)
             }
+            DeleteSettingError::EnforcedByDeployment { key } => enforced_by_deployment(&key),
             DeleteSettingError::VersionConflict { .. } => ApiError::PreconditionFailed,
             DeleteSettingError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<DefaultsError> for ApiError {
+    fn from(e: DefaultsError) -> Self {
+        match e {
+            DefaultsError::Validation(v) => from_validation(v),
+            DefaultsError::NotLayerable => ApiError::Unprocessable(
+                "not_layerable",
+                "secrets exist only in the user layer: they are sealed for one user".into(),
+            ),
+            DefaultsError::ManagedByIntegration { key, provider } => {
+                managed_by_integration(&key, provider)
+            }
+            DefaultsError::NotFound => ApiError::NotFound(
+                "default_not_found",
+                "the deployment sets no value for this key".into(),
+            ),
+            DefaultsError::Repository(r) => r.into(),
         }
     }
 }

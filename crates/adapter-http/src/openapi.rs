@@ -13,7 +13,9 @@ use domain::{
     settings::{DataType, MAX_KEY_LEN, Page},
 };
 
-use crate::handlers::{admin, health, integrations, internal, preferences, schema, settings};
+use crate::handlers::{
+    admin, defaults, health, integrations, internal, preferences, schema, settings,
+};
 
 /// The API description served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -30,6 +32,8 @@ use crate::handlers::{admin, health, integrations, internal, preferences, schema
         schema::registry,
         preferences::get, preferences::put, preferences::patch,
         admin::settings, admin::preferences,
+        defaults::get, defaults::put_setting, defaults::delete_setting,
+        defaults::effective_setting,
         internal::secret,
         integrations::list, integrations::status, integrations::authorize,
         integrations::connect, integrations::disconnect, integrations::token,
@@ -42,6 +46,8 @@ use crate::handlers::{admin, health, integrations, internal, preferences, schema
             crate::error::Problem, crate::error::FieldProblem,
             settings::SettingBody, settings::SettingItem, settings::BulkBody,
             settings::SettingRepresentation, settings::SettingList,
+            defaults::DefaultBody, defaults::DefaultSetting, defaults::Defaults,
+            defaults::EffectiveSettingRepresentation,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
             schema::Registry, schema::RegistryKey, schema::RegistryLimits,
             internal::SecretPlaintext, health::Health, health::HealthStatus,
@@ -61,6 +67,7 @@ use crate::handlers::{admin, health, integrations, internal, preferences, schema
         (name = "settings", description = "The caller's key/value settings"),
         (name = "preferences", description = "The caller's structured preferences"),
         (name = "admin", description = "Read-only, audited support access"),
+        (name = "defaults", description = "The deployment layer: values an operator sets for every user"),
         (name = "internal", description = "Plaintext secrets and provider tokens for integration services"),
         (name = "integrations", description = "The caller's connections to external services"),
         (name = "operations", description = "Health"),
@@ -154,6 +161,13 @@ pub mod docs {
             "400" => BadRequest, "401" => Unauthorized, "404" => NotFound,
             "412" => PreconditionFailed, "413" => TooLarge, "415" => UnsupportedMediaType,
             "422" => Unprocessable, "428" => PreconditionRequired, "429" => TooManyRequests,
+            "503" => Unavailable,
+        ],
+        /// Errors of the operator's writes of the deployment layer.
+        OperatorWriteErrors => [
+            "400" => BadRequest, "401" => Unauthorized, "403" => Forbidden,
+            "404" => NotFound, "409" => Conflict, "413" => TooLarge,
+            "415" => UnsupportedMediaType, "422" => Unprocessable, "429" => TooManyRequests,
             "503" => Unavailable,
         ],
         /// Errors of the admin routes.

@@ -10,7 +10,7 @@ use actix_web::{
 
 use crate::{
     error::ApiError,
-    handlers::{admin, health, integrations, internal, preferences, schema, settings},
+    handlers::{admin, defaults, health, integrations, internal, preferences, schema, settings},
     json,
 };
 
@@ -112,6 +112,27 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Method::DELETE,
         "/api/v1/users/me/settings/{key}",
         |r| r.to(settings::delete),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/users/me/effective/settings/{key}",
+        |r| r.to(defaults::effective_setting),
+    ),
+    endpoint(Group::Api, Method::GET, "/api/v1/defaults", |r| {
+        r.to(defaults::get)
+    }),
+    endpoint(
+        Group::Api,
+        Method::PUT,
+        "/api/v1/defaults/settings/{key}",
+        |r| r.to(defaults::put_setting),
+    ),
+    endpoint(
+        Group::Api,
+        Method::DELETE,
+        "/api/v1/defaults/settings/{key}",
+        |r| r.to(defaults::delete_setting),
     ),
     endpoint(
         Group::Api,

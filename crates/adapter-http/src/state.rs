@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use domain::{
-    ports::{AuditLog, PreferencesRepository, SecretCipher, SettingsRepository},
-    services::{PreferencesService, SettingsService},
+    ports::{
+        AuditLog, DefaultsRepository, PreferencesRepository, SecretCipher, SettingsRepository,
+    },
+    services::{DefaultsService, PreferencesService, SettingsService},
 };
 
 /// The settings service as the HTTP layer holds it.
@@ -15,6 +17,9 @@ pub type DynSettingsService =
 /// The preferences service as the HTTP layer holds it.
 pub type DynPreferencesService =
     PreferencesService<Arc<dyn PreferencesRepository>, Arc<dyn AuditLog>>;
+
+/// The deployment layer's service as the HTTP layer holds it.
+pub type DynDefaultsService = DefaultsService<Arc<dyn DefaultsRepository>, Arc<dyn SecretCipher>>;
 
 /// Answers whether the service can do its job (the database is reachable).
 #[async_trait]
@@ -51,6 +56,8 @@ pub struct ApiState {
     pub settings: Arc<DynSettingsService>,
     /// Preferences use cases.
     pub preferences: Arc<DynPreferencesService>,
+    /// The deployment layer's use cases.
+    pub defaults: Arc<DynDefaultsService>,
     /// Readiness probe.
     pub readiness: Arc<dyn Readiness>,
     /// Options.

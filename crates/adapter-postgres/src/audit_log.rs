@@ -11,7 +11,7 @@ use crate::{
     errors::PgError,
 };
 
-const INSERT: &str = "INSERT INTO shared.user_settings_audit \
+pub(crate) const INSERT: &str = "INSERT INTO shared.user_settings_audit \
      (actor_id, actor_role, subject_user_id, action, key, request_id, client_request_id) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 
@@ -20,7 +20,7 @@ const INSERT: &str = "INSERT INTO shared.user_settings_audit \
 /// longer one is cut rather than failing the audited read.
 const MAX_REQUEST_ID_CHARS: usize = 200;
 
-fn cut(id: Option<&str>) -> Option<&str> {
+pub(crate) fn cut(id: Option<&str>) -> Option<&str> {
     id.map(|id| match id.char_indices().nth(MAX_REQUEST_ID_CHARS) {
         Some((end, _)) => &id[..end],
         None => id,

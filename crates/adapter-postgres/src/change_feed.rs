@@ -10,6 +10,9 @@
 //!  "op": "INSERT" | "UPDATE" | "DELETE"}
 //! ```
 //!
+//! and the trigger of V7 sends `{"store": "defaults", "user_id": null, "key": …}` for every
+//! change of the deployment layer `shared.deployment_settings`.
+//!
 //! The feed `LISTEN`s on a dedicated connection (not from the pool: a pooled connection is
 //! shared and recycled, and a listener must stay open) and publishes [`ChangeEvent`]s on a
 //! `tokio::sync::broadcast` channel, so several caches can subscribe. Notifications sent
@@ -66,6 +69,8 @@ pub enum ChangeEvent {
         /// Owner.
         user_id: UserId,
     },
+    /// The deployment layer changed (it concerns every user).
+    Defaults,
     /// Changes may have been missed (the feed (re)connected, or a payload was unreadable):
     /// drop every cached entry.
     FlushAll,
@@ -75,8 +80,12 @@ impl ChangeEvent {
     /// Parses a notification payload; `None` when it is not one the triggers send.
     pub fn from_payload(payload: &str) -> Option<Self> {
         let payload: Value = serde_json::from_str(payload).ok()?;
+        let store = payload.get("store")?.as_str()?;
+        if store == "defaults" {
+            return Some(Self::Defaults);
+        }
         let user_id = UserId::new(payload.get("user_id")?.as_str()?.parse().ok()?);
-        match payload.get("store")?.as_str()? {
+        match store {
             "settings" => {
                 let key = SettingKey::parse(payload.get("key")?.as_str()?).ok()?;
                 Some(Self::Settings { user_id, key })
@@ -341,6 +350,15 @@ mod tests {
             Some(ChangeEvent::Preferences {
                 user_id: UserId::new(USER.parse().unwrap())
             })
+        );
+    }
+
+    #[test]
+    fn defaults_payload_parses_without_a_user() {
+        let payload = r#"{"store":"defaults","user_id":null,"key":"ui.a","op":"UPDATE"}"#;
+        assert_eq!(
+            ChangeEvent::from_payload(payload),
+            Some(ChangeEvent::Defaults)
         );
     }
 

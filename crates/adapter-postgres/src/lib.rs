@@ -7,7 +7,7 @@
 //! - [`ping`]: the readiness check.
 //! - [`migrate`]: the refinery migrations of `migrations/`, embedded in the binary.
 //! - [`PgSettingsRepository`], [`PgPreferencesRepository`], [`PgAuditLog`],
-//!   [`PgEnvelopeStore`], [`PgOAuthStateStore`]: the domain's ports on PostgreSQL. Static
+//!   [`PgEnvelopeStore`], [`PgOAuthStateStore`], [`PgDefaultsRepository`]: the domain's ports on PostgreSQL. Static
 //!   SQL only, prepared with `prepare_cached`; optimistic concurrency in the statements
 //!   themselves.
 //! - [`ChangeFeed`]: `LISTEN user_settings_changes` on a dedicated connection, as typed
@@ -21,6 +21,7 @@ mod audit_log;
 mod change_feed;
 mod config;
 mod deadline;
+mod defaults_repo;
 mod envelope_store;
 mod errors;
 mod migrate;
@@ -37,6 +38,7 @@ pub use audit_log::PgAuditLog;
 pub use change_feed::{CHANNEL, ChangeEvent, ChangeFeed};
 pub use config::{PgConfig, PgConfigError};
 pub use deadline::DEFAULT_OPERATION_TIMEOUT;
+pub use defaults_repo::PgDefaultsRepository;
 pub use envelope_store::PgEnvelopeStore;
 pub use migrate::{MigrateError, MigrationReport, migrate, migrate_pool};
 pub use oauth_state_store::PgOAuthStateStore;

@@ -9,15 +9,17 @@ use adapter_http::{
     ServerOptions, VerificationKey, WritePermits,
 };
 use adapter_postgres::{
-    ChangeFeed, PgAuditLog, PgConfig, PgPreferencesRepository, PgSettingsRepository, Pool,
-    Provisioning,
+    ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgPreferencesRepository,
+    PgSettingsRepository, Pool, Provisioning,
 };
 use adapter_redis::RedisGcra;
 use anyhow::Context;
 use domain::{
-    ports::{AuditLog, PreferencesRepository, SecretCipher, SettingsRepository},
+    ports::{
+        AuditLog, DefaultsRepository, PreferencesRepository, SecretCipher, SettingsRepository,
+    },
     registry::KeyRegistry,
-    services::{PreferencesService, SettingsService, WritePipeline},
+    services::{DefaultsService, PreferencesService, SettingsService, WritePipeline},
 };
 use prometheus::Registry;
 use secrecy::ExposeSecret;
@@ -26,8 +28,8 @@ use tokio::task::JoinHandle;
 use crate::{
     bounded_readiness::BoundedReadiness,
     cache::{
-        CachedPreferencesRepository, CachedSettingsRepository, Caches, PreferencesCache,
-        SettingsCache, spawn_invalidation,
+        CachedDefaultsRepository, CachedPreferencesRepository, CachedSettingsRepository, Caches,
+        DefaultsCache, PreferencesCache, SettingsCache, spawn_invalidation,
     },
     config::{Config, ProvisioningMode},
     counting_cipher::CountingCipher,
@@ -310,6 +312,8 @@ fn caches(config: &Config, metrics: &AppMetrics) -> Caches {
                 metrics.cache_counters(PREFERENCES_CACHE),
             ))
         }),
+        // The deployment layer lives as long as a setting would.
+        defaults: (!c.settings_ttl.is_zero()).then(|| Arc::new(DefaultsCache::new(c.settings_ttl))),
     }
 }
 
@@ -405,6 +409,14 @@ fn api_state(
     };
     let audit: Arc<dyn AuditLog> =
         Arc::new(PgAuditLog::new(pool.clone()).with_operation_timeout(timeout));
+    let defaults_repo = PgDefaultsRepository::new(pool.clone()).with_operation_timeout(timeout);
+    let defaults_repo: Arc<dyn DefaultsRepository> = match &caches.defaults {
+        Some(cache) => Arc::new(CachedDefaultsRepository::new(
+            defaults_repo,
+            Arc::clone(cache),
+        )),
+        None => Arc::new(defaults_repo),
+    };
     let categories = config.validation.allowed_categories.clone();
     let registry = Arc::new(KeyRegistry::builtin().context("the built-in key registry")?);
     let limits = config.limits();
@@ -421,7 +433,14 @@ fn api_state(
         },
     )?;
     Ok(ApiState {
-        settings: Arc::new(SettingsService::new(settings_repo, audit.clone(), pipeline)),
+        defaults: Arc::new(DefaultsService::new(
+            Arc::clone(&defaults_repo),
+            pipeline.clone(),
+        )),
+        settings: Arc::new(
+            SettingsService::new(settings_repo, audit.clone(), pipeline)
+                .with_defaults(defaults_repo),
+        ),
         integrations: Some(integrations),
         preferences: Arc::new(PreferencesService::new(preferences_repo, audit)),
         readiness: Arc::new(CachedReadiness::new(

@@ -16,6 +16,8 @@ pub enum Role {
     Admin,
     /// An internal integration service: may read plaintext secrets.
     Service,
+    /// An operator: sets the deployment's defaults for every user.
+    Operator,
 }
 
 impl Role {
@@ -25,6 +27,7 @@ impl Role {
             Role::User => "user",
             Role::Admin => "admin",
             Role::Service => "service",
+            Role::Operator => "operator",
         }
     }
 }
@@ -54,6 +57,8 @@ pub enum AuditAction {
     SecretRead,
     /// An integration access token left the service.
     TokenRead,
+    /// An operator changed the deployment's defaults.
+    DefaultsWrite,
 }
 
 impl AuditAction {
@@ -63,6 +68,7 @@ impl AuditAction {
             AuditAction::AdminRead => "admin_read",
             AuditAction::SecretRead => "secret_read",
             AuditAction::TokenRead => "token_read",
+            AuditAction::DefaultsWrite => "defaults_write",
         }
     }
 }

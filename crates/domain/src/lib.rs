@@ -5,6 +5,7 @@
 //! and against mockall mocks in unit tests.
 
 pub mod audit;
+pub mod defaults;
 pub mod error;
 pub mod ids;
 pub mod integrations;

@@ -4,8 +4,11 @@
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
 use crate::{
-    audit::AuditEntry,
+    audit::{Actor, AuditEntry},
+    defaults::{DeploymentDefaults, DeploymentSetting},
     error::RepositoryError,
     ids::UserId,
     preferences::{Preferences, StoredPreferences},
@@ -165,6 +168,31 @@ pub trait SecretCipher: Send + Sync {
     fn current_kid(&self) -> String;
 }
 
+/// Storage of the deployment layer (`shared.deployment_settings`). Every write is audited
+/// (`defaults_write`, with the operator's id) in the same transaction.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait DefaultsRepository: Send + Sync {
+    /// The whole layer.
+    async fn load(&self) -> Result<Arc<DeploymentDefaults>, RepositoryError>;
+
+    /// Inserts or replaces the deployment's value of a key (a plain write); returns it as
+    /// stored and whether it was created.
+    async fn put_setting(
+        &self,
+        write: &SettingWrite,
+        enforced: bool,
+        actor: &Actor,
+    ) -> Result<(DeploymentSetting, bool), RepositoryError>;
+
+    /// Removes the deployment's value of a key; whether there was one.
+    async fn delete_setting(
+        &self,
+        key: &SettingKey,
+        actor: &Actor,
+    ) -> Result<bool, RepositoryError>;
+}
+
 /// The append-only audit log of privileged reads.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -265,6 +293,30 @@ impl<T: SecretCipher + ?Sized> SecretCipher for std::sync::Arc<T> {
 
     fn current_kid(&self) -> String {
         (**self).current_kid()
+    }
+}
+
+#[async_trait]
+impl<T: DefaultsRepository + ?Sized> DefaultsRepository for Arc<T> {
+    async fn load(&self) -> Result<Arc<DeploymentDefaults>, RepositoryError> {
+        (**self).load().await
+    }
+
+    async fn put_setting(
+        &self,
+        write: &SettingWrite,
+        enforced: bool,
+        actor: &Actor,
+    ) -> Result<(DeploymentSetting, bool), RepositoryError> {
+        (**self).put_setting(write, enforced, actor).await
+    }
+
+    async fn delete_setting(
+        &self,
+        key: &SettingKey,
+        actor: &Actor,
+    ) -> Result<bool, RepositoryError> {
+        (**self).delete_setting(key, actor).await
     }
 }
 

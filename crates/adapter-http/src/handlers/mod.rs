@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub mod admin;
+pub mod defaults;
 pub mod health;
 pub mod integrations;
 pub mod internal;

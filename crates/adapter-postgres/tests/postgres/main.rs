@@ -10,6 +10,7 @@ mod audit;
 mod availability;
 mod byte_quota;
 mod change_feed;
+mod defaults;
 mod envelope_store;
 mod must_exist;
 mod oauth_states;

@@ -10,7 +10,7 @@ use tokio::{
     task::JoinHandle,
 };
 
-use super::{preferences::PreferencesCache, settings::SettingsCache};
+use super::{defaults::DefaultsCache, preferences::PreferencesCache, settings::SettingsCache};
 
 /// The caches of this instance (a disabled cache is `None`).
 #[derive(Clone, Default)]
@@ -19,6 +19,8 @@ pub struct Caches {
     pub settings: Option<Arc<SettingsCache>>,
     /// Preferences.
     pub preferences: Option<Arc<PreferencesCache>>,
+    /// The deployment layer.
+    pub defaults: Option<Arc<DefaultsCache>>,
 }
 
 impl Caches {
@@ -35,6 +37,11 @@ impl Caches {
                     preferences.preferences_changed(*user_id).await;
                 }
             }
+            ChangeEvent::Defaults => {
+                if let Some(defaults) = &self.defaults {
+                    defaults.invalidate();
+                }
+            }
             ChangeEvent::FlushAll => self.flush(),
         }
     }
@@ -46,6 +53,9 @@ impl Caches {
         }
         if let Some(preferences) = &self.preferences {
             preferences.flush();
+        }
+        if let Some(defaults) = &self.defaults {
+            defaults.invalidate();
         }
     }
 }

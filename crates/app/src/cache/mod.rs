@@ -13,6 +13,7 @@
 //!   wires the repository without decorator).
 
 mod budget;
+mod defaults;
 mod generations;
 mod invalidation;
 mod preferences;
@@ -22,6 +23,7 @@ mod settings;
 mod tests;
 
 pub use budget::{Budget, ByteSize, SettingsBudgets};
+pub use defaults::{CachedDefaultsRepository, DefaultsCache};
 pub use invalidation::{Caches, spawn_invalidation};
 pub use preferences::{CachedPreferencesRepository, PreferencesCache};
 pub use read_through::CacheCounters;

@@ -260,6 +260,7 @@ async fn a_change_event_invalidates_only_the_named_users_entries() {
     let caches = Caches {
         settings: Some(Arc::clone(&cache)),
         preferences: None,
+        defaults: None,
     };
     let repo = CachedSettingsRepository::new(mock, cache);
 
@@ -290,6 +291,7 @@ async fn flush_all_and_a_lagging_listener_drop_everything() {
         Caches {
             settings: Some(cache),
             preferences: None,
+            defaults: None,
         },
     );
 
@@ -339,6 +341,7 @@ async fn preferences_are_cached_and_invalidated_by_writes_and_events() {
     let caches = Caches {
         settings: None,
         preferences: Some(Arc::clone(&cache)),
+        defaults: None,
     };
     let repo = CachedPreferencesRepository::new(mock, cache);
 
@@ -635,6 +638,7 @@ async fn the_bytes_gauge_reports_what_each_cache_holds() {
         .register_cache_sizes(Caches {
             settings: Some(Arc::clone(&cache)),
             preferences: None,
+            defaults: None,
         })
         .unwrap();
     repo.get(user(), &key()).await.unwrap();

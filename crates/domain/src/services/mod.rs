@@ -1,17 +1,19 @@
 //! Use cases, generic over the ports: the settings service and the preferences service.
 
+mod defaults;
 mod preferences;
 mod rotation;
 mod settings;
 mod write_pipeline;
 
+pub use defaults::{DefaultsError, DefaultsService};
 pub use preferences::{PreferencesError, PreferencesService};
 pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapProgress, RewrapReport};
 pub use settings::{
     DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, SetSettingError,
     SettingsPage, SettingsService,
 };
-pub use write_pipeline::{PrepareError, SettingInput, WritePipeline};
+pub use write_pipeline::{PlainPrepareError, PrepareError, SettingInput, WritePipeline};
 
 #[cfg(test)]
 mod tests;

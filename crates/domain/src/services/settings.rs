@@ -3,15 +3,19 @@
 //! Values arrive as JSON text (`RawValue`): their size and depth are checked on the text
 //! before a tree is built, and each tree is moved, never copied, into its write.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, sync::Arc};
 
 use super::write_pipeline::{PrepareError, SettingInput, WritePipeline};
 use crate::{
     audit::{Actor, AuditAction, AuditEntry},
+    defaults::{DeploymentDefaults, EffectiveSetting, effective_setting},
     error::{FieldError, RepositoryError, ValidationErrors},
     ids::UserId,
     integrations::{ProviderId, managing_provider},
-    ports::{AuditLog, SecretCipher, SettingDeleteError, SettingWriteError, SettingsRepository},
+    ports::{
+        AuditLog, DefaultsRepository, SecretCipher, SettingDeleteError, SettingWriteError,
+        SettingsRepository,
+    },
     registry::KeyRegistry,
     secrets::{CipherError, SecretValue},
     settings::{
@@ -80,6 +84,12 @@ pub enum SetSettingError {
     /// The user does not exist (external provisioning).
     #[error("the user does not exist")]
     UserNotFound,
+    /// The key is enforced by the deployment: user and device writes are refused.
+    #[error("the key {key} is enforced by the deployment")]
+    EnforcedByDeployment {
+        /// The key.
+        key: SettingKey,
+    },
     /// The value could not be encrypted.
     #[error("the value could not be encrypted: {0}")]
     Cipher(CipherError),
@@ -115,6 +125,12 @@ pub enum DeleteSettingError {
         key: SettingKey,
         /// The integration that owns it.
         provider: ProviderId,
+    },
+    /// The key is enforced by the deployment: the user's value stays as stored.
+    #[error("the key {key} is enforced by the deployment")]
+    EnforcedByDeployment {
+        /// The key.
+        key: SettingKey,
     },
     /// The precondition did not hold.
     #[error("the setting was changed concurrently (current version {current:?})")]
@@ -152,6 +168,9 @@ pub struct SettingsService<R, C, A> {
     repo: R,
     audit: A,
     pipeline: WritePipeline<C>,
+    /// The deployment layer: enforced keys refuse user writes, effective reads fall back
+    /// to it. `None`: no deployment layer (every read is the user's own).
+    defaults: Option<Arc<dyn DefaultsRepository>>,
 }
 
 impl<R, C, A> SettingsService<R, C, A>
@@ -166,6 +185,60 @@ where
             repo,
             audit,
             pipeline,
+            defaults: None,
+        }
+    }
+
+    /// Reads the deployment layer from `defaults`.
+    #[must_use]
+    pub fn with_defaults(mut self, defaults: Arc<dyn DefaultsRepository>) -> Self {
+        self.defaults = Some(defaults);
+        self
+    }
+
+    /// The deployment layer; empty without one.
+    async fn deployment(&self) -> Result<Arc<DeploymentDefaults>, RepositoryError> {
+        match &self.defaults {
+            Some(defaults) => defaults.load().await,
+            None => Ok(Arc::default()),
+        }
+    }
+
+    /// The value of `key` in effect for `user`: the user's own, else the deployment's, else
+    /// the registry's default; an enforced deployment value wins. Secrets are withheld.
+    ///
+    /// # Errors
+    /// `Validation` for a malformed key, `NotFound` when no layer has a value, `Repository`.
+    pub async fn effective_setting(
+        &self,
+        user: UserId,
+        key: &str,
+    ) -> Result<EffectiveSetting, GetSettingError> {
+        let key = SettingKey::parse(key)
+            .map_err(|e| GetSettingError::Validation(ValidationErrors::single(e)))?;
+        let deployment = self.deployment().await?;
+        let own = self.repo.get(user, &key).await?;
+        effective_setting(&key, self.registry(), &deployment, own).ok_or(GetSettingError::NotFound)
+    }
+
+    /// Refuses a user write of a key the deployment enforces.
+    async fn refuse_enforced<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), SetSettingError> {
+        if self.defaults.is_none() {
+            return Ok(());
+        }
+        let deployment = self
+            .deployment()
+            .await
+            .map_err(SetSettingError::Repository)?;
+        match keys.into_iter().find(|k| deployment.enforces(k)) {
+            Some(key) => Err(SetSettingError::EnforcedByDeployment {
+                key: SettingKey::parse(key)
+                    .map_err(|e| SetSettingError::Validation(ValidationErrors::single(e)))?,
+            }),
+            None => Ok(()),
         }
     }
 
@@ -294,6 +367,7 @@ where
         expected: Precondition,
     ) -> Result<(SettingView, bool), SetSettingError> {
         refuse_managed(&input.key)?;
+        self.refuse_enforced([input.key.as_str()]).await?;
         let write = self
             .pipeline
             .prepare(user, input)
@@ -329,6 +403,8 @@ where
         for input in &inputs {
             refuse_managed(&input.key)?;
         }
+        self.refuse_enforced(inputs.iter().map(|i| i.key.as_str()))
+            .await?;
         let mut seen = HashSet::new();
         let mut writes = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.into_iter().enumerate() {
@@ -343,7 +419,7 @@ where
             match self.pipeline.prepare(user, input) {
                 Ok(write) => writes.push(write),
                 Err(PrepareError::Invalid(e)) => errors.extend_prefixed(&prefix, e),
-                Err(PrepareError::Cipher(e)) => return Err(SetSettingError::Cipher(e)),
+                Err(e) => return Err(e.into_set_error()),
             }
         }
         if !errors.is_empty() {
@@ -374,6 +450,9 @@ where
             .map_err(|e| DeleteSettingError::Validation(ValidationErrors::single(e)))?;
         if let Some(provider) = managing_provider(key.as_str()) {
             return Err(DeleteSettingError::ManagedByIntegration { key, provider });
+        }
+        if self.deployment().await?.enforces(key.as_str()) {
+            return Err(DeleteSettingError::EnforcedByDeployment { key });
         }
         let must_exist = expected == Precondition::Exists;
         self.repo

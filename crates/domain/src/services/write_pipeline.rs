@@ -58,6 +58,15 @@ pub enum PrepareError {
     Cipher(CipherError),
 }
 
+/// Why an input could not become a write of a layer that holds no secrets.
+#[derive(Debug)]
+pub enum PlainPrepareError {
+    /// Every problem with the input.
+    Invalid(ValidationErrors),
+    /// The input is a secret: secrets exist only in the user layer.
+    NotLayerable,
+}
+
 /// The rules every stored setting obeys, and the cipher that seals its secrets.
 #[derive(Clone)]
 pub struct WritePipeline<C> {
@@ -103,14 +112,41 @@ impl<C: SecretCipher> WritePipeline<C> {
         &self.categories
     }
 
-    /// Validates one input into a store write, sealing it when it is a secret. The value's
-    /// text is checked for size and depth before it is parsed, and the text is dropped as
-    /// soon as its tree exists.
+    /// Validates one input into a store write, sealing it when it is a secret.
     ///
     /// # Errors
     /// [`PrepareError::Invalid`] with every problem of the input, or
     /// [`PrepareError::Cipher`].
     pub fn prepare(&self, user: UserId, input: SettingInput) -> Result<SettingWrite, PrepareError> {
+        let mut write = self.validate(input).map_err(PrepareError::Invalid)?;
+        if let StoredValue::Plain(value) = &write.value
+            && write.data_type == DataType::Encrypted
+        {
+            let plaintext = SecretValue::from_json(value);
+            write.value = StoredValue::Sealed(
+                seal(&self.cipher, user, &write.key, &plaintext).map_err(PrepareError::Cipher)?,
+            );
+        }
+        Ok(write)
+    }
+
+    /// Validates one input for a layer that holds no secrets (the deployment's, a device's):
+    /// the same rules, and a secret is refused rather than sealed.
+    ///
+    /// # Errors
+    /// [`PlainPrepareError::Invalid`] with every problem of the input, or
+    /// [`PlainPrepareError::NotLayerable`] for a secret.
+    pub fn prepare_plain(&self, input: SettingInput) -> Result<SettingWrite, PlainPrepareError> {
+        let write = self.validate(input).map_err(PlainPrepareError::Invalid)?;
+        if write.data_type == DataType::Encrypted {
+            return Err(PlainPrepareError::NotLayerable);
+        }
+        Ok(write)
+    }
+
+    /// The rules themselves: the value's text is checked for size and depth before it is
+    /// parsed, and dropped as soon as its tree exists. The result holds the value in clear.
+    fn validate(&self, input: SettingInput) -> Result<SettingWrite, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         let key = errors.collect(SettingKey::parse(&input.key));
         let known = key.as_ref().and_then(|k| self.registry.lookup(k));
@@ -185,20 +221,11 @@ impl<C: SecretCipher> WritePipeline<C> {
         let (Some(key), Some(data_type), Some(value), true) =
             (key, data_type, value, errors.is_empty())
         else {
-            return Err(PrepareError::Invalid(errors));
-        };
-        let value = if data_type == DataType::Encrypted {
-            let plaintext = SecretValue::from_json(&value);
-            drop(value);
-            StoredValue::Sealed(
-                seal(&self.cipher, user, &key, &plaintext).map_err(PrepareError::Cipher)?,
-            )
-        } else {
-            StoredValue::Plain(value)
+            return Err(errors);
         };
         Ok(SettingWrite {
             key,
-            value,
+            value: StoredValue::Plain(value),
             description,
             category,
             data_type,

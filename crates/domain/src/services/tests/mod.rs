@@ -1,5 +1,6 @@
 //! Unit tests of the services against mockall mocks of the ports.
 
+mod defaults;
 mod preferences;
 mod rotation;
 mod settings;
