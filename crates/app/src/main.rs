@@ -72,6 +72,7 @@ struct Subjects {
 enum TokenRole {
     Admin,
     Service,
+    Operator,
 }
 
 #[derive(Subcommand)]
@@ -148,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|r| match r {
                     TokenRole::Admin => "admin",
                     TokenRole::Service => "service",
+                    TokenRole::Operator => "operator",
                 })
                 .collect();
             let minter = Minter::new(&config.jwt, roles, ttl.as_secs())?;
