@@ -1,5 +1,5 @@
 //! Tidy checks, run as tests: the architecture invariants of docs/design.md, "Shape", and the module-doc rule
-//! (for `crates/*/src`, and for xtask itself).
+//! (for `crates/*/src`, xtask and the bench).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,9 @@ fn domain_depends_on_no_adapter_runtime_or_driver() {
 fn every_module_starts_with_a_doc_line() {
     let mut files: Vec<PathBuf> = crate_sources().into_iter().map(|(_, file)| file).collect();
     assert!(!files.is_empty(), "found no sources under crates/*/src");
-    collect_rust_files(&workspace::root().unwrap().join("xtask/src"), &mut files);
+    for tool in ["xtask/src", "bench/src"] {
+        collect_rust_files(&workspace::root().unwrap().join(tool), &mut files);
+    }
     let undocumented: Vec<String> = files
         .iter()
         .filter(|file| {

@@ -4,13 +4,12 @@
 //! Builds the release binary, seeds a database (its own throw-away cluster unless
 //! `DATABASE_URL` is set), starts the service with production-like configuration and drives it
 //! with wrk, scenario after scenario at the same concurrency; then runs pgbench with the
-//! service's own SQL. Writes `target/bench/report.{md,json}`. `cargo xtask bench scale` checks
-//! that latency stays flat as the data grows; `cargo xtask bench abuse` what one user's flood of
-//! maximum-size bulk writes does to the service's memory and to everyone else's reads.
+//! service's own SQL. Writes `target/bench/report.{md,json}`. `scale` checks that latency stays
+//! flat as the data grows; `abuse` what one user's flood of maximum-size bulk writes does to
+//! the service's memory and to everyone else's reads.
 
 mod abuse;
 mod database;
-mod jwt;
 mod load;
 mod procstat;
 mod report;
@@ -20,155 +19,109 @@ mod service;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
+use clap::{Args, Parser, Subcommand};
 use database::{Database, PgbenchOptions};
 use load::{Measurement, WrkRun};
 use procstat::Sample;
-use report::{Ratio, Row};
+use report::{Ratio, Row, opt};
+use serde::Serialize;
 use service::Service;
+use xtask::redis_server::RedisServer;
+use xtask::{dev_secrets, process, workspace};
 
-use crate::redis_server::RedisServer;
-use crate::{dev_secrets, process, workspace};
-
-pub const USAGE: &str = "\
-usage: cargo xtask bench [--users N] [--duration S] [--connections C] [--tokens T] [--repeat R]
-       cargo xtask bench scale [--small N] [--large N] [--duration S] [--connections C] [--tokens T]
-       cargo xtask bench abuse [--users N] [--duration S] [--readers C] [--abusers A] [--tokens T]";
-
-/// Settings seeded per user (19 plain JSON + 1 encrypted); the scripts under xtask/bench agree.
+/// Settings seeded per user (19 plain JSON + 1 encrypted); the scripts under bench/scripts agree.
 pub const SETTINGS_PER_USER: u64 = 20;
 
 /// Lifetime of the minted tokens: longer than any run.
-const TOKEN_TTL_SECONDS: u64 = 6 * 3600;
+const TOKEN_TTL: &str = "6h";
 
 /// Per-user rate limits "out of the way" (the defaults are 1000 reads / 100 writes per hour).
 const NO_RATE_LIMIT: &str = "1000000000";
 
-pub fn run(args: &[String]) -> Result<ExitCode, String> {
-    match args.first().map(String::as_str) {
-        Some("scale") => return scale::run(&args[1..]),
-        Some("abuse") => return abuse::run(&args[1..]),
-        _ => {}
-    }
-    let mut opts = Options {
-        users: 100_000,
-        seconds: 10,
-        connections: 32,
-        tokens: 10_000,
-        repeat: 1,
-    };
-    let mut flags = Flags::new(args);
-    while let Some(flag) = flags.next_flag()? {
-        match flag.as_str() {
-            "--users" => opts.users = flags.number(&flag)?,
-            "--duration" => opts.seconds = flags.seconds(&flag)?,
-            "--connections" => {
-                opts.connections = usize::try_from(flags.number(&flag)?).unwrap_or(1)
-            }
-            "--tokens" => opts.tokens = flags.number(&flag)?,
-            "--repeat" => opts.repeat = flags.number(&flag)?,
-            _ => return Err(format!("unknown option `{flag}`\n{USAGE}")),
-        }
-    }
-    opts.check()?;
-    main_benchmark(&opts)
+#[derive(Parser)]
+#[command(name = "cargo xtask bench", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Benchmark>,
+    #[command(flatten)]
+    options: Options,
 }
 
-/// The knobs common to both commands.
-#[derive(Clone, Copy, Debug)]
+#[derive(Subcommand)]
+enum Benchmark {
+    /// p99 of one-setting and list reads at --small vs --large users, and lists of
+    /// 10/100/1000 settings; writes target/bench/scale.{md,json}.
+    Scale(scale::Options),
+    /// Readers' p50/p99 alone, then while one user keeps --abusers largest bulk writes in
+    /// flight; the service's peak RSS; writes target/bench/abuse.{md,json}.
+    Abuse(abuse::Options),
+}
+
+/// Wrk scenarios A-F and pgbench P1/P2 with ratios; writes target/bench/report.{md,json}.
+/// Counts take `_`, `k` and `m` (`100k`); durations `10`, `10s` or `2m`.
+#[derive(Args, Clone, Copy, Debug)]
 pub struct Options {
-    pub users: u64,
-    pub seconds: u64,
-    pub connections: usize,
+    /// Seeded users.
+    #[arg(long, default_value = "100000", value_parser = count::<u64>)]
+    users: u64,
+    /// Measured time per scenario, after a 1-2 s warm-up.
+    #[arg(long = "duration", default_value = "10", value_parser = seconds)]
+    seconds: u64,
+    /// wrk connections and pgbench clients.
+    #[arg(long, default_value = "32", value_parser = count::<usize>)]
+    connections: usize,
     /// Users the load generators rotate over (a sample spread over all users).
-    pub tokens: u64,
+    #[arg(long, default_value = "10000", value_parser = count::<u64>)]
+    tokens: u64,
     /// Rounds of all scenarios; the report shows each scenario's median round.
-    pub repeat: u64,
+    #[arg(long, default_value = "1", value_parser = count::<u64>)]
+    repeat: u64,
 }
 
-impl Options {
-    fn check(&mut self) -> Result<(), String> {
-        if self.users == 0
-            || self.seconds == 0
-            || self.connections == 0
-            || self.tokens == 0
-            || self.repeat == 0
-        {
-            return Err(format!("every option must be at least 1\n{USAGE}"));
-        }
-        self.tokens = self.tokens.min(self.users);
-        Ok(())
-    }
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Benchmark::Scale(options)) => scale::run(&options),
+        Some(Benchmark::Abuse(options)) => abuse::run(&options),
+        None => main_benchmark(&cli.options),
+    };
+    result.unwrap_or_else(|message| {
+        eprintln!("error: {message}");
+        ExitCode::FAILURE
+    })
 }
 
-/// `--flag value` / `--flag=value` parsing.
-pub struct Flags<'a> {
-    args: std::slice::Iter<'a, String>,
-    pending: Option<String>,
+/// A count of at least 1: digits, optionally with `_` separators or a `k`/`m` suffix.
+fn count<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+    let lower = text.replace('_', "").to_ascii_lowercase();
+    let (digits, factor) = match (lower.strip_suffix('k'), lower.strip_suffix('m')) {
+        (Some(d), _) => (d, 1_000),
+        (_, Some(d)) => (d, 1_000_000),
+        _ => (lower.as_str(), 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .filter(|n| *n > 0)
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| format!("`{text}`: not a count of at least 1 (such as 1000 or 10k)"))
 }
 
-impl<'a> Flags<'a> {
-    pub fn new(args: &'a [String]) -> Self {
-        Self {
-            args: args.iter(),
-            pending: None,
-        }
-    }
-
-    pub fn next_flag(&mut self) -> Result<Option<String>, String> {
-        let Some(arg) = self.args.next() else {
-            return Ok(None);
-        };
-        if !arg.starts_with("--") {
-            return Err(format!("unexpected argument `{arg}`\n{USAGE}"));
-        }
-        Ok(Some(match arg.split_once('=') {
-            Some((flag, value)) => {
-                self.pending = Some(value.to_owned());
-                flag.to_owned()
-            }
-            None => arg.clone(),
-        }))
-    }
-
-    fn value(&mut self, flag: &str) -> Result<String, String> {
-        self.pending
-            .take()
-            .or_else(|| self.args.next().cloned())
-            .ok_or_else(|| format!("`{flag}` needs a value\n{USAGE}"))
-    }
-
-    /// A count: digits, optionally with `_` separators or a `k`/`m` suffix (`100k`, `1m`).
-    pub fn number(&mut self, flag: &str) -> Result<u64, String> {
-        let value = self.value(flag)?;
-        let text = value.replace('_', "").to_ascii_lowercase();
-        let (digits, factor) = match text.strip_suffix('k') {
-            Some(d) => (d.to_owned(), 1_000),
-            None => match text.strip_suffix('m') {
-                Some(d) => (d.to_owned(), 1_000_000),
-                None => (text.clone(), 1),
-            },
-        };
-        digits
-            .parse::<u64>()
-            .map(|n| n * factor)
-            .map_err(|_| format!("`{flag} {value}`: not a number"))
-    }
-
-    /// Seconds: `10`, `10s` or `2m`.
-    pub fn seconds(&mut self, flag: &str) -> Result<u64, String> {
-        let value = self.value(flag)?;
-        let (digits, factor) = if let Some(d) = value.strip_suffix('m') {
-            (d, 60)
-        } else {
-            (value.strip_suffix('s').unwrap_or(&value), 1)
-        };
-        digits
-            .parse::<u64>()
-            .map(|n| n * factor)
-            .map_err(|_| format!("`{flag} {value}`: not a duration such as 10s or 2m"))
-    }
+/// Seconds, at least 1: `10`, `10s` or `2m`.
+fn seconds(text: &str) -> Result<u64, String> {
+    let (digits, factor) = match text.strip_suffix('m') {
+        Some(d) => (d, 60),
+        None => (text.strip_suffix('s').unwrap_or(text), 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .map(|n| n * factor)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{text}`: not a duration such as 10s or 2m"))
 }
 
 /// Everything a run needs: the binary, wrk, the database, secrets and the output directory.
@@ -197,9 +150,9 @@ impl Bench {
             "--bin",
             "user-settings",
         ]))?;
-        let root = workspace::root()?;
-        let binary = root.join("target").join("release").join("user-settings");
-        let out = root.join("target").join("bench");
+        let target = workspace::target_dir()?;
+        let binary = target.join("release").join("user-settings");
+        let out = target.join("bench");
         fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
         let secrets = dev_secrets::load_or_create()?;
         let kid = secrets
@@ -207,11 +160,10 @@ impl Bench {
             .split_once(':')
             .map(|(kid, _)| kid.to_owned())
             .ok_or("the dev encryption key has no `kid:` prefix")?;
-        let db = Database::open()?;
         let bench = Self {
             binary,
             wrk,
-            db,
+            db: Database::open()?,
             out,
             jwt_secret: secrets.jwt_secret,
             encryption_key: secrets.encryption_key,
@@ -220,15 +172,19 @@ impl Bench {
             connections,
             seconds,
         };
-        let mut migrate = Command::new(&bench.binary);
-        migrate
-            .arg("migrate")
-            .env("DATABASE_URL", bench.db.url())
-            .env("USER_SETTINGS_ENCRYPTION_KEY", &bench.encryption_key)
-            .env("USER_SETTINGS_JWT_SECRET", &bench.jwt_secret)
-            .env("RUST_LOG", "warn");
+        let mut migrate = bench.command();
+        migrate.arg("migrate").env("DATABASE_URL", bench.db.url());
         process::output(&mut migrate)?;
         Ok(bench)
+    }
+
+    /// The service binary with the benchmark's secrets and quiet logs.
+    fn command(&self) -> Command {
+        let mut cmd = service::command(&self.binary);
+        cmd.env("USER_SETTINGS_ENCRYPTION_KEY", &self.encryption_key)
+            .env("USER_SETTINGS_JWT_SECRET", &self.jwt_secret)
+            .env("RUST_LOG", "warn");
+        cmd
     }
 
     /// Seeds users `first..=last` (and says how long it took); returns the seconds.
@@ -260,22 +216,14 @@ impl Bench {
         name: &str,
         extra: &[(&str, String)],
     ) -> Result<Service, String> {
-        let mut env = vec![
-            ("DATABASE_URL", self.db.url().to_owned()),
-            ("USER_SETTINGS_ENCRYPTION_KEY", self.encryption_key.clone()),
-            ("USER_SETTINGS_JWT_SECRET", self.jwt_secret.clone()),
-            ("USER_SETTINGS_RATE_LIMIT_READS", NO_RATE_LIMIT.to_owned()),
-            ("USER_SETTINGS_RATE_LIMIT_WRITES", NO_RATE_LIMIT.to_owned()),
-            ("USER_SETTINGS_WORKERS", self.cores.to_string()),
-            ("USER_SETTINGS_LOG_FORMAT", "json".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
-        ];
-        env.extend(extra.iter().cloned());
-        Service::start(
-            &self.binary,
-            &env,
-            &self.out.join(format!("service-{name}.log")),
-        )
+        let mut cmd = self.command();
+        cmd.env("DATABASE_URL", self.db.url())
+            .env("USER_SETTINGS_RATE_LIMIT_READS", NO_RATE_LIMIT)
+            .env("USER_SETTINGS_RATE_LIMIT_WRITES", NO_RATE_LIMIT)
+            .env("USER_SETTINGS_WORKERS", self.cores.to_string())
+            .env("USER_SETTINGS_LOG_FORMAT", "json")
+            .envs(extra.iter().map(|(k, v)| (k, v)));
+        Service::start(cmd, &self.out.join(format!("service-{name}.log")))
     }
 
     /// Tokens for `count` users spread evenly over users 1..=`users` (user 1 + i*users/count,
@@ -285,45 +233,34 @@ impl Bench {
             "SELECT md5('bench-user-' || (1 + (i * {users}::bigint) / {count}))::uuid \
              FROM generate_series(0, {count} - 1) AS i"
         ))?;
-        self.write_tokens(ids.lines(), file)
+        self.write_tokens(&ids, file)
     }
 
-    /// Tokens for the given user ids, one per line in `target/bench/<file>`.
-    pub fn write_tokens<'a>(
-        &self,
-        ids: impl Iterator<Item = &'a str>,
-        file: &str,
-    ) -> Result<PathBuf, String> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_err(|e| format!("the clock is before 1970: {e}"))?
-            .as_secs();
-        let mut text = String::new();
-        for id in ids.map(str::trim).filter(|id| !id.is_empty()) {
-            text.push_str(&jwt::mint(
-                self.jwt_secret.as_bytes(),
-                id,
-                now,
-                TOKEN_TTL_SECONDS,
-            ));
-            text.push('\n');
-        }
+    /// Tokens for the user ids of `ids` (one a line), one per line in `target/bench/<file>`:
+    /// one run of `user-settings token` signs them all.
+    pub fn write_tokens(&self, ids: &str, file: &str) -> Result<PathBuf, String> {
+        let subjects = self.out.join(format!("{file}.subjects"));
+        report::write(&subjects, ids)?;
+        let mut mint = self.command();
+        mint.arg("token")
+            .arg("--subjects-file")
+            .arg(&subjects)
+            .args(["--ttl", TOKEN_TTL]);
+        let tokens = process::output(&mut mint)?;
         let path = self.out.join(file);
-        report::write(&path, &text)?;
+        report::write(&path, &(tokens + "\n"))?;
         Ok(path)
     }
 
     /// Checks that the service accepts the minted tokens and serves what was seeded.
     pub fn preflight(&self, svc: &Service, tokens: &Path) -> Result<(), String> {
-        let text =
-            fs::read_to_string(tokens).map_err(|e| format!("reading {}: {e}", tokens.display()))?;
-        let token = text.lines().next().ok_or("no tokens were minted")?;
+        let token = first_token(tokens)?;
         for path in [
             "/api/v1/users/me/preferences",
             "/api/v1/users/me/settings/ui.bench.s01",
             "/api/v1/users/me/settings",
         ] {
-            let (status, body) = service::http(svc.addr(), "GET", path, Some(token), None)?;
+            let (status, body) = service::http(svc.addr(), "GET", path, Some(&token), None)?;
             if status != 200 {
                 return Err(format!(
                     "pre-flight GET {path} answered {status}, expected 200 \
@@ -355,12 +292,13 @@ impl Bench {
         }
     }
 
-    /// Runs a wrk scenario: an untimed warm-up, then the measurement with CPU and peak RSS.
+    /// Runs a wrk scenario: an untimed warm-up, then the measurement with CPU and peak RSS
+    /// (and the CPU of the rate-limit store `store`, a pid, when the service uses one).
     pub fn http_scenario(
         &self,
         svc: &Service,
-        id: &str,
-        name: &str,
+        store: Option<u32>,
+        (id, name): (&str, &str),
         mode: &str,
         tokens: Option<&Path>,
     ) -> Result<Row, String> {
@@ -368,29 +306,7 @@ impl Bench {
         let url = svc.url();
         let warmup = self.seconds.clamp(1, 2);
         self.wrk(&url, mode, tokens, warmup).run()?;
-        let row = self.measure(Some(svc), id, name, || {
-            self.wrk(&url, mode, tokens, self.seconds).run()
-        })?;
-        print_row(&row);
-        Ok(row)
-    }
-
-    /// [`Bench::http_scenario`] of a service whose quotas are counted in the store `store`
-    /// (a pid), whose CPU is measured too.
-    pub fn http_scenario_with_store(
-        &self,
-        svc: &Service,
-        store: u32,
-        id: &str,
-        name: &str,
-        mode: &str,
-        tokens: Option<&Path>,
-    ) -> Result<Row, String> {
-        eprintln!("\n== {id}: {name}");
-        let url = svc.url();
-        let warmup = self.seconds.clamp(1, 2);
-        self.wrk(&url, mode, tokens, warmup).run()?;
-        let row = self.measure_with_store(Some(svc), Some(store), id, name, || {
+        let row = self.measure(Some(svc), store, id, name, || {
             self.wrk(&url, mode, tokens, self.seconds).run()
         })?;
         print_row(&row);
@@ -417,8 +333,7 @@ impl Bench {
     /// Runs a pgbench script at the HTTP scenarios' concurrency.
     pub fn pgbench_scenario(
         &self,
-        id: &str,
-        name: &str,
+        (id, name): (&str, &str),
         script: &str,
         users: u64,
         tokens: u64,
@@ -431,7 +346,7 @@ impl Bench {
         };
         let vars = [("users", users.to_string()), ("tokens", tokens.to_string())];
         let prefix = format!("pgbench-{id}");
-        let row = self.measure(None, id, name, || {
+        let row = self.measure(None, None, id, name, || {
             let (out, cpu) = self.db.pgbench(script, &vars, &opts, &self.out, &prefix)?;
             let mut m = load::parse_pgbench(&out, &self.out, &prefix)?;
             m.generator_cpu = cpu;
@@ -441,18 +356,9 @@ impl Bench {
         Ok(row)
     }
 
+    /// `run`'s measurement with the CPU used meanwhile by the service, PostgreSQL, the load
+    /// generator and the rate-limit store `store` (a pid), and the service's peak RSS.
     fn measure(
-        &self,
-        svc: Option<&Service>,
-        id: &str,
-        name: &str,
-        run: impl FnOnce() -> Result<Measurement, String>,
-    ) -> Result<Row, String> {
-        self.measure_with_store(svc, None, id, name, run)
-    }
-
-    /// As [`Bench::measure`], also counting the CPU of the rate-limit store `store` (a pid).
-    fn measure_with_store(
         &self,
         svc: Option<&Service>,
         store: Option<u32>,
@@ -470,32 +376,16 @@ impl Bench {
         let before = Sample::take(pid, postmaster);
         let m = run()?;
         let after = Sample::take(pid, postmaster);
-        let store_after = store.and_then(procstat::process_cpu);
-        let (service_cores, db_cores, machine_cores) = before.cores_until(&after);
-        let store_cores = store_before
-            .zip(store_after)
-            .map(|(a, b)| (b - a).max(0.0) / before.seconds_until(&after));
-        let generator_cores = m
-            .generator_cpu
-            .map(|cpu| cpu / before.seconds_until(&after));
-        let other_cores = machine_cores.map(|machine| {
-            machine
-                - service_cores.unwrap_or(0.0)
-                - db_cores.unwrap_or(0.0)
-                - generator_cores.unwrap_or(0.0)
-                - store_cores.unwrap_or(0.0)
-        });
+        let store_cpu = store
+            .and_then(procstat::process_cpu)
+            .zip(store_before)
+            .map(|(after, before)| after - before);
         Ok(Row {
             id: id.to_owned(),
             name: name.to_owned(),
+            cores: before.cores_until(&after, m.generator_cpu, store_cpu),
             m,
-            service_cores,
-            db_cores,
-            generator_cores,
-            other_cores,
-            machine_cores,
             peak_rss_mib: pid.and_then(procstat::peak_rss_mib),
-            store_cores,
         })
     }
 
@@ -545,6 +435,16 @@ impl Bench {
     }
 }
 
+/// The first token of a file of tokens.
+fn first_token(tokens: &Path) -> Result<String, String> {
+    let text =
+        fs::read_to_string(tokens).map_err(|e| format!("reading {}: {e}", tokens.display()))?;
+    text.lines()
+        .next()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no tokens were minted into {}", tokens.display()))
+}
+
 /// Cores that other processes may use before a measurement without it being postponed.
 const QUIET_CORES: f64 = 0.25;
 
@@ -580,38 +480,38 @@ fn print_row(row: &Row) {
         row.m.p99_ms,
         row.m.http_errors,
         row.m.other_errors,
-        fmt_opt(row.service_cores),
-        fmt_opt(row.db_cores),
-        fmt_opt(row.generator_cores),
-        fmt_opt(row.other_cores),
-        fmt_opt(row.machine_cores),
-        fmt_opt(row.peak_rss_mib),
+        opt(row.cores.service, 2),
+        opt(row.cores.db, 2),
+        opt(row.cores.generator, 2),
+        opt(row.cores.other, 2),
+        opt(row.cores.machine, 2),
+        opt(row.peak_rss_mib, 2),
     );
 }
 
-fn fmt_opt(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"))
-}
-
-/// The current UTC time, for the reports.
-pub fn now_utc() -> String {
-    process::output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M:%S UTC"]))
-        .unwrap_or_else(|_| "unknown".to_owned())
+/// What `report.json` holds besides the run's description.
+#[derive(Serialize)]
+struct Results<'a> {
+    scenarios: Vec<report::RowJson<'a>>,
+    ratios: Vec<report::RatioJson<'a>>,
+    non_2xx_total: u64,
+    service_peak_rss_mib: Option<f64>,
 }
 
 fn main_benchmark(opts: &Options) -> Result<ExitCode, String> {
+    let tokens_sampled = opts.tokens.min(opts.users);
     let bench = Bench::prepare(opts.connections, opts.seconds)?;
     let seed_seconds = bench.seed(1, opts.users)?;
     bench.db().settle()?;
     let machine = report::machine();
-    let tokens = bench.mint_tokens(opts.users, opts.tokens, "tokens.txt")?;
+    let tokens = bench.mint_tokens(opts.users, tokens_sampled, "tokens.txt")?;
 
     let mut rounds = Vec::new();
     for round in 1..=opts.repeat {
         if opts.repeat > 1 {
             eprintln!("\n=== round {round} of {}", opts.repeat);
         }
-        rounds.push(run_round(&bench, opts, &tokens)?);
+        rounds.push(run_round(&bench, opts, tokens_sampled, &tokens)?);
     }
     let rows = median_rows(&rounds);
 
@@ -636,7 +536,7 @@ fn main_benchmark(opts: &Options) -> Result<ExitCode, String> {
         ),
         (
             "token sample",
-            format!("{} users, spread evenly over all users", opts.tokens),
+            format!("{tokens_sampled} users, spread evenly over all users"),
         ),
         ("seeding", format!("{seed_seconds:.1} s")),
         (
@@ -645,13 +545,15 @@ fn main_benchmark(opts: &Options) -> Result<ExitCode, String> {
         ),
     ];
     params.extend(bench.parameters());
-    let generated = now_utc();
+    let generated = report::now_utc();
 
-    let mut md =
-        format!("# Benchmark report\n\nGenerated by `cargo xtask bench` on {generated}.\n\n");
-    for (k, v) in machine.iter().chain(params.iter()) {
-        md.push_str(&format!("- {k}: {v}\n"));
-    }
+    let mut md = report::header(
+        "Benchmark report",
+        "cargo xtask bench",
+        &generated,
+        &machine,
+        &params,
+    );
     md.push('\n');
     md.push_str(&report::table(&rows));
     md.push('\n');
@@ -659,52 +561,34 @@ fn main_benchmark(opts: &Options) -> Result<ExitCode, String> {
     md.push_str(&format!(
         "\nnon-2xx or socket errors under load (target 0): {non_2xx}\n\
          service peak RSS (target < 150 MiB): {} MiB\n",
-        fmt_opt(peak_rss)
+        opt(peak_rss, 2)
     ));
-
-    let json = format!(
-        "{{\n  \"generated_at\": {},\n  \"machine\": {{{}}},\n  \"parameters\": {{{}}},\n  \
-         \"scenarios\": [\n    {}\n  ],\n  \"ratios\": [\n    {}\n  ],\n  \"non_2xx_total\": {non_2xx},\n  \
-         \"service_peak_rss_mib\": {}\n}}\n",
-        report::json_str(&generated),
-        kv_json(&machine),
-        kv_json(&params),
-        rows.iter()
-            .map(report::row_json)
-            .collect::<Vec<_>>()
-            .join(",\n    "),
-        ratios
-            .iter()
-            .map(report::ratio_json)
-            .collect::<Vec<_>>()
-            .join(",\n    "),
-        peak_rss.map_or("null".to_owned(), |v| format!("{v:.1}")),
-    );
-    let md_path = bench.out_dir().join("report.md");
-    let json_path = bench.out_dir().join("report.json");
-    report::write(&md_path, &md)?;
-    report::write(&json_path, &json)?;
-    println!("\n{md}");
-    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
-    Ok(ExitCode::SUCCESS)
+    let results = Results {
+        scenarios: rows.iter().map(Row::json).collect(),
+        ratios: ratios.iter().map(Ratio::json).collect(),
+        non_2xx_total: non_2xx,
+        service_peak_rss_mib: report::round(peak_rss, 1),
+    };
+    let json = report::Json::new(&generated, &machine, &params, results);
+    report::publish(bench.out_dir(), "report", &md, &json)
 }
 
 /// One round: every scenario once. The scenarios of each ratio run next to each other, so that
 /// drift of the machine (a shared VM) distorts the ratios as little as possible. No service
 /// runs during P2: its change-feed listener would process the notifications of pgbench's writes.
-fn run_round(bench: &Bench, opts: &Options, tokens: &Path) -> Result<Vec<Row>, String> {
+fn run_round(
+    bench: &Bench,
+    opts: &Options,
+    sample: u64,
+    tokens: &Path,
+) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     let cached = bench.start_service("cached", true)?;
     bench.preflight(&cached, tokens)?;
-    rows.push(bench.http_scenario(&cached, "A", "GET /health/live", "live", None)?);
-    bench.warm_preferences(&cached, tokens, opts.tokens)?;
-    rows.push(bench.http_scenario(
-        &cached,
-        "B",
-        "GET preferences (cached)",
-        "prefs",
-        Some(tokens),
-    )?);
+    rows.push(bench.http_scenario(&cached, None, ("A", "GET /health/live"), "live", None)?);
+    bench.warm_preferences(&cached, tokens, sample)?;
+    let b = ("B", "GET preferences (cached)");
+    rows.push(bench.http_scenario(&cached, None, b, "prefs", Some(tokens))?);
     // B again with the quotas counted in a Redis-protocol store (one EVALSHA per request)
     // instead of in process; a service of its own, warmed the same way.
     let store = RedisServer::start()?;
@@ -715,65 +599,29 @@ fn run_round(bench: &Bench, opts: &Options, tokens: &Path) -> Result<Vec<Row>, S
             ("USER_SETTINGS_REDIS_URL", store.url().to_owned()),
         ],
     )?;
-    bench.warm_preferences(&shared, tokens, opts.tokens)?;
-    rows.push(bench.http_scenario_with_store(
-        &shared,
-        store.pid(),
-        "BR",
-        "GET preferences (cached), quotas in Redis",
-        "prefs",
-        Some(tokens),
-    )?);
+    bench.warm_preferences(&shared, tokens, sample)?;
+    let br = ("BR", "GET preferences (cached), quotas in Redis");
+    rows.push(bench.http_scenario(&shared, Some(store.pid()), br, "prefs", Some(tokens))?);
     shared.stop();
     drop(store);
-    rows.push(bench.http_scenario(
-        &cached,
-        "D",
-        "PUT setting (plain JSON)",
-        "put",
-        Some(tokens),
-    )?);
+    let d = ("D", "PUT setting (plain JSON)");
+    rows.push(bench.http_scenario(&cached, None, d, "put", Some(tokens))?);
     cached.stop();
-    rows.push(bench.pgbench_scenario(
-        "P2",
-        "pgbench: the service's upsert transaction",
-        "pg_upsert.sql",
-        opts.users,
-        opts.tokens,
-    )?);
+    let p2 = ("P2", "pgbench: the service's upsert transaction");
+    rows.push(bench.pgbench_scenario(p2, "pg_upsert.sql", opts.users, sample)?);
     let writer = bench.start_service("cached-2", true)?;
-    rows.push(bench.http_scenario(
-        &writer,
-        "E",
-        "PUT setting (encrypted)",
-        "put-secret",
-        Some(tokens),
-    )?);
+    let e = ("E", "PUT setting (encrypted)");
+    rows.push(bench.http_scenario(&writer, None, e, "put-secret", Some(tokens))?);
     writer.stop();
 
     let uncached = bench.start_service("uncached", false)?;
-    rows.push(bench.http_scenario(
-        &uncached,
-        "C",
-        "GET one setting (cache off)",
-        "get",
-        Some(tokens),
-    )?);
+    let c = ("C", "GET one setting (cache off)");
+    rows.push(bench.http_scenario(&uncached, None, c, "get", Some(tokens))?);
     // The idle service does not disturb pgbench's reads.
-    rows.push(bench.pgbench_scenario(
-        "P1",
-        "pgbench: the service's SELECT of one setting",
-        "pg_get.sql",
-        opts.users,
-        opts.tokens,
-    )?);
-    rows.push(bench.http_scenario(
-        &uncached,
-        "F",
-        "GET list of 20 settings (cache off)",
-        "list",
-        Some(tokens),
-    )?);
+    let p1 = ("P1", "pgbench: the service's SELECT of one setting");
+    rows.push(bench.pgbench_scenario(p1, "pg_get.sql", opts.users, sample)?);
+    let f = ("F", "GET list of 20 settings (cache off)");
+    rows.push(bench.http_scenario(&uncached, None, f, "list", Some(tokens))?);
     uncached.stop();
 
     let order = ["A", "B", "BR", "C", "D", "E", "F", "P1", "P2"];
@@ -833,12 +681,4 @@ fn ratios(rows: &[Row], rounds: &[Vec<Row>]) -> Vec<Ratio> {
         }
     })
     .collect()
-}
-
-pub fn kv_json(pairs: &[(&str, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}: {}", report::json_str(k), report::json_str(v)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

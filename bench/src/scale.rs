@@ -7,33 +7,61 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::report::{self, Row};
-use super::{Bench, Flags, USAGE};
+use clap::Args;
+use serde::Serialize;
+
+use crate::report::{self, Row, opt};
+use crate::{Bench, Service, count, seconds};
 
 /// p99 at `--large` may be at most this multiple of p99 at `--small` to count as flat.
 const FLAT: f64 = 1.5;
 
-pub fn run(args: &[String]) -> Result<ExitCode, String> {
-    let mut small: u64 = 10_000;
-    let mut large: u64 = 1_000_000;
-    let mut seconds = 10;
-    let mut connections = 32;
-    let mut tokens: u64 = 100_000;
-    let mut flags = Flags::new(args);
-    while let Some(flag) = flags.next_flag()? {
-        match flag.as_str() {
-            "--small" => small = flags.number(&flag)?,
-            "--large" => large = flags.number(&flag)?,
-            "--duration" => seconds = flags.seconds(&flag)?,
-            "--connections" => connections = usize::try_from(flags.number(&flag)?).unwrap_or(1),
-            "--tokens" => tokens = flags.number(&flag)?,
-            _ => return Err(format!("unknown option `{flag}`\n{USAGE}")),
-        }
-    }
-    if small == 0 || large <= small || seconds == 0 || connections == 0 || tokens == 0 {
-        return Err(format!(
-            "need 0 < --small < --large and positive --duration, --connections, --tokens\n{USAGE}"
-        ));
+#[derive(Args)]
+pub struct Options {
+    /// Users of the first measurement.
+    #[arg(long, default_value = "10000", value_parser = count::<u64>)]
+    small: u64,
+    /// Users of the second (the same database, grown in place).
+    #[arg(long, default_value = "1000000", value_parser = count::<u64>)]
+    large: u64,
+    /// Measured time per scenario.
+    #[arg(long = "duration", default_value = "10", value_parser = seconds)]
+    seconds: u64,
+    /// wrk connections.
+    #[arg(long, default_value = "32", value_parser = count::<usize>)]
+    connections: usize,
+    /// Users the load rotates over, per size.
+    #[arg(long, default_value = "100000", value_parser = count::<u64>)]
+    tokens: u64,
+}
+
+/// What `scale.json` holds besides the run's description.
+#[derive(Serialize)]
+struct Results<'a> {
+    scenarios: Vec<report::RowJson<'a>>,
+    checks: Vec<Check>,
+}
+
+/// A flatness check in the JSON report.
+#[derive(Serialize)]
+struct Check {
+    scenario: &'static str,
+    p99_small_ms: Option<f64>,
+    p99_large_ms: Option<f64>,
+    ratio: Option<f64>,
+    flat: Option<bool>,
+}
+
+pub fn run(options: &Options) -> Result<ExitCode, String> {
+    let &Options {
+        small,
+        large,
+        seconds,
+        connections,
+        tokens,
+    } = options;
+    if large <= small {
+        return Err("--large must be above --small".to_owned());
     }
 
     let bench = Bench::prepare(connections, seconds)?;
@@ -58,17 +86,10 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         let id = bench
             .db()
             .query(&format!("SELECT md5('bench-many-{count}')::uuid"))?;
-        let file = bench.write_tokens(
-            std::iter::once(id.as_str()),
-            &format!("tokens-many-{count}.txt"),
-        )?;
-        rows.push(bench.http_scenario(
-            &svc,
-            &format!("F{count}"),
-            &format!("GET list of {count} settings (one user)"),
-            "list",
-            Some(&file),
-        )?);
+        let file = bench.write_tokens(&id, &format!("tokens-many-{count}.txt"))?;
+        let name = format!("GET list of {count} settings (one user)");
+        let id = format!("F{count}");
+        rows.push(bench.http_scenario(&svc, None, (&id, &name), "list", Some(&file))?);
     }
 
     let large_seed = bench.seed(small + 1, large)?;
@@ -99,23 +120,22 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
             "| {scenario} p99, {} vs {} users | {} | {} | {} | {} |",
             short(small),
             short(large),
-            fmt(a),
-            fmt(b),
-            fmt(ratio),
+            opt(a, 2),
+            opt(b, 2),
+            opt(ratio, 2),
             match flat {
                 Some(true) => "yes",
                 Some(false) => "**no**",
                 None => "–",
             }
         );
-        checks_json.push(format!(
-            "{{\"scenario\": \"{scenario}\", \"p99_small_ms\": {}, \"p99_large_ms\": {}, \
-             \"ratio\": {}, \"flat\": {}}}",
-            json(a),
-            json(b),
-            json(ratio),
-            flat.map_or("null".to_owned(), |f| f.to_string())
-        ));
+        checks_json.push(Check {
+            scenario,
+            p99_small_ms: report::round(a, 4),
+            p99_large_ms: report::round(b, 4),
+            ratio: report::round(ratio, 4),
+            flat,
+        });
     }
 
     let mut params = vec![
@@ -137,40 +157,24 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
         ("cache", "off (both TTLs 0)".to_owned()),
     ];
     params.extend(bench.parameters());
-    let generated = super::now_utc();
-    let mut md =
-        format!("# Scale check\n\nGenerated by `cargo xtask bench scale` on {generated}.\n\n");
-    for (k, v) in machine.iter().chain(params.iter()) {
-        let _ = writeln!(md, "- {k}: {v}");
-    }
+    let generated = report::now_utc();
+    let command = "cargo xtask bench scale";
+    let mut md = report::header("Scale check", command, &generated, &machine, &params);
     md.push('\n');
     md.push_str(&report::table(&rows));
     md.push('\n');
     md.push_str(&checks);
-    let json_text = format!(
-        "{{\n  \"generated_at\": {},\n  \"machine\": {{{}}},\n  \"parameters\": {{{}}},\n  \
-         \"scenarios\": [\n    {}\n  ],\n  \"checks\": [\n    {}\n  ]\n}}\n",
-        report::json_str(&generated),
-        super::kv_json(&machine),
-        super::kv_json(&params),
-        rows.iter()
-            .map(report::row_json)
-            .collect::<Vec<_>>()
-            .join(",\n    "),
-        checks_json.join(",\n    "),
-    );
-    let md_path = bench.out_dir().join("scale.md");
-    let json_path = bench.out_dir().join("scale.json");
-    report::write(&md_path, &md)?;
-    report::write(&json_path, &json_text)?;
-    println!("\n{md}");
-    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
-    Ok(ExitCode::SUCCESS)
+    let results = Results {
+        scenarios: rows.iter().map(Row::json).collect(),
+        checks: checks_json,
+    };
+    let json = report::Json::new(&generated, &machine, &params, results);
+    report::publish(bench.out_dir(), "scale", &md, &json)
 }
 
 fn scenario(
     bench: &Bench,
-    svc: &super::Service,
+    svc: &Service,
     id: &str,
     users: u64,
     mode: &str,
@@ -180,13 +184,8 @@ fn scenario(
         "get" => format!("GET one setting, {} users", short(users)),
         _ => format!("GET list of 20 settings, {} users", short(users)),
     };
-    bench.http_scenario(
-        svc,
-        &format!("{id}@{}", short(users)),
-        &name,
-        mode,
-        Some(tokens),
-    )
+    let id = format!("{id}@{}", short(users));
+    bench.http_scenario(svc, None, (&id, &name), mode, Some(tokens))
 }
 
 /// 10000 → "10k", 1000000 → "1M".
@@ -198,12 +197,4 @@ fn short(n: u64) -> String {
     } else {
         n.to_string()
     }
-}
-
-fn fmt(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".to_owned(), |v| format!("{v:.2}"))
-}
-
-fn json(v: Option<f64>) -> String {
-    v.map_or_else(|| "null".to_owned(), |v| format!("{v:.4}"))
 }

@@ -1,15 +1,15 @@
 //! The benchmark's database: `DATABASE_URL`, or else a throw-away cluster `bench-<pid>` in the
 //! checkout's cluster root (stopped and deleted on drop, also on failure); seeding with psql
-//! and the SQL under `xtask/bench/`; pgbench.
+//! and the SQL under `bench/scripts/`; pgbench.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::cluster::{self, EphemeralCluster};
-use crate::pg_install::PgInstall;
-use crate::{process, workspace};
+use xtask::cluster::{self, EphemeralCluster};
+use xtask::pg_install::PgInstall;
+use xtask::{process, workspace};
 
 /// Server settings of the bench cluster, on top of `cluster.rs`'s ephemeral ones (fsync, full
 /// page writes and synchronous commit off: the same for the service and for pgbench).
@@ -71,7 +71,7 @@ impl Database {
         process::output(self.psql().args(["-A", "-t", "-c", sql]))
     }
 
-    /// Runs an SQL file of `xtask/bench` with psql variables.
+    /// Runs an SQL file of `bench/scripts` with psql variables.
     pub fn run_file(&self, file: &str, vars: &[(&str, String)]) -> Result<(), String> {
         let mut cmd = self.psql();
         for (name, value) in vars {
@@ -120,7 +120,7 @@ impl Database {
         Ok(())
     }
 
-    /// pgbench with a custom script of `xtask/bench` and `-D` variables; returns its stdout
+    /// pgbench with a custom script of `bench/scripts` and `-D` variables; returns its stdout
     /// and the CPU seconds pgbench used.
     /// Per-transaction latencies are logged to `<log_prefix>.*` files in `log_dir`.
     pub fn pgbench(
@@ -146,7 +146,7 @@ impl Database {
         }
         cmd.arg(&self.url);
         eprintln!("$ {}", process::display(&cmd));
-        super::load::output_with_cpu(&mut cmd)
+        crate::load::output_with_cpu(&mut cmd)
     }
 }
 
@@ -156,7 +156,7 @@ pub struct PgbenchOptions {
     pub threads: usize,
 }
 
-/// `xtask/bench`: the SQL and Lua files of the benchmark.
+/// `bench/scripts`: the SQL and Lua files of the benchmark.
 pub fn bench_dir() -> Result<PathBuf, String> {
-    Ok(workspace::root()?.join("xtask").join("bench"))
+    Ok(workspace::root()?.join("bench").join("scripts"))
 }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::process;
+use xtask::process;
 
 /// A running instance of `user-settings serve`.
 pub struct Service {
@@ -19,37 +19,39 @@ pub struct Service {
     log: PathBuf,
 }
 
+/// The service binary without the caller's `USER_SETTINGS_*`, `USER_PREFERENCES_*` and
+/// `RUST_LOG` variables, so that a run is reproducible.
+pub fn command(binary: &Path) -> Command {
+    let mut cmd = Command::new(binary);
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| {
+            n.starts_with("USER_SETTINGS_") || n.starts_with("USER_PREFERENCES_") || n == "RUST_LOG"
+        }) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 impl Service {
-    /// Starts `binary serve` with `env` (on top of the inherited environment, minus any
-    /// `USER_SETTINGS_*` / `RUST_LOG` variables of the caller's shell, so a run is reproducible),
-    /// logging to `log`, and waits until `/health/live` answers.
-    pub fn start(binary: &Path, env: &[(&str, String)], log: &Path) -> Result<Self, String> {
+    /// Starts `cmd serve` (a [`command`] with its configuration) on a free port, logging to
+    /// `log`, and waits until `/health/live` answers.
+    pub fn start(mut cmd: Command, log: &Path) -> Result<Self, String> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let out = File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
         let err = out
             .try_clone()
             .map_err(|e| format!("opening {}: {e}", log.display()))?;
-        let mut cmd = Command::new(binary);
-        for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(|n| {
-                n.starts_with("USER_SETTINGS_")
-                    || n.starts_with("USER_PREFERENCES_")
-                    || n == "RUST_LOG"
-            }) {
-                cmd.env_remove(name);
-            }
-        }
         cmd.arg("serve")
             .env("USER_SETTINGS_BIND", addr.to_string())
-            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
         eprintln!("$ {}  (log: {})", process::display(&cmd), log.display());
         let child = cmd
             .spawn()
-            .map_err(|e| format!("could not start {}: {e}", binary.display()))?;
+            .map_err(|e| format!("could not start {}: {e}", cmd.get_program().display()))?;
         let mut service = Self {
             child,
             addr,

@@ -5,7 +5,7 @@ use std::fs;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::process;
+use xtask::process;
 
 /// Clock ticks per second of `/proc` times (`getconf CLK_TCK`, 100 on every mainstream Linux).
 fn ticks_per_second() -> f64 {
@@ -127,16 +127,46 @@ impl Sample {
         later.at.duration_since(self.at).as_secs_f64().max(1e-9)
     }
 
-    /// Average cores used between `self` and `later`: (service, PostgreSQL, whole machine).
-    pub fn cores_until(&self, later: &Sample) -> (Option<f64>, Option<f64>, Option<f64>) {
+    /// Average cores used from `self` to `later`, given the CPU seconds that the load
+    /// generator and the rate-limit store used meanwhile.
+    pub fn cores_until(
+        &self,
+        later: &Sample,
+        generator_cpu: Option<f64>,
+        store_cpu: Option<f64>,
+    ) -> Cores {
         let wall = self.seconds_until(later);
         let rate = |a: Option<f64>, b: Option<f64>| Some((b? - a?).max(0.0) / wall);
-        (
-            rate(self.service, later.service),
-            rate(self.server, later.server),
-            rate(self.machine, later.machine),
-        )
+        let service = rate(self.service, later.service);
+        let db = rate(self.server, later.server);
+        let machine = rate(self.machine, later.machine);
+        let generator = generator_cpu.map(|cpu| cpu / wall);
+        let store = store_cpu.map(|cpu| cpu.max(0.0) / wall);
+        let known: f64 = [service, db, generator, store].iter().flatten().sum();
+        Cores {
+            service,
+            db,
+            generator,
+            store,
+            other: machine.map(|machine| machine - known),
+            machine,
+        }
     }
+}
+
+/// Average cores used during a measurement, by consumer.
+#[derive(Clone, Copy, Debug)]
+pub struct Cores {
+    pub service: Option<f64>,
+    /// PostgreSQL: the postmaster and its backends.
+    pub db: Option<f64>,
+    /// The load generator (wrk or pgbench).
+    pub generator: Option<f64>,
+    /// The rate-limit store, in the scenarios that use one.
+    pub store: Option<f64>,
+    /// The machine minus the above: other processes, kernel threads.
+    pub other: Option<f64>,
+    pub machine: Option<f64>,
 }
 
 /// Cores the machine used over `window` (all processes).

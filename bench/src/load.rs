@@ -1,4 +1,4 @@
-//! Load generators: wrk with `xtask/bench/load.lua` (HTTP scenarios) and pgbench (the
+//! Load generators: wrk with `bench/scripts/load.lua` (HTTP scenarios) and pgbench (the
 //! database's ceiling), and the parsing of what they print into one `Measurement`.
 
 use std::env;
@@ -9,9 +9,10 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use super::database::bench_dir;
-use super::procstat;
-use crate::process;
+use xtask::process;
+
+use crate::database::bench_dir;
+use crate::procstat;
 
 pub const WRK_HINT: &str =
     "wrk not found on PATH: install wrk: apt-get install wrk (Debian/Ubuntu) or brew install wrk";
@@ -91,7 +92,7 @@ pub fn find_wrk() -> Result<PathBuf, String> {
 
 pub struct WrkRun<'a> {
     pub wrk: &'a Path,
-    /// A script of `xtask/bench`.
+    /// A script of `bench/scripts`.
     pub script: &'a str,
     pub url: &'a str,
     pub mode: &'a str,
@@ -265,7 +266,7 @@ mod tests {
 
     #[test]
     fn reads_pgbench_summary_and_logs() {
-        let dir = env::temp_dir().join(format!("xtask-bench-test-{}", std::process::id()));
+        let dir = env::temp_dir().join(format!("bench-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let log: String = (1..=100)
             .map(|i| format!("0 {i} {} 0 1700000000 0\n", i * 10))

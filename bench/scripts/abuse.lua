@@ -3,7 +3,7 @@
 --   wrk -t T -c C -d D -s abuse.lua http://127.0.0.1:PORT -- bulk TOKENS_FILE THREADS BODY_FILE
 --
 -- TOKENS_FILE holds the abuser's token (its first line counts); BODY_FILE the bulk body
--- xtask sized from the service's limits. Each thread reads both once and sends the same
+-- the bench sized from the service's limits. Each thread reads both once and sends the same
 -- pre-built request: the load generator must not be what limits the abuse.
 -- 429 (the service refusing the user's excess concurrent writes) is an expected answer and is
 -- counted apart from errors. done() prints the `BENCH key=value ...` line of load.lua with

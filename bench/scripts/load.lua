@@ -9,7 +9,7 @@
 -- TOKENS_FILE holds one token per line. Requests are pre-built per token where the path is
 -- fixed, and otherwise concatenated from pre-built pieces: wrk.format() per request would cost
 -- the load generator CPU that the service needs (wrk shares the machine with it).
--- done() prints one machine-readable `BENCH key=value ...` line for xtask.
+-- done() prints one machine-readable `BENCH key=value ...` line for the bench.
 
 local thread_number = 0
 

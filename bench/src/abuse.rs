@@ -10,17 +10,18 @@
 //! never asserted. Writes `target/bench/abuse.{md,json}`.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::thread::{self, ScopedJoinHandle};
 
+use clap::Args;
 use serde_json::{Value, json};
 
-use super::load::{Measurement, WrkRun};
-use super::procstat::{self, Sample};
-use super::service::{self, Service};
-use super::{Bench, Flags, USAGE, report};
+use crate::load::{Measurement, WrkRun};
+use crate::procstat::{self, Cores, Sample};
+use crate::report::{self, opt};
+use crate::service::{self, Service};
+use crate::{Bench, count, seconds};
 
 /// The service's peak RSS under abuse should stay below this (MiB).
 const RSS_TARGET_MIB: f64 = 256.0;
@@ -33,26 +34,33 @@ const KEY_PREFIX: &str = "ui.bench.bulk.i";
 const ABUSER_TIMEOUT_SECONDS: u64 = 60;
 const READER_TIMEOUT_SECONDS: u64 = 5;
 
-pub fn run(args: &[String]) -> Result<ExitCode, String> {
-    let mut users: u64 = 10_000;
-    let mut seconds = 20;
-    let mut readers: usize = 16;
-    let mut abusers: usize = 64;
-    let mut tokens: u64 = 10_000;
-    let mut flags = Flags::new(args);
-    while let Some(flag) = flags.next_flag()? {
-        match flag.as_str() {
-            "--users" => users = flags.number(&flag)?,
-            "--duration" => seconds = flags.seconds(&flag)?,
-            "--readers" => readers = usize::try_from(flags.number(&flag)?).unwrap_or(1),
-            "--abusers" => abusers = usize::try_from(flags.number(&flag)?).unwrap_or(1),
-            "--tokens" => tokens = flags.number(&flag)?,
-            _ => return Err(format!("unknown option `{flag}`\n{USAGE}")),
-        }
-    }
-    if users == 0 || seconds == 0 || readers == 0 || abusers == 0 || tokens == 0 {
-        return Err(format!("every option must be at least 1\n{USAGE}"));
-    }
+#[derive(Args)]
+pub struct Options {
+    /// Seeded users.
+    #[arg(long, default_value = "10000", value_parser = count::<u64>)]
+    users: u64,
+    /// Measured time per phase.
+    #[arg(long = "duration", default_value = "20", value_parser = seconds)]
+    seconds: u64,
+    /// Connections per kind of reader.
+    #[arg(long, default_value = "16", value_parser = count::<usize>)]
+    readers: usize,
+    /// The abuser's concurrent bulk writes.
+    #[arg(long, default_value = "64", value_parser = count::<usize>)]
+    abusers: usize,
+    /// Users the readers rotate over.
+    #[arg(long, default_value = "10000", value_parser = count::<u64>)]
+    tokens: u64,
+}
+
+pub fn run(options: &Options) -> Result<ExitCode, String> {
+    let &Options {
+        users,
+        seconds,
+        readers,
+        abusers,
+        tokens,
+    } = options;
     let tokens = tokens.min(users);
 
     let bench = Bench::prepare(readers, seconds)?;
@@ -61,8 +69,7 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     let machine = report::machine();
     let reader_tokens = bench.mint_tokens(users, tokens, "tokens-readers.txt")?;
     let abuser_id = bench.db().query("SELECT md5('bench-abuser')::uuid")?;
-    let abuser_tokens =
-        bench.write_tokens(std::iter::once(abuser_id.as_str()), "tokens-abuser.txt")?;
+    let abuser_tokens = bench.write_tokens(&abuser_id, "tokens-abuser.txt")?;
 
     let svc = bench.start_service_with("abuse", &[("USER_SETTINGS_CACHE_TTL", "0".to_owned())])?;
     bench.preflight(&svc, &reader_tokens)?;
@@ -82,7 +89,7 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
             "users",
             format!(
                 "{users} (each: preferences + {} settings; seeded in {seed_seconds:.1} s)",
-                super::SETTINGS_PER_USER
+                crate::SETTINGS_PER_USER
             ),
         ),
         (
@@ -109,28 +116,19 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
             .into_iter()
             .filter(|(k, _)| matches!(*k, "PostgreSQL" | "wrk" | "service workers")),
     );
-    let generated = super::now_utc();
+    let generated = report::now_utc();
     let md = markdown(&generated, &machine, &params, &alone, &abused);
-    let json = json!({
-        "generated_at": generated,
-        "machine": pairs(&machine),
-        "parameters": pairs(&params),
+    let results = json!({
         "alone": alone.json(),
         "under_abuse": abused.json(),
         "targets": {
             "peak_rss_under_abuse_mib_below": RSS_TARGET_MIB,
-            "reader_p99_factor_at_most": P99_TARGET_FACTOR,
             "reader_errors": 0,
+            "reader_p99_factor_at_most": P99_TARGET_FACTOR,
         },
     });
-    let json = serde_json::to_string_pretty(&json).map_err(|e| format!("rendering JSON: {e}"))?;
-    let md_path = bench.out_dir().join("abuse.md");
-    let json_path = bench.out_dir().join("abuse.json");
-    report::write(&md_path, &md)?;
-    report::write(&json_path, &(json + "\n"))?;
-    println!("\n{md}");
-    eprintln!("wrote {} and {}", md_path.display(), json_path.display());
-    Ok(ExitCode::SUCCESS)
+    let json = report::Json::new(&generated, &machine, &params, results);
+    report::publish(bench.out_dir(), "abuse", &md, &json)
 }
 
 /// The abuser's request body, written to `target/bench/abuse-body.json` for wrk.
@@ -145,9 +143,8 @@ impl BulkBody {
     /// The largest bulk body of maximum-size values the service accepts: as many items as
     /// its published limits allow, fewer while it answers 413.
     fn size(bench: &Bench, svc: &Service, tokens: &Path) -> Result<Self, String> {
-        let text =
-            fs::read_to_string(tokens).map_err(|e| format!("reading {}: {e}", tokens.display()))?;
-        let token = text.lines().next().ok_or("no abuser token was minted")?;
+        let token = crate::first_token(tokens)?;
+        let token = token.as_str();
         let (status, schema) = service::http(
             svc.addr(),
             "GET",
@@ -257,12 +254,7 @@ struct Phase {
     uncached: Measurement,
     abuser: Option<Measurement>,
     peak_rss_mib: Option<f64>,
-    service_cores: Option<f64>,
-    db_cores: Option<f64>,
-    generator_cores: Option<f64>,
-    /// The machine minus the service, PostgreSQL and wrk: other processes disturbing the run.
-    other_cores: Option<f64>,
-    machine_cores: Option<f64>,
+    cores: Cores,
 }
 
 fn phase(
@@ -279,7 +271,7 @@ fn phase(
             "readers alone"
         }
     );
-    super::wait_for_quiet_machine();
+    crate::wait_for_quiet_machine();
     procstat::reset_peak_rss(svc.pid());
     let postmaster = bench.db().postmaster_pid();
     let before = Sample::take(Some(svc.pid()), postmaster);
@@ -317,30 +309,18 @@ fn phase(
         (join(cached), join(uncached), abuse.map(join))
     });
     let after = Sample::take(Some(svc.pid()), postmaster);
-    let (service_cores, db_cores, machine_cores) = before.cores_until(&after);
     let (cached, uncached, abuser) = (cached?, uncached?, abuse.transpose()?);
-    let generator_cores = [Some(&cached), Some(&uncached), abuser.as_ref()]
+    let generator_cpu = [Some(&cached), Some(&uncached), abuser.as_ref()]
         .into_iter()
         .flatten()
         .map(|m| m.generator_cpu)
-        .sum::<Option<f64>>()
-        .map(|cpu| cpu / before.seconds_until(&after));
-    let other_cores = machine_cores.map(|machine| {
-        machine
-            - service_cores.unwrap_or(0.0)
-            - db_cores.unwrap_or(0.0)
-            - generator_cores.unwrap_or(0.0)
-    });
+        .sum::<Option<f64>>();
     let phase = Phase {
         cached,
         uncached,
         abuser,
         peak_rss_mib: procstat::peak_rss_mib(svc.pid()),
-        service_cores,
-        db_cores,
-        generator_cores,
-        other_cores,
-        machine_cores,
+        cores: before.cores_until(&after, generator_cpu, None),
     };
     phase.print();
     Ok(phase)
@@ -408,11 +388,11 @@ impl Phase {
                 "p99_ms": m.p99_ms,
             })),
             "service_peak_rss_mib": self.peak_rss_mib,
-            "service_cpu_cores": self.service_cores,
-            "postgres_cpu_cores": self.db_cores,
-            "load_generator_cpu_cores": self.generator_cores,
-            "other_cpu_cores": self.other_cores,
-            "machine_cpu_cores": self.machine_cores,
+            "service_cpu_cores": self.cores.service,
+            "postgres_cpu_cores": self.cores.db,
+            "load_generator_cpu_cores": self.cores.generator,
+            "other_cpu_cores": self.cores.other,
+            "machine_cpu_cores": self.cores.machine,
         })
     }
 }
@@ -422,6 +402,9 @@ fn accepted(m: &Measurement) -> u64 {
     m.requests.saturating_sub(m.refused + m.http_errors)
 }
 
+/// One figure of a phase, for the service's table.
+type Figure = fn(&Phase) -> Option<f64>;
+
 fn markdown(
     generated: &str,
     machine: &[(&str, String)],
@@ -429,11 +412,8 @@ fn markdown(
     alone: &Phase,
     abused: &Phase,
 ) -> String {
-    let mut md =
-        format!("# Abuse check\n\nGenerated by `cargo xtask bench abuse` on {generated}.\n\n");
-    for (k, v) in machine.iter().chain(params) {
-        let _ = writeln!(md, "- {k}: {v}");
-    }
+    let command = "cargo xtask bench abuse";
+    let mut md = report::header("Abuse check", command, generated, machine, params);
     md.push_str(
         "\n| readers | p50 ms alone | p99 ms alone | errors alone | p50 ms under abuse | \
          p99 ms under abuse | errors under abuse | p99 under abuse / alone |\n\
@@ -479,28 +459,24 @@ fn markdown(
             m.p99_ms,
         );
     }
-    let _ = write!(
-        md,
-        "\n| service | alone | under abuse |\n|---|---:|---:|\n\
-         | peak RSS MiB (VmHWM) | {} | {} |\n\
-         | CPU service (cores) | {} | {} |\n\
-         | CPU PostgreSQL (cores) | {} | {} |\n\
-         | CPU wrk (cores) | {} | {} |\n\
-         | CPU other processes (cores) | {} | {} |\n\
-         | CPU machine (cores) | {} | {} |\n",
-        opt(alone.peak_rss_mib, 1),
-        opt(abused.peak_rss_mib, 1),
-        opt(alone.service_cores, 2),
-        opt(abused.service_cores, 2),
-        opt(alone.db_cores, 2),
-        opt(abused.db_cores, 2),
-        opt(alone.generator_cores, 2),
-        opt(abused.generator_cores, 2),
-        opt(alone.other_cores, 2),
-        opt(abused.other_cores, 2),
-        opt(alone.machine_cores, 2),
-        opt(abused.machine_cores, 2),
-    );
+    md.push_str("\n| service | alone | under abuse |\n|---|---:|---:|\n");
+    let figures: [(&str, Figure, usize); 6] = [
+        ("peak RSS MiB (VmHWM)", |p| p.peak_rss_mib, 1),
+        ("CPU service (cores)", |p| p.cores.service, 2),
+        ("CPU PostgreSQL (cores)", |p| p.cores.db, 2),
+        ("CPU wrk (cores)", |p| p.cores.generator, 2),
+        ("CPU other processes (cores)", |p| p.cores.other, 2),
+        ("CPU machine (cores)", |p| p.cores.machine, 2),
+    ];
+    for (name, figure, decimals) in figures {
+        let (a, b) = (figure(alone), figure(abused));
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} |",
+            opt(a, decimals),
+            opt(b, decimals)
+        );
+    }
     let reader_errors = errors(&abused.cached) + errors(&abused.uncached);
     let rss_met = abused.peak_rss_mib.map(|r| r < RSS_TARGET_MIB);
     let _ = write!(
@@ -534,17 +510,4 @@ fn met(value: Option<bool>) -> &'static str {
         Some(false) => "**not met**",
         None => "not measured",
     }
-}
-
-fn opt(value: Option<f64>, decimals: usize) -> String {
-    value.map_or_else(|| "–".to_owned(), |v| format!("{v:.decimals$}"))
-}
-
-fn pairs(pairs: &[(&str, String)]) -> Value {
-    Value::Object(
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
-            .collect(),
-    )
 }
