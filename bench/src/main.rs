@@ -40,8 +40,11 @@ const TOKEN_TTL: &str = "6h";
 /// Per-user rate limits "out of the way" (the defaults are 1000 reads / 100 writes per hour).
 const NO_RATE_LIMIT: &str = "1000000000";
 
+/// The service's benchmark: wrk scenarios A-F and pgbench P1/P2 with ratios; writes
+/// target/bench/report.{md,json}. Counts take `_`, `k` and `m` (`100k`); durations `10`, `10s`
+/// or `2m`.
 #[derive(Parser)]
-#[command(name = "cargo xtask bench", args_conflicts_with_subcommands = true)]
+#[command(bin_name = "cargo xtask bench", args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Benchmark>,
@@ -59,8 +62,7 @@ enum Benchmark {
     Abuse(abuse::Options),
 }
 
-/// Wrk scenarios A-F and pgbench P1/P2 with ratios; writes target/bench/report.{md,json}.
-/// Counts take `_`, `k` and `m` (`100k`); durations `10`, `10s` or `2m`.
+/// The options of the main benchmark.
 #[derive(Args, Clone, Copy, Debug)]
 pub struct Options {
     /// Seeded users.

@@ -3,34 +3,40 @@
 
 use std::process::ExitCode;
 
+use clap::ValueEnum;
+
 use crate::cluster::{Cluster, ClusterRoots, Durability};
 use crate::pg_install::PgInstall;
 
 /// The dev cluster's name in the checkout's cluster root.
 const DEV: &str = "dev";
 
-const USAGE: &str = "usage: cargo xtask db start|stop|status|reset|url";
+/// What `cargo xtask db` does with the dev cluster.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Action {
+    Start,
+    Stop,
+    Status,
+    Reset,
+    Url,
+}
 
-pub fn run(args: &[String]) -> Result<ExitCode, String> {
-    let [action] = args else {
-        return Err(USAGE.to_owned());
-    };
+pub fn run(action: Action) -> Result<ExitCode, String> {
     let install = PgInstall::find()?;
     let roots = ClusterRoots::of_workspace()?;
     let dev = Cluster::new(install.clone(), roots.locate(DEV));
-    match action.as_str() {
-        "start" => {
+    match action {
+        Action::Start => {
             let dir = roots.place(DEV, &install)?;
             start(&Cluster::new(install, dir))?;
         }
-        "stop" => stop(&dev)?,
-        "status" => status(&dev)?,
-        "reset" => {
+        Action::Stop => stop(&dev)?,
+        Action::Status => status(&dev)?,
+        Action::Reset => {
             reset(&dev)?;
             roots.remove_temp_if_empty();
         }
-        "url" => url(&dev)?,
-        other => return Err(format!("unknown db action `{other}`\n{USAGE}")),
+        Action::Url => url(&dev)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -72,8 +72,6 @@ fn config_file(out: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// Default time budget per token.
-const DEFAULT_SECONDS: u64 = 150;
 /// The roles the fuzzer acts as: a plain user, support staff, an integration service.
 const ROLES: &[(&str, &[&str])] = &[
     ("user", &[]),
@@ -81,8 +79,8 @@ const ROLES: &[(&str, &[&str])] = &[
     ("service", &["--role", "service"]),
 ];
 
-pub fn run(args: &[String]) -> Result<ExitCode, String> {
-    let seconds = parse_seconds(args)?;
+/// Runs schemathesis for `seconds` per token.
+pub fn run(seconds: u64) -> Result<ExitCode, String> {
     let schemathesis = ensure_schemathesis()?;
     let out = workspace::target_dir()?.join("fuzz-api");
     fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
@@ -118,18 +116,6 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
             out.display()
         );
         Ok(ExitCode::FAILURE)
-    }
-}
-
-fn parse_seconds(args: &[String]) -> Result<u64, String> {
-    match args {
-        [] => Ok(DEFAULT_SECONDS),
-        [flag, value] if flag == "--seconds" => value
-            .parse()
-            .ok()
-            .filter(|s| *s > 0)
-            .ok_or_else(|| format!("--seconds takes a positive whole number, not {value:?}")),
-        _ => Err("usage: cargo xtask fuzz-api [--seconds N]".to_owned()),
     }
 }
 
@@ -300,7 +286,7 @@ fn configure(cmd: &mut Command, database_url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A random version-4 UUID from the kernel's generator (xtask has no dependencies).
+/// A random version-4 UUID from the kernel's generator (no UUID crate: xtask builds fast).
 fn fresh_uuid() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     fs::File::open("/dev/urandom")
@@ -336,14 +322,6 @@ fn http_status(port: u16, path: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn seconds_default_and_parse() {
-        assert_eq!(parse_seconds(&[]), Ok(DEFAULT_SECONDS));
-        assert_eq!(parse_seconds(&["--seconds".into(), "60".into()]), Ok(60));
-        assert!(parse_seconds(&["--seconds".into(), "0".into()]).is_err());
-        assert!(parse_seconds(&["60".into()]).is_err());
-    }
 
     #[test]
     fn fresh_uuids_are_version_4() {

@@ -1,83 +1,82 @@
-//! `cargo xtask`: the workspace's task runner (dev database, tests, CI, benchmarks), std and
-//! serde_json only.
+//! `cargo xtask`: the workspace's task runner (dev database, tests, CI, benchmarks).
 //!
-//! Adding a command: a module with `pub fn run(args: &[String]) -> Result<ExitCode, String>`,
-//! one arm in `dispatch`, one line in `HELP`.
+//! Adding a command: a variant of `Cli` (its doc comment is its help) and one arm in `main`.
 
-use xtask::{ci, db, fuzz_api, process, run, test, workspace};
-
-use std::env;
 use std::process::ExitCode;
 
-const HELP: &str = "\
-usage: cargo xtask <command> [args]
+use clap::{Args, Parser};
+use xtask::{ci, db, fuzz_api, process, run, test, workspace};
 
-commands:
-  db start|stop|status|reset|url
-               the persistent dev PostgreSQL cluster in target/pg/dev (as root, when the
-               `postgres` user cannot reach the checkout: /tmp/user-settings-pg-<hash>/dev)
-               (`url` prints postgres://postgres@127.0.0.1:<port>/postgres)
-  test [args]  every test of the workspace (nextest if installed, plus doc tests) against
-               DATABASE_URL, or else an ephemeral cluster test-<pid> beside the dev one;
-               args go to the test runner
-  ci           cargo fmt --check, clippy -D warnings, then `test`
-  run [args]   serve the API on 127.0.0.1:8080 against DATABASE_URL or the dev cluster,
-               with development secrets kept in target/dev-secrets.env
-  token [args] print a token for the dev service (default user, or --sub UUID;
-               --role admin|service; --ttl 1h)
-  bench [--users N] [--duration S] [--connections C] [--tokens T] [--repeat R]
-               release build against its own PostgreSQL (or DATABASE_URL): wrk scenarios
-               A-F and pgbench P1/P2 with ratios; writes target/bench/report.{md,json}
-               (defaults: 100000 users, 10s, 32 connections, 10000 tokens, 1 round;
-               needs wrk; docs/BENCHMARKS.md)
-  bench scale [--small N] [--large N] [--duration S] [--connections C] [--tokens T]
-               p99 of one-setting and list reads at N vs N' users (default 10000 vs
-               1000000; tokens default 100000), and lists of 10/100/1000 settings;
-               writes target/bench/scale.{md,json}
-  fuzz-api [--seconds N]
-               schemathesis (installed from PyPI into target/schemathesis) against the
-               service's OpenAPI document with a user, an admin and a service token, N s
-               each (default 150); output in target/fuzz-api/
-  bench abuse [--users N] [--duration S] [--readers C] [--abusers A] [--tokens T]
-               readers' p50/p99 alone, then while one user keeps A (default 64) largest
-               bulk writes in flight; the service's peak RSS; default 20s per phase,
-               16 connections per reader kind; writes target/bench/abuse.{md,json}
-  help         this text
-";
-
-fn main() -> ExitCode {
-    let args: Vec<String> = env::args().skip(1).collect();
-    match dispatch(&args) {
-        Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+#[derive(Parser)]
+#[command(bin_name = "cargo xtask", arg_required_else_help = true)]
+enum Cli {
+    /// The persistent dev PostgreSQL cluster.
+    ///
+    /// In target/pg/dev (as root, when the `postgres` user cannot reach the checkout:
+    /// /tmp/user-settings-pg-<hash>/dev); `url` prints
+    /// postgres://postgres@127.0.0.1:<port>/postgres.
+    Db { action: db::Action },
+    /// Every test of the workspace; ARGS go to the test runner.
+    ///
+    /// nextest if installed, plus doc tests, against DATABASE_URL, or else an ephemeral
+    /// cluster test-<pid> beside the dev one.
+    #[command(disable_help_flag = true)]
+    Test(Passed),
+    /// cargo fmt --check, clippy -D warnings, `test`, then `fuzz-api --seconds 60`.
+    Ci,
+    /// Serve the API on 127.0.0.1:8080; ARGS go to `user-settings serve`.
+    ///
+    /// Against DATABASE_URL or the dev cluster, with development secrets kept in
+    /// target/dev-secrets.env.
+    #[command(disable_help_flag = true)]
+    Run(Passed),
+    /// Print a token for the dev service; ARGS go to `user-settings token`.
+    ///
+    /// [--sub UUID | --subjects-file FILE] [--role admin|service] [--ttl 1h]; without --sub
+    /// or --subjects-file, for the dev user.
+    #[command(disable_help_flag = true)]
+    Token(Passed),
+    /// The benchmark: bench [scale|abuse] [options] (`cargo xtask bench --help`).
+    ///
+    /// The `bench` package; needs wrk; method and results in docs/BENCHMARKS.md.
+    #[command(disable_help_flag = true)]
+    Bench(Passed),
+    /// schemathesis against the service's OpenAPI document, as user, admin and service.
+    ///
+    /// Installed from PyPI into target/schemathesis; output in target/fuzz-api/.
+    FuzzApi {
+        /// Time per token.
+        #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(1..))]
+        seconds: u64,
+    },
 }
 
-fn dispatch(args: &[String]) -> Result<ExitCode, String> {
-    let Some((command, rest)) = args.split_first() else {
-        print!("{HELP}");
-        return Ok(ExitCode::SUCCESS);
+/// Arguments handed on as they are.
+#[derive(Args)]
+struct Passed {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse() {
+        Cli::Db { action } => db::run(action),
+        Cli::Test(Passed { args }) => test::run(&args),
+        Cli::Ci => ci::run(),
+        Cli::Run(Passed { args }) => run::run(&args),
+        Cli::Token(Passed { args }) => run::token(&args),
+        Cli::Bench(Passed { args }) => bench(&args),
+        Cli::FuzzApi { seconds } => fuzz_api::run(seconds),
     };
-    match command.as_str() {
-        "db" => db::run(rest),
-        "test" => test::run(rest),
-        "ci" => ci::run(rest),
-        "run" => run::run(rest),
-        "token" => run::token(rest),
-        // A package of its own, so that xtask stays small; release, like the service it runs.
-        "bench" => {
-            let mut bench = workspace::cargo()?;
-            bench.args(["run", "--quiet", "--release", "--package", "bench", "--"]);
-            Ok(process::exit_code(process::status(bench.args(rest))?))
-        }
-        "fuzz-api" => fuzz_api::run(rest),
-        "help" | "-h" | "--help" => {
-            print!("{HELP}");
-            Ok(ExitCode::SUCCESS)
-        }
-        other => Err(format!("unknown command `{other}`\n\n{HELP}")),
-    }
+    result.unwrap_or_else(|message| {
+        eprintln!("error: {message}");
+        ExitCode::FAILURE
+    })
+}
+
+/// A package of its own, so that xtask stays small; release, like the service it runs.
+fn bench(args: &[String]) -> Result<ExitCode, String> {
+    let mut bench = workspace::cargo()?;
+    bench.args(["run", "--quiet", "--release", "--package", "bench", "--"]);
+    Ok(process::exit_code(process::status(bench.args(args))?))
 }

@@ -67,12 +67,13 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     Ok(process::exit_code(status))
 }
 
-/// `cargo xtask token [--sub UUID] [--role admin|service] [--ttl 1h]`.
+/// `cargo xtask token [--sub UUID | --subjects-file FILE] [--role admin|service] [--ttl 1h]`.
 pub fn token(args: &[String]) -> Result<ExitCode, String> {
     let mut mint = binary()?;
     configure(&mut mint)?;
     mint.arg("token");
-    if !args.iter().any(|a| a == "--sub") {
+    // `--sub`, `--sub=…` and `--subjects-file` name whom the token is for.
+    if !args.iter().any(|arg| arg.starts_with("--sub")) {
         mint.args(["--sub", DEV_USER]);
     }
     mint.args(args);
