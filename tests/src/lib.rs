@@ -5,7 +5,10 @@
 
 pub mod proxy;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use adapter_postgres::testing::TestDatabase;
 use app::{Application, Config};
@@ -244,6 +247,30 @@ impl Peer {
             .send()
             .await
             .unwrap()
+    }
+}
+
+/// Reads `path` through `peer` until `expected(status, body)` holds; panics after `limit`.
+pub async fn read_until(
+    peer: &Peer,
+    path: &str,
+    token: &str,
+    limit: Duration,
+    expected: impl Fn(u16, &Value) -> bool,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let response = peer.get(path, token).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if expected(status, &body) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{path} still answers {status} {body} after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -32,7 +32,9 @@ pub fn precondition(req: &HttpRequest, required: bool) -> Result<Precondition, A
             IfMatch::Items(tags) => Precondition::version_in(
                 tags.iter()
                     .filter(|t| !t.weak)
-                    .filter_map(|t| t.tag().parse::<i64>().ok())
+                    // A representation that also depends on another layer has the tag
+                    // `<version>.<layer version>`; the write is conditioned on `<version>`.
+                    .filter_map(|t| t.tag().split('.').next()?.parse::<i64>().ok())
                     .collect(),
             )
             .ok_or(ApiError::PreconditionFailed),
@@ -54,12 +56,14 @@ pub fn precondition(req: &HttpRequest, required: bool) -> Result<Precondition, A
 
 /// Whether a GET's `If-None-Match` matches the current version (then answer 304).
 pub fn not_modified(req: &HttpRequest, version: i64) -> bool {
+    not_modified_since(req, &etag(version))
+}
+
+/// Whether `If-None-Match` names `current` (or `*`).
+pub fn not_modified_since(req: &HttpRequest, current: &EntityTag) -> bool {
     match IfNoneMatch::parse(req) {
         Ok(IfNoneMatch::Any) => true,
-        Ok(IfNoneMatch::Items(tags)) => {
-            let current = etag(version);
-            tags.iter().any(|t| t.weak_eq(&current))
-        }
+        Ok(IfNoneMatch::Items(tags)) => tags.iter().any(|t| t.weak_eq(current)),
         Err(_) => false,
     }
 }
@@ -104,6 +108,11 @@ mod tests {
             if_match(r#"W/"5", "a", "b""#),
             Err(ApiError::PreconditionFailed)
         ));
+    }
+
+    #[test]
+    fn a_tag_that_also_names_another_layer_conditions_on_its_first_part() {
+        assert_eq!(if_match(r#""7.12""#).unwrap(), Precondition::Version(7));
     }
 
     #[test]

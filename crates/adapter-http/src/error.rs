@@ -467,6 +467,13 @@ impl From<PreferencesError> for ApiError {
         match e {
             PreferencesError::Validation(v) => from_validation(v),
             PreferencesError::VersionConflict { .. } => ApiError::PreconditionFailed,
+            PreferencesError::EnforcedByDeployment { field } => ApiError::Conflict(
+                "enforced_by_deployment",
+                format!(
+                    "{} is enforced by the deployment: its value is the operator's for every user",
+                    field.as_str()
+                ),
+            ),
             PreferencesError::UserNotFound => user_not_found(),
             PreferencesError::Repository(r) => r.into(),
         }

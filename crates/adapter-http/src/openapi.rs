@@ -32,7 +32,7 @@ use crate::handlers::{
         schema::registry,
         preferences::get, preferences::put, preferences::patch,
         admin::settings, admin::preferences,
-        defaults::get, defaults::put_setting, defaults::delete_setting,
+        defaults::get, defaults::patch_preferences, defaults::put_setting, defaults::delete_setting,
         defaults::effective_setting,
         internal::secret,
         integrations::list, integrations::status, integrations::authorize,
@@ -46,7 +46,8 @@ use crate::handlers::{
             crate::error::Problem, crate::error::FieldProblem,
             settings::SettingBody, settings::SettingItem, settings::BulkBody,
             settings::SettingRepresentation, settings::SettingList,
-            defaults::DefaultBody, defaults::DefaultSetting, defaults::Defaults,
+            defaults::DefaultBody, defaults::DefaultPreferencesBody, defaults::DefaultSetting,
+            defaults::Defaults,
             defaults::EffectiveSettingRepresentation,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
             schema::Registry, schema::RegistryKey, schema::RegistryLimits,
@@ -351,7 +352,7 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
 fn preferences_schemas() -> Vec<(&'static str, serde_json::Value)> {
     use domain::preferences::{
         Channel, Frequency, MAX_CONTENT_LANGUAGE_LEN, MAX_DEVICE_TOKEN_LEN, MAX_DEVICE_TOKENS,
-        MAX_DISPLAY_LANGUAGE_LEN, MAX_TYPES, ProfileVisibility, Theme,
+        MAX_DISPLAY_LANGUAGE_LEN, MAX_TYPES, PreferenceField, ProfileVisibility, Theme,
     };
     use serde_json::{Value, json};
 
@@ -428,7 +429,19 @@ fn preferences_schemas() -> Vec<(&'static str, serde_json::Value)> {
         })
     };
     let mut answer = members(false, false);
-    answer["version"] = json!({"type": "integer", "format": "int64", "readOnly": true, "description": "0 for the defaults"});
+    let fields: Vec<&str> = PreferenceField::ALL.iter().map(|f| f.as_str()).collect();
+    let layer = json!({"type": "string", "enum": ["builtin", "deployment", "user", "device"]});
+    answer["sources"] = json!({
+        "type": "object", "readOnly": true, "additionalProperties": false, "required": fields,
+        "properties": fields.iter().map(|f| ((*f).to_owned(), layer.clone())).collect::<serde_json::Map<_, _>>(),
+        "description": "The layer each field's value comes from",
+    });
+    answer["enforced"] = json!({
+        "type": "array", "readOnly": true, "uniqueItems": true,
+        "items": {"type": "string", "enum": fields},
+        "description": "The fields the deployment enforces: a write that changes one answers 409",
+    });
+    answer["version"] = json!({"type": "integer", "format": "int64", "readOnly": true, "description": "The user layer's version; 0 when the user set nothing yet"});
     for stamp in ["created_at", "updated_at"] {
         answer[stamp] =
             json!({"type": ["string", "null"], "format": "date-time", "readOnly": true});
@@ -446,6 +459,8 @@ fn preferences_schemas() -> Vec<(&'static str, serde_json::Value)> {
         "show_adult_content",
         "show_spoilers",
         "auto_play_videos",
+        "sources",
+        "enforced",
         "version",
         "created_at",
         "updated_at",
@@ -455,19 +470,19 @@ fn preferences_schemas() -> Vec<(&'static str, serde_json::Value)> {
         (
             "Preferences",
             json!({"type": "object", "properties": answer, "required": required,
-            "description": "The preferences; `version`, `created_at` and `updated_at` are read-only"}),
+            "description": "The preferences in effect, each field from the highest layer that sets it; `sources`, `enforced`, `version`, `created_at` and `updated_at` are read-only"}),
         ),
         (
             "PreferencesReplace",
             json!({"type": "object", "additionalProperties": {"type": "null"},
             "properties": members(true, false),
-            "description": "Every member optional: omitted or null takes the default"}),
+            "description": "The user's own values: every member optional; omitted or null inherits the default (an enforced field keeps what is stored)"}),
         ),
         (
             "PreferencesPatch",
             json!({"type": "object", "additionalProperties": {"type": "null"},
             "properties": members(true, true),
-            "description": "An RFC 7396 merge patch: every member optional; null resets it to its default"}),
+            "description": "An RFC 7396 merge patch of the user's own values: every member optional; null makes it inherit the default again"}),
         ),
     ]
 }

@@ -124,6 +124,12 @@ pub static ENDPOINTS: &[Endpoint] = &[
     }),
     endpoint(
         Group::Api,
+        Method::PATCH,
+        "/api/v1/defaults/preferences",
+        |r| r.to(defaults::patch_preferences),
+    ),
+    endpoint(
+        Group::Api,
         Method::PUT,
         "/api/v1/defaults/settings/{key}",
         |r| r.to(defaults::put_setting),

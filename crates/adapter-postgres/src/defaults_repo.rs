@@ -1,5 +1,6 @@
-//! `PgDefaultsRepository`: the deployment layer on `shared.deployment_settings` (V7). Each
-//! write and its `defaults_write` audit row commit together, so no change goes unrecorded.
+//! `PgDefaultsRepository`: the deployment layer on `shared.deployment_settings` (V7) and
+//! `shared.deployment_preferences` (V9). Each write and its `defaults_write` audit row commit
+//! together, so no change goes unrecorded.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -10,6 +11,7 @@ use domain::{
     audit::{Actor, AuditAction},
     defaults::{DeploymentDefaults, DeploymentSetting},
     ports::DefaultsRepository,
+    preferences::{DeploymentPreferences, PreferenceField, PreferenceOverrides},
     settings::{Category, DataType, SettingKey, SettingWrite, StoredValue},
 };
 use tokio_postgres::Row;
@@ -35,6 +37,20 @@ const UPSERT: &str = "INSERT INTO shared.deployment_settings AS d \
      (xmax = 0) AS created";
 
 const DELETE: &str = "DELETE FROM shared.deployment_settings WHERE key = $1 RETURNING key";
+
+const LOAD_PREFERENCES: &str =
+    "SELECT overrides, enforced, version FROM shared.deployment_preferences";
+
+/// The first write of the preferences part; nothing when another came first.
+const INSERT_PREFERENCES: &str = "INSERT INTO shared.deployment_preferences \
+     (overrides, enforced, updated_by) VALUES ($1, $2, $3) \
+     ON CONFLICT (singleton) DO NOTHING RETURNING version";
+
+/// A later write, only over the version it was computed from.
+const UPDATE_PREFERENCES: &str = "UPDATE shared.deployment_preferences \
+     SET overrides = $1, enforced = $2, updated_by = $3, updated_at = now(), \
+     version = nextval('shared.user_preferences_version_seq') \
+     WHERE version = $4 RETURNING version";
 
 /// The deployment layer on PostgreSQL. Cheap to clone (shares the pool).
 #[derive(Clone, Debug)]
@@ -67,7 +83,51 @@ impl PgDefaultsRepository {
             let setting = setting_from_row(&row)?;
             settings.insert(setting.key.as_str().to_owned(), setting);
         }
-        Ok(DeploymentDefaults { settings })
+        let statement = client.prepare_cached(LOAD_PREFERENCES).await?;
+        let (preferences, preferences_version) = match client.query_opt(&statement, &[]).await? {
+            Some(row) => (preferences_from_row(&row)?, row.try_get("version")?),
+            None => (DeploymentPreferences::default(), 0),
+        };
+        Ok(DeploymentDefaults {
+            settings,
+            preferences,
+            preferences_version,
+        })
+    }
+
+    async fn put_preferences_inner(
+        &self,
+        preferences: &DeploymentPreferences,
+        expected_version: i64,
+        actor: &Actor,
+    ) -> Result<bool, PgError> {
+        let overrides = preferences.values.to_document();
+        let enforced: Vec<&str> = preferences.enforced.iter().map(|f| f.as_str()).collect();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let written = if expected_version == 0 {
+            let statement = tx.prepare_cached(INSERT_PREFERENCES).await?;
+            tx.query_opt(&statement, &[&overrides, &enforced, &actor.id.as_uuid()])
+                .await?
+        } else {
+            let statement = tx.prepare_cached(UPDATE_PREFERENCES).await?;
+            tx.query_opt(
+                &statement,
+                &[
+                    &overrides,
+                    &enforced,
+                    &actor.id.as_uuid(),
+                    &expected_version,
+                ],
+            )
+            .await?
+        };
+        if written.is_none() {
+            return Ok(false);
+        }
+        audit(&tx, actor, None).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn put_inner(
@@ -98,7 +158,7 @@ impl PgDefaultsRepository {
                 ],
             )
             .await?;
-        audit(&tx, actor, &write.key).await?;
+        audit(&tx, actor, Some(&write.key)).await?;
         let created = row.try_get("created")?;
         let setting = setting_from_row(&row)?;
         tx.commit().await?;
@@ -111,7 +171,7 @@ impl PgDefaultsRepository {
         let statement = tx.prepare_cached(DELETE).await?;
         let deleted = tx.query_opt(&statement, &[&key.as_str()]).await?.is_some();
         if deleted {
-            audit(&tx, actor, key).await?;
+            audit(&tx, actor, Some(key)).await?;
             tx.commit().await?;
         }
         Ok(deleted)
@@ -119,11 +179,11 @@ impl PgDefaultsRepository {
 }
 
 /// The `defaults_write` record of a change, in the change's transaction; no subject (the
-/// layer concerns every user).
+/// layer concerns every user), and no key for the preferences part.
 async fn audit(
     tx: &deadpool_postgres::Transaction<'_>,
     actor: &Actor,
-    key: &SettingKey,
+    key: Option<&SettingKey>,
 ) -> Result<(), PgError> {
     let statement = tx.prepare_cached(AUDIT).await?;
     tx.execute(
@@ -133,13 +193,27 @@ async fn audit(
             &actor.role.as_str(),
             &None::<uuid::Uuid>,
             &AuditAction::DefaultsWrite.as_str(),
-            &Some(key.as_str()),
+            &key.map(SettingKey::as_str),
             &cut(actor.request_id.as_deref()),
             &cut(actor.client_request_id.as_deref()),
         ],
     )
     .await?;
     Ok(())
+}
+
+/// The preferences part, checked by the domain's parser like client input.
+fn preferences_from_row(row: &Row) -> Result<DeploymentPreferences, PgError> {
+    let corrupt = |what: &str| PgError::Corrupt(format!("stored deployment preferences: {what}"));
+    let overrides: serde_json::Value = row.try_get("overrides")?;
+    let values =
+        PreferenceOverrides::from_document(&overrides).map_err(|_| corrupt("overrides"))?;
+    let names: Vec<String> = row.try_get("enforced")?;
+    let enforced = names
+        .iter()
+        .map(|name| PreferenceField::from_name(name).ok_or_else(|| corrupt("enforced")))
+        .collect::<Result<_, _>>()?;
+    Ok(DeploymentPreferences { values, enforced })
 }
 
 fn setting_from_row(row: &Row) -> Result<DeploymentSetting, PgError> {
@@ -190,6 +264,20 @@ impl DefaultsRepository for PgDefaultsRepository {
     ) -> Result<bool, RepositoryError> {
         within(self.operation_timeout, async {
             Ok(self.delete_inner(key, actor).await?)
+        })
+        .await
+    }
+
+    async fn put_preferences(
+        &self,
+        preferences: &DeploymentPreferences,
+        expected_version: i64,
+        actor: &Actor,
+    ) -> Result<bool, RepositoryError> {
+        within(self.operation_timeout, async {
+            Ok(self
+                .put_preferences_inner(preferences, expected_version, actor)
+                .await?)
         })
         .await
     }

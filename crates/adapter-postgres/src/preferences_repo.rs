@@ -1,4 +1,5 @@
-//! `PgPreferencesRepository`: the preferences port on `shared.user_preferences`.
+//! `PgPreferencesRepository`: the preferences port on `shared.user_preferences`, the user
+//! layer: a column is NULL where the user did not choose (the field inherits, V9).
 //!
 //! Full-row writes with the expected version in the statement, as for settings
 //! (`settings_repo`): `Version(0)` and `Absent` insert only when no row exists, `Version(n)`
@@ -15,7 +16,7 @@ use deadpool_postgres::{Pool, Transaction};
 use domain::{
     RepositoryError, UserId,
     ports::{PreferencesRepository, PreferencesWriteError},
-    preferences::{Preferences, StoredPreferences},
+    preferences::{PreferenceOverrides, StoredPreferences},
     settings::Precondition,
 };
 use serde_json::{Map, Value};
@@ -159,10 +160,10 @@ impl PgPreferencesRepository {
     async fn upsert_inner(
         &self,
         user: UserId,
-        preferences: &Preferences,
+        overrides: &PreferenceOverrides,
         expected: Precondition,
     ) -> Result<StoredPreferences, PreferencesWriteError> {
-        let params = WriteParams::new(user, preferences);
+        let params = WriteParams::new(user, overrides);
         let mut client = self.pool.get().await.pg()?;
         let tx = client.transaction().await.pg()?;
         let stored = match expected {
@@ -201,50 +202,60 @@ impl PreferencesRepository for PgPreferencesRepository {
     async fn upsert(
         &self,
         user: UserId,
-        preferences: &Preferences,
+        overrides: &PreferenceOverrides,
         expected: Precondition,
     ) -> Result<StoredPreferences, PreferencesWriteError> {
         within(
             self.operation_timeout,
-            self.upsert_inner(user, preferences, expected),
+            self.upsert_inner(user, overrides, expected),
         )
         .await
     }
 }
 
-/// The parameters `$1..$13` of a write.
+/// The parameters `$1..$13` of a write: NULL for a field the user layer does not set.
 struct WriteParams {
     user: uuid::Uuid,
-    email_notifications: Value,
-    push_notifications: Value,
-    digest_notifications: Value,
-    profile_visibility: &'static str,
-    show_email: bool,
-    show_activity: bool,
-    theme: &'static str,
-    display_language: String,
+    email_notifications: Option<Value>,
+    push_notifications: Option<Value>,
+    digest_notifications: Option<Value>,
+    profile_visibility: Option<String>,
+    show_email: Option<bool>,
+    show_activity: Option<bool>,
+    theme: Option<String>,
+    display_language: Option<String>,
     content_language: Option<String>,
-    show_adult_content: bool,
-    show_spoilers: bool,
-    auto_play_videos: bool,
+    show_adult_content: Option<bool>,
+    show_spoilers: Option<bool>,
+    auto_play_videos: Option<bool>,
 }
 
 impl WriteParams {
-    fn new(user: UserId, p: &Preferences) -> Self {
+    /// The columns from the layer's document: each set member, typed as its column.
+    fn new(user: UserId, overrides: &PreferenceOverrides) -> Self {
+        let document = overrides.to_document();
+        let member = |name: &str| document.get(name).cloned();
+        let text = |name: &str| {
+            document
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let flag = |name: &str| document.get(name).and_then(Value::as_bool);
         Self {
             user: user.as_uuid(),
-            email_notifications: p.email_notifications.to_value(),
-            push_notifications: p.push_notifications.to_value(),
-            digest_notifications: p.digest_notifications.to_value(),
-            profile_visibility: p.profile_visibility.as_str(),
-            show_email: p.show_email,
-            show_activity: p.show_activity,
-            theme: p.theme.as_str(),
-            display_language: p.display_language.as_str().to_owned(),
-            content_language: p.content_language.as_ref().map(|c| c.as_str().to_owned()),
-            show_adult_content: p.show_adult_content,
-            show_spoilers: p.show_spoilers,
-            auto_play_videos: p.auto_play_videos,
+            email_notifications: member("email_notifications"),
+            push_notifications: member("push_notifications"),
+            digest_notifications: member("digest_notifications"),
+            profile_visibility: text("profile_visibility"),
+            show_email: flag("show_email"),
+            show_activity: flag("show_activity"),
+            theme: text("theme"),
+            display_language: text("display_language"),
+            content_language: text("content_language"),
+            show_adult_content: flag("show_adult_content"),
+            show_spoilers: flag("show_spoilers"),
+            auto_play_videos: flag("auto_play_videos"),
         }
     }
 
@@ -325,8 +336,8 @@ async fn update_version(
     Err(PreferencesWriteError::VersionConflict { current })
 }
 
-/// Rebuilds validated preferences from a row through the domain's document parser, so a row
-/// written by another program is checked like client input.
+/// Rebuilds the validated user layer from a row through the domain's document parser, so a
+/// row written by another program is checked like client input. NULL columns inherit.
 fn stored_from_row(user: UserId, row: &Row) -> Result<StoredPreferences, PgError> {
     let mut document = Map::new();
     for name in [
@@ -334,16 +345,18 @@ fn stored_from_row(user: UserId, row: &Row) -> Result<StoredPreferences, PgError
         "push_notifications",
         "digest_notifications",
     ] {
-        document.insert(name.to_owned(), row.try_get::<_, Value>(name)?);
+        let value: Option<Value> = row.try_get(name)?;
+        document.insert(name.to_owned(), value.unwrap_or(Value::Null));
     }
-    for name in ["profile_visibility", "theme", "display_language"] {
-        document.insert(name.to_owned(), Value::String(row.try_get(name)?));
+    for name in [
+        "profile_visibility",
+        "theme",
+        "display_language",
+        "content_language",
+    ] {
+        let value: Option<String> = row.try_get(name)?;
+        document.insert(name.to_owned(), value.map_or(Value::Null, Value::String));
     }
-    let content_language: Option<String> = row.try_get("content_language")?;
-    document.insert(
-        "content_language".to_owned(),
-        content_language.map_or(Value::Null, Value::String),
-    );
     for name in [
         "show_email",
         "show_activity",
@@ -351,20 +364,22 @@ fn stored_from_row(user: UserId, row: &Row) -> Result<StoredPreferences, PgError
         "show_spoilers",
         "auto_play_videos",
     ] {
-        document.insert(name.to_owned(), Value::Bool(row.try_get(name)?));
+        let value: Option<bool> = row.try_get(name)?;
+        document.insert(name.to_owned(), value.map_or(Value::Null, Value::Bool));
     }
-    let preferences = Preferences::replace_with(&Value::Object(document)).map_err(|errors| {
-        // Field names and codes only: the values stay out of logs.
-        let fields: Vec<String> = errors
-            .errors()
-            .iter()
-            .map(|e| format!("{} ({})", e.field, e.code))
-            .collect();
-        PgError::Corrupt(format!("stored preferences: {}", fields.join(", ")))
-    })?;
+    let overrides =
+        PreferenceOverrides::from_document(&Value::Object(document)).map_err(|errors| {
+            // Field names and codes only: the values stay out of logs.
+            let fields: Vec<String> = errors
+                .errors()
+                .iter()
+                .map(|e| format!("{} ({})", e.field, e.code))
+                .collect();
+            PgError::Corrupt(format!("stored preferences: {}", fields.join(", ")))
+        })?;
     Ok(StoredPreferences {
         user_id: user,
-        preferences,
+        overrides,
         version: row.try_get("version")?,
         created_at: Some(row.try_get("created_at")?),
         updated_at: Some(row.try_get("updated_at")?),

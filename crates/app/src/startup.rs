@@ -439,10 +439,12 @@ fn api_state(
         )),
         settings: Arc::new(
             SettingsService::new(settings_repo, audit.clone(), pipeline)
-                .with_defaults(defaults_repo),
+                .with_defaults(Arc::clone(&defaults_repo)),
         ),
         integrations: Some(integrations),
-        preferences: Arc::new(PreferencesService::new(preferences_repo, audit)),
+        preferences: Arc::new(
+            PreferencesService::new(preferences_repo, audit).with_defaults(defaults_repo),
+        ),
         readiness: Arc::new(CachedReadiness::new(
             BoundedReadiness::new(PoolReadiness::new(pool), timeout),
             READINESS_MAX_AGE,

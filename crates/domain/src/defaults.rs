@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::{
     layers::{DeploymentEntry, Layer, Layers},
+    preferences::DeploymentPreferences,
     registry::KeyRegistry,
     settings::{Category, DataType, Setting, SettingKey, StoredValue},
 };
@@ -40,6 +41,10 @@ pub struct DeploymentSetting {
 pub struct DeploymentDefaults {
     /// The settings the deployment sets, by key.
     pub settings: BTreeMap<String, DeploymentSetting>,
+    /// The preference fields the deployment sets and enforces.
+    pub preferences: DeploymentPreferences,
+    /// The version of the preferences part (0: never written); changes with every write.
+    pub preferences_version: i64,
 }
 
 impl DeploymentDefaults {
@@ -176,6 +181,7 @@ mod tests {
         };
         DeploymentDefaults {
             settings: BTreeMap::from([(raw.to_owned(), setting)]),
+            ..DeploymentDefaults::default()
         }
     }
 

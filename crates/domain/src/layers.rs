@@ -10,7 +10,8 @@
 //! layer that enforcement shadows stays stored and comes back when the enforcement is lifted.
 
 /// One of the four layers, lowest precedence first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Layer {
     /// The registry's or the preferences' documented default.
     Builtin,

@@ -11,7 +11,7 @@ use crate::{
     defaults::{DeploymentDefaults, DeploymentSetting},
     error::RepositoryError,
     ids::UserId,
-    preferences::{Preferences, StoredPreferences},
+    preferences::{DeploymentPreferences, PreferenceOverrides, StoredPreferences},
     secrets::{CipherError, Envelope},
     settings::{
         Category, Page, Precondition, QuotaExceeded, Setting, SettingKey, SettingWrite,
@@ -129,12 +129,12 @@ pub trait PreferencesRepository: Send + Sync {
     /// The stored row, if any.
     async fn get(&self, user: UserId) -> Result<Option<StoredPreferences>, RepositoryError>;
 
-    /// Inserts or replaces the row if `expected` holds (`Version(0)` and `Absent` both mean
-    /// "no row yet"). A write that changes nothing leaves the row (and version) as is.
+    /// Inserts or replaces the user layer if `expected` holds (`Version(0)` and `Absent` both
+    /// mean "no row yet"). A write that changes nothing leaves the row (and version) as is.
     async fn upsert(
         &self,
         user: UserId,
-        preferences: &Preferences,
+        overrides: &PreferenceOverrides,
         expected: Precondition,
     ) -> Result<StoredPreferences, PreferencesWriteError>;
 }
@@ -189,6 +189,15 @@ pub trait DefaultsRepository: Send + Sync {
     async fn delete_setting(
         &self,
         key: &SettingKey,
+        actor: &Actor,
+    ) -> Result<bool, RepositoryError>;
+
+    /// Replaces the preferences of the deployment layer if it is still at `expected_version`
+    /// (0: never written); `Ok(false)` when another write came first.
+    async fn put_preferences(
+        &self,
+        preferences: &DeploymentPreferences,
+        expected_version: i64,
         actor: &Actor,
     ) -> Result<bool, RepositoryError>;
 }
@@ -265,10 +274,10 @@ impl<T: PreferencesRepository + ?Sized> PreferencesRepository for std::sync::Arc
     async fn upsert(
         &self,
         user: UserId,
-        preferences: &Preferences,
+        overrides: &PreferenceOverrides,
         expected: Precondition,
     ) -> Result<StoredPreferences, PreferencesWriteError> {
-        (**self).upsert(user, preferences, expected).await
+        (**self).upsert(user, overrides, expected).await
     }
 }
 
@@ -317,6 +326,17 @@ impl<T: DefaultsRepository + ?Sized> DefaultsRepository for Arc<T> {
         actor: &Actor,
     ) -> Result<bool, RepositoryError> {
         (**self).delete_setting(key, actor).await
+    }
+
+    async fn put_preferences(
+        &self,
+        preferences: &DeploymentPreferences,
+        expected_version: i64,
+        actor: &Actor,
+    ) -> Result<bool, RepositoryError> {
+        (**self)
+            .put_preferences(preferences, expected_version, actor)
+            .await
     }
 }
 

@@ -9,6 +9,7 @@ mod defaults;
 mod docs_health;
 mod if_match_lists;
 mod if_match_star;
+mod layered_preferences;
 mod post_setting;
 mod preferences;
 mod settings;

@@ -1,37 +1,13 @@
 //! Caches across instances: a write through one instance is read through another at once,
 //! and a change-feed reconnect flushes the cache.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use e2e::{Peer, TestApp, json_with_status, new_user};
-use serde_json::{Value, json};
+use e2e::{Peer, TestApp, json_with_status, new_user, read_until};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::setting;
-
-/// Reads `path` through `peer` until `expected(status, body)` holds; panics after `limit`.
-async fn read_until(
-    peer: &Peer,
-    path: &str,
-    token: &str,
-    limit: Duration,
-    expected: impl Fn(u16, &Value) -> bool,
-) -> Duration {
-    let started = Instant::now();
-    loop {
-        let response = peer.get(path, token).await;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if expected(status, &body) {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "{path} still answers {status} {body} after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_write_through_one_instance_is_read_through_another_at_once() {

@@ -1,13 +1,16 @@
 //! `/api/v1/defaults`: the deployment layer (values an operator sets for every user) and
 //! `/api/v1/users/me/effective/settings/{key}`: a key's value in effect, with its source.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::{
     HttpResponse,
     web::{Data, Json, Path},
 };
-use domain::defaults::{DeploymentDefaults, DeploymentSetting, EffectiveSetting};
+use domain::{
+    defaults::{DeploymentDefaults, DeploymentSetting, EffectiveSetting},
+    preferences::PreferenceField,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, value::RawValue};
 use time::OffsetDateTime;
@@ -60,11 +63,13 @@ impl From<&DeploymentSetting> for DefaultSetting {
 /// The whole deployment layer.
 #[derive(Serialize, ToSchema)]
 pub struct Defaults {
-    /// The preference fields the deployment sets (none yet: preferences are not layered).
+    /// The preference fields the deployment sets, with their values.
     #[schema(value_type = Object)]
-    preferences: BTreeMap<String, Value>,
-    /// The preference fields the deployment enforces.
-    enforced_preferences: Vec<String>,
+    preferences: Value,
+    /// The preference fields the deployment enforces (an enforced field it does not set
+    /// enforces the builtin default).
+    #[schema(value_type = Vec<String>)]
+    enforced_preferences: BTreeSet<PreferenceField>,
     /// The settings the deployment sets, by key.
     settings: BTreeMap<String, DefaultSetting>,
 }
@@ -72,8 +77,8 @@ pub struct Defaults {
 impl From<&DeploymentDefaults> for Defaults {
     fn from(defaults: &DeploymentDefaults) -> Self {
         Self {
-            preferences: BTreeMap::new(),
-            enforced_preferences: Vec::new(),
+            preferences: defaults.preferences.values.to_document(),
+            enforced_preferences: defaults.preferences.enforced.clone(),
             settings: defaults
                 .settings
                 .iter()
@@ -132,6 +137,45 @@ impl From<EffectiveSetting> for EffectiveSettingRepresentation {
 pub async fn get(state: Data<ApiState>, _caller: User) -> Result<HttpResponse, ApiError> {
     let defaults = state.defaults.get().await?;
     Ok(HttpResponse::Ok().json(Defaults::from(defaults.as_ref())))
+}
+
+/// Body of `PATCH /api/v1/defaults/preferences`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultPreferencesBody {
+    /// A merge patch of the preference fields the deployment sets: a value sets a field for
+    /// every user who did not choose it, `null` stops setting it.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    values: Option<Value>,
+    /// The fields the deployment enforces, replacing the list (absent: unchanged).
+    #[serde(default)]
+    enforced: Option<Vec<String>>,
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/defaults/preferences", tag = "defaults",
+    request_body(content = DefaultPreferencesBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The deployment layer after the change", body = Defaults),
+        docs::OperatorWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// Changes the preferences of the deployment layer (role `operator`; audited as
+/// `defaults_write`). Users who never chose a field read the deployment's value at once.
+#[tracing::instrument(skip_all)]
+pub async fn patch_preferences(
+    state: Data<ApiState>,
+    Operator(actor): Operator,
+    body: Json<DefaultPreferencesBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let layer = state
+        .defaults
+        .patch_preferences(&actor, body.values.as_ref(), body.enforced.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(Defaults::from(layer.as_ref())))
 }
 
 #[utoipa::path(

@@ -1,29 +1,38 @@
 //! `/api/v1/users/me/preferences`: read with defaults, full replace, JSON merge patch.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use actix_web::{
     HttpRequest, HttpResponse,
-    http::header::ETag,
+    http::header::{ETag, EntityTag},
     web::{Data, Json},
 };
-use domain::preferences::{Preferences, StoredPreferences};
+use domain::{
+    layers::Layer,
+    preferences::{PreferenceField, Preferences},
+    services::EffectivePreferences,
+};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::{
     auth::User,
-    conditional::{etag, not_modified, precondition},
+    conditional::{etag, not_modified_since, precondition},
     error::ApiError,
     openapi::docs,
     state::ApiState,
 };
 
-/// The API representation: the document plus read-only `version` and timestamps, serialized
-/// straight from the domain type (no intermediate JSON tree on this hot read path).
+/// The API representation: the values in effect, the source of each, the enforced fields,
+/// plus the user layer's read-only `version` and timestamps, serialized straight from the
+/// domain types (no intermediate JSON tree on this hot read path).
 #[derive(Serialize)]
 pub struct Representation<'a> {
     #[serde(flatten)]
     preferences: &'a Preferences,
+    sources: &'a BTreeMap<PreferenceField, Layer>,
+    enforced: &'a BTreeSet<PreferenceField>,
     version: i64,
     #[serde(with = "time::serde::rfc3339::option")]
     created_at: Option<OffsetDateTime>,
@@ -31,27 +40,39 @@ pub struct Representation<'a> {
     updated_at: Option<OffsetDateTime>,
 }
 
-/// The representation of stored (or default) preferences.
-pub fn representation(stored: &StoredPreferences) -> Representation<'_> {
+/// The representation of effective preferences.
+pub fn representation(effective: &EffectivePreferences) -> Representation<'_> {
     Representation {
-        preferences: &stored.preferences,
-        version: stored.version,
-        created_at: stored.created_at,
-        updated_at: stored.updated_at,
+        preferences: &effective.resolved.preferences,
+        sources: &effective.resolved.sources,
+        enforced: &effective.enforced,
+        version: effective.version,
+        created_at: effective.created_at,
+        updated_at: effective.updated_at,
     }
 }
 
-fn respond(stored: &StoredPreferences) -> HttpResponse {
+/// The ETag of a representation: the user layer's version, which conditions writes, and,
+/// once the deployment sets preferences, that layer's version too (`"7.12"`), so a cached
+/// copy is stale when either changes.
+pub fn preferences_etag(effective: &EffectivePreferences) -> EntityTag {
+    match effective.deployment_version {
+        0 => etag(effective.version),
+        deployment => EntityTag::new_strong(format!("{}.{deployment}", effective.version)),
+    }
+}
+
+fn respond(effective: &EffectivePreferences) -> HttpResponse {
     HttpResponse::Ok()
-        .insert_header(ETag(etag(stored.version)))
-        .json(representation(stored))
+        .insert_header(ETag(preferences_etag(effective)))
+        .json(representation(effective))
 }
 
 #[utoipa::path(
     get, path = "/api/v1/users/me/preferences", tag = "preferences",
     responses(
-        (status = 200, description = "The caller's preferences, or the defaults (version 0)", body = docs::Preferences,
-            headers(("ETag" = String, description = "Strong ETag of the version"))),
+        (status = 200, description = "The caller's preferences in effect, with the source of each field", body = docs::Preferences,
+            headers(("ETag" = String, description = "Strong ETag: the user layer's version, and the deployment's when it sets preferences"))),
         (status = 304, description = "Not modified"),
         docs::UserReadErrors,
     ),
@@ -65,9 +86,10 @@ pub async fn get(
     User(user): User,
 ) -> Result<HttpResponse, ApiError> {
     let stored = state.preferences.get(user.user_id).await?;
-    if not_modified(&req, stored.version) {
+    let tag = preferences_etag(&stored);
+    if not_modified_since(&req, &tag) {
         return Ok(HttpResponse::NotModified()
-            .insert_header(ETag(etag(stored.version)))
+            .insert_header(ETag(tag))
             .finish());
     }
     Ok(respond(&stored))
@@ -76,9 +98,10 @@ pub async fn get(
 #[utoipa::path(
     put, path = "/api/v1/users/me/preferences", tag = "preferences",
     request_body(content = docs::PreferencesReplace, content_type = "application/json",
-        description = "The full preferences; omitted fields take their defaults"),
+        description = "The user's own values; omitted fields inherit"),
     responses(
         (status = 200, description = "Stored", body = docs::Preferences),
+        (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
     ),
     security(("bearer" = []))
@@ -102,9 +125,10 @@ pub async fn put(
 #[utoipa::path(
     patch, path = "/api/v1/users/me/preferences", tag = "preferences",
     request_body(content = docs::PreferencesPatch, content_type = "application/merge-patch+json",
-        description = "An RFC 7396 merge patch; null resets a field to its default"),
+        description = "An RFC 7396 merge patch; null makes a field inherit again"),
     responses(
         (status = 200, description = "Stored", body = docs::Preferences),
+        (status = 409, response = docs::Conflict),
         docs::UserWriteErrors,
     ),
     security(("bearer" = []))

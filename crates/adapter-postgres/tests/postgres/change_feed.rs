@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use adapter_postgres::{ChangeEvent, ChangeFeed, testing::TestDatabase};
-use domain::{ports::SettingsRepository, preferences::Preferences, settings::Precondition};
+use domain::{ports::SettingsRepository, preferences::PreferenceOverrides, settings::Precondition};
 use serde_json::json;
 use tokio::sync::broadcast::Receiver;
 
@@ -58,7 +58,7 @@ async fn feed_delivers_settings_and_preferences_changes() {
         .await;
     let settings_event = next_change(&mut events).await;
     preferences_repo(&db)
-        .put(user, &Preferences::default())
+        .put(user, &PreferenceOverrides::default())
         .await;
     let preferences_event = next_change(&mut events).await;
 

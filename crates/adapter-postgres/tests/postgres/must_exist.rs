@@ -6,7 +6,7 @@ use domain::{
         PreferencesRepository, PreferencesWriteError, SettingDeleteError, SettingWriteError,
         SettingsRepository,
     },
-    preferences::{Preferences, Theme},
+    preferences::{PreferenceOverrides, Preferences, Theme},
     settings::Precondition,
 };
 use serde_json::json;
@@ -135,7 +135,7 @@ async fn preferences_that_must_exist_are_not_created_from_the_defaults() {
     let user = new_user();
 
     let result = repo
-        .upsert(user, &Preferences::default(), Precondition::Exists)
+        .upsert(user, &PreferenceOverrides::default(), Precondition::Exists)
         .await;
 
     assert!(matches!(
@@ -151,13 +151,10 @@ async fn stored_preferences_that_must_exist_are_updated_at_any_version() {
     let repo = preferences_repo(&db);
     let user = new_user();
     let first = repo
-        .upsert(user, &Preferences::default(), Precondition::Any)
+        .upsert(user, &PreferenceOverrides::default(), Precondition::Any)
         .await
         .unwrap();
-    let dark = Preferences {
-        theme: Theme::Dark,
-        ..Preferences::default()
-    };
+    let dark = PreferenceOverrides::from_document(&json!({"theme": "dark"})).unwrap();
 
     let stored = repo
         .upsert(user, &dark, Precondition::Exists)
@@ -165,5 +162,8 @@ async fn stored_preferences_that_must_exist_are_updated_at_any_version() {
         .unwrap();
 
     assert!(stored.version > first.version);
-    assert_eq!(stored.preferences.theme, Theme::Dark);
+    assert_eq!(
+        stored.overrides.apply(Preferences::default()).theme,
+        Theme::Dark
+    );
 }

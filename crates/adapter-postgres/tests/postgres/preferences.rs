@@ -4,7 +4,7 @@ use adapter_postgres::{PgPreferencesRepository, Provisioning, testing::TestDatab
 use domain::{
     UserId,
     ports::{PreferencesRepository, PreferencesWriteError},
-    preferences::{Preferences, Theme},
+    preferences::{PreferenceOverrides, Preferences, Theme},
     settings::Precondition,
 };
 use serde_json::json;
@@ -12,8 +12,8 @@ use serde_json::json;
 use crate::support::{PutPreferences, insert_user, new_user, preferences_repo};
 
 /// Preferences that differ from the defaults in every column.
-fn customised() -> Preferences {
-    Preferences::replace_with(&json!({
+fn customised() -> PreferenceOverrides {
+    PreferenceOverrides::from_document(&json!({
         "email_notifications": {"enabled": false, "frequency": "daily",
                                 "types": {"new_episodes": true, "friend_activity": false}},
         "push_notifications": {"enabled": true, "frequency": "instant",
@@ -52,7 +52,7 @@ async fn every_column_round_trips() {
         .unwrap();
 
     assert!(stored.version >= 1, "a stored row is never at version 0");
-    assert_eq!(stored.preferences, customised());
+    assert_eq!(stored.overrides, customised());
     assert!(stored.created_at.is_some() && stored.updated_at.is_some());
     assert_eq!(repo.get(user).await.unwrap(), Some(stored));
 }
@@ -63,12 +63,16 @@ async fn defaults_round_trip() {
     let repo = preferences_repo(&db);
     let user = new_user();
 
-    repo.upsert(user, &Preferences::default(), Precondition::Version(0))
-        .await
-        .unwrap();
+    repo.upsert(
+        user,
+        &PreferenceOverrides::default(),
+        Precondition::Version(0),
+    )
+    .await
+    .unwrap();
 
     let stored = repo.get(user).await.unwrap().unwrap();
-    assert_eq!(stored.preferences, Preferences::default());
+    assert_eq!(stored.overrides, PreferenceOverrides::default());
 }
 
 #[tokio::test]
@@ -77,7 +81,11 @@ async fn update_with_the_current_version_gives_a_new_greater_one() {
     let repo = preferences_repo(&db);
     let user = new_user();
     let first = repo
-        .upsert(user, &Preferences::default(), Precondition::Version(0))
+        .upsert(
+            user,
+            &PreferenceOverrides::default(),
+            Precondition::Version(0),
+        )
         .await
         .unwrap();
 
@@ -87,7 +95,10 @@ async fn update_with_the_current_version_gives_a_new_greater_one() {
         .unwrap();
 
     assert!(stored.version > first.version);
-    assert_eq!(stored.preferences.theme, Theme::Dark);
+    assert_eq!(
+        stored.overrides.apply(Preferences::default()).theme,
+        Theme::Dark
+    );
 }
 
 #[tokio::test]
@@ -95,13 +106,13 @@ async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() 
     let db = TestDatabase::create().await;
     let repo = preferences_repo(&db);
     let user = new_user();
-    let first = repo.put(user, &Preferences::default()).await;
+    let first = repo.put(user, &PreferenceOverrides::default()).await;
     let second = repo.put(user, &customised()).await;
 
     let result = repo
         .upsert(
             user,
-            &Preferences::default(),
+            &PreferenceOverrides::default(),
             Precondition::Version(first.version),
         )
         .await;
@@ -111,7 +122,7 @@ async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() 
         Err(PreferencesWriteError::VersionConflict { current }) if current == second.version
     ));
     assert_eq!(
-        repo.get(user).await.unwrap().unwrap().preferences,
+        repo.get(user).await.unwrap().unwrap().overrides,
         customised()
     );
 }
@@ -122,7 +133,7 @@ async fn create_when_a_row_exists_is_a_conflict() {
     let repo = preferences_repo(&db);
     let user = new_user();
     let stored = repo
-        .upsert(user, &Preferences::default(), Precondition::Absent)
+        .upsert(user, &PreferenceOverrides::default(), Precondition::Absent)
         .await
         .unwrap();
 
@@ -181,19 +192,20 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
     let db = TestDatabase::create().await;
     let repo = preferences_repo(&db);
     let user = new_user();
-    let first = repo.put(user, &Preferences::default()).await.version;
+    let first = repo
+        .put(user, &PreferenceOverrides::default())
+        .await
+        .version;
 
     let tasks: Vec<_> = (0..6)
         .map(|i| {
             let repo = repo.clone();
             tokio::spawn(async move {
-                let mut next = customised();
-                next.show_email = i % 2 == 0;
-                next.display_language = Preferences::replace_with(
-                    &json!({"display_language": format!("en-{}", 10 + i)}),
-                )
-                .unwrap()
-                .display_language;
+                let next = PreferenceOverrides::from_document(&json!({
+                    "show_email": i % 2 == 0,
+                    "display_language": format!("en-{}", 10 + i),
+                }))
+                .unwrap();
                 repo.upsert(user, &next, Precondition::Version(first)).await
             })
         })
@@ -253,7 +265,7 @@ async fn preferences_recreated_after_the_user_was_deleted_never_reuse_a_version(
     let repo = preferences_repo(&db);
     let user = new_user();
     let created = repo
-        .upsert(user, &Preferences::default(), Precondition::Absent)
+        .upsert(user, &PreferenceOverrides::default(), Precondition::Absent)
         .await
         .unwrap();
     let before = repo
@@ -266,14 +278,21 @@ async fn preferences_recreated_after_the_user_was_deleted_never_reuse_a_version(
 
     // The same content as the first life: only the version tells the rows apart.
     let recreated = repo
-        .upsert(user, &Preferences::default(), Precondition::Version(0))
+        .upsert(
+            user,
+            &PreferenceOverrides::default(),
+            Precondition::Version(0),
+        )
         .await
         .unwrap();
     let stale = [created.version, before].map(Precondition::Version);
     let mut results = Vec::new();
     for expected in stale {
         results.push(repo.upsert(user, &customised(), expected.clone()).await);
-        results.push(repo.upsert(user, &Preferences::default(), expected).await);
+        results.push(
+            repo.upsert(user, &PreferenceOverrides::default(), expected)
+                .await,
+        );
     }
 
     assert!(
@@ -288,4 +307,47 @@ async fn preferences_recreated_after_the_user_was_deleted_never_reuse_a_version(
         );
     }
     assert_eq!(repo.get(user).await.unwrap(), Some(recreated));
+}
+
+/// V9 on rows written the earlier way (every field stored, defaults included): a value equal
+/// to its builtin default becomes "inherit", a chosen one stays.
+#[tokio::test]
+async fn v9_turns_stored_defaults_into_inherit_and_keeps_choices() {
+    let db = TestDatabase::create().await;
+    let user = new_user();
+    insert_user(&db, user).await;
+    let client = db.pool().get().await.unwrap();
+    client
+        .execute(
+            "INSERT INTO shared.user_preferences (user_id, email_notifications, \
+             push_notifications, digest_notifications, profile_visibility, show_email, \
+             show_activity, theme, display_language, show_adult_content, show_spoilers, \
+             auto_play_videos) VALUES ($1, \
+             '{\"enabled\": true, \"frequency\": \"instant\"}', '{\"enabled\": false}', \
+             '{\"enabled\": true, \"frequency\": \"daily\"}', 'private', false, true, 'dark', \
+             'en-US', false, false, true)",
+            &[&user.as_uuid()],
+        )
+        .await
+        .unwrap();
+    let before = preferences_repo(&db).get(user).await.unwrap().unwrap();
+
+    client
+        .batch_execute(include_str!(
+            "../../../../migrations/V9__layered_preferences.sql"
+        ))
+        .await
+        .unwrap();
+
+    let after = preferences_repo(&db).get(user).await.unwrap().unwrap();
+    assert_eq!(
+        after.overrides.to_document(),
+        json!({"digest_notifications": {"enabled": true, "frequency": "daily"}, "theme": "dark"})
+    );
+    // What the user reads is unchanged; the row keeps its version (nothing of it was chosen
+    // differently).
+    assert_eq!(
+        after.overrides.apply(Preferences::default()),
+        before.overrides.apply(Preferences::default())
+    );
 }

@@ -3,7 +3,7 @@
 use adapter_postgres::{migrate, migrate_pool, testing::TestDatabase};
 use domain::{
     ports::{PreferencesRepository, SettingsRepository},
-    preferences::{Preferences, Theme},
+    preferences::PreferenceOverrides,
     settings::Precondition,
 };
 use serde_json::{Value, json};
@@ -70,6 +70,8 @@ async fn migrations_are_recorded_in_the_service_history_table() {
             "settings_versions_never_repeat",
             "audit_client_request_id",
             "settings_value_bytes",
+            "deployment_defaults",
+            "layered_preferences",
         ]
     );
 }
@@ -132,7 +134,7 @@ async fn deleting_a_user_cascades_to_settings_and_preferences() {
     let (gone, kept) = (new_user(), new_user());
     for user in [gone, kept] {
         settings.put(user, "ui.theme", json!("dark")).await;
-        preferences.put(user, &Preferences::default()).await;
+        preferences.put(user, &PreferenceOverrides::default()).await;
     }
 
     let client = db.pool().get().await.unwrap();
@@ -430,18 +432,14 @@ async fn preferences_checks_reject_rows_the_domain_would_refuse() {
             "{assignment}"
         );
     }
-    // NULL where the column has a default is refused too.
-    let error = client
+    // NULL is "inherit" (V9): the field takes the deployment's or the builtin value.
+    client
         .execute(
             "INSERT INTO shared.user_preferences (user_id, theme) VALUES ($1, NULL)",
             &[&user.as_uuid()],
         )
         .await
-        .unwrap_err();
-    assert_eq!(
-        error.code(),
-        Some(&tokio_postgres::error::SqlState::NOT_NULL_VIOLATION)
-    );
+        .unwrap();
 }
 
 #[tokio::test]
@@ -460,7 +458,7 @@ async fn preferences_columns_default_to_the_domain_defaults() {
 
     let stored = preferences_repo(&db).get(user).await.unwrap().unwrap();
 
-    assert_eq!(stored.preferences, Preferences::default());
+    assert_eq!(stored.overrides, PreferenceOverrides::default());
     assert!(stored.version >= 1);
 }
 
@@ -474,7 +472,10 @@ async fn v4_keeps_stored_versions_and_starts_new_ones_above_them() {
     let client = db.pool().get().await.unwrap();
     client
         .batch_execute(
-            "ALTER TABLE shared.user_settings ALTER COLUMN version SET DEFAULT 1; \
+            // Later tables draw from the same sequences: detach them first.
+            "ALTER TABLE shared.deployment_settings ALTER COLUMN version DROP DEFAULT; \
+             ALTER TABLE shared.deployment_preferences ALTER COLUMN version DROP DEFAULT; \
+             ALTER TABLE shared.user_settings ALTER COLUMN version SET DEFAULT 1; \
              DROP SEQUENCE shared.user_settings_version_seq; \
              ALTER TABLE shared.user_preferences ALTER COLUMN version SET DEFAULT 1; \
              DROP SEQUENCE shared.user_preferences_version_seq;",
@@ -519,10 +520,7 @@ async fn v4_keeps_stored_versions_and_starts_new_ones_above_them() {
         .await
         .unwrap();
     let created = settings.put(user, "a.new", json!(1)).await;
-    let dark = Preferences {
-        theme: Theme::Dark,
-        ..Preferences::default()
-    };
+    let dark = PreferenceOverrides::from_document(&json!({"theme": "dark"})).unwrap();
     let replaced = preferences
         .upsert(user, &dark, Precondition::Version(7))
         .await

@@ -6,7 +6,7 @@ use adapter_postgres::{
 use domain::{
     UserId,
     ports::{PreferencesRepository, SettingsRepository},
-    preferences::{Preferences, StoredPreferences},
+    preferences::{PreferenceOverrides, StoredPreferences},
     secrets::Envelope,
     settings::{
         Category, DataType, Description, Page, Precondition, SettingKey, SettingWrite, StoredValue,
@@ -134,12 +134,12 @@ impl PutSetting for PgSettingsRepository {
 /// The preferences write most tests only set up: unconditional and expected to succeed.
 pub trait PutPreferences {
     /// Stores `preferences` whatever the current version.
-    async fn put(&self, user: UserId, preferences: &Preferences) -> StoredPreferences;
+    async fn put(&self, user: UserId, overrides: &PreferenceOverrides) -> StoredPreferences;
 }
 
 impl PutPreferences for PgPreferencesRepository {
-    async fn put(&self, user: UserId, preferences: &Preferences) -> StoredPreferences {
-        self.upsert(user, preferences, Precondition::Any)
+    async fn put(&self, user: UserId, overrides: &PreferenceOverrides) -> StoredPreferences {
+        self.upsert(user, overrides, Precondition::Any)
             .await
             .expect("unconditional write")
     }

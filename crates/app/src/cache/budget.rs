@@ -306,7 +306,7 @@ impl HeapSize for StoredPreferences {
         // The inline part is in `size_of`; what it owns (language tags, device tokens) is
         // about its JSON text.
         let mut counter = Counter(0);
-        match serde_json::to_writer(&mut counter, &self.preferences) {
+        match serde_json::to_writer(&mut counter, &self.overrides) {
             Ok(()) => counter.0,
             // Serializing plain data does not fail; if it did, charge the value's own size.
             Err(_) => size_of::<StoredPreferences>(),

@@ -14,6 +14,7 @@ use domain::{
     audit::Actor,
     defaults::{DeploymentDefaults, DeploymentSetting},
     ports::DefaultsRepository,
+    preferences::DeploymentPreferences,
     settings::{SettingKey, SettingWrite},
 };
 
@@ -112,6 +113,21 @@ impl<R: DefaultsRepository> DefaultsRepository for CachedDefaultsRepository<R> {
         actor: &Actor,
     ) -> Result<bool, RepositoryError> {
         let result = self.inner.delete_setting(key, actor).await;
+        self.cache.invalidate();
+        result
+    }
+
+    async fn put_preferences(
+        &self,
+        preferences: &DeploymentPreferences,
+        expected_version: i64,
+        actor: &Actor,
+    ) -> Result<bool, RepositoryError> {
+        let result = self
+            .inner
+            .put_preferences(preferences, expected_version, actor)
+            .await;
+        // Also after a lost race: the next load must see the write that came first.
         self.cache.invalidate();
         result
     }

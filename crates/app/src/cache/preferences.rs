@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use domain::{
     RepositoryError, UserId,
     ports::{PreferencesRepository, PreferencesWriteError},
-    preferences::{Preferences, StoredPreferences},
+    preferences::{PreferenceOverrides, StoredPreferences},
     settings::Precondition,
 };
 
@@ -88,10 +88,10 @@ impl<P: PreferencesRepository> PreferencesRepository for CachedPreferencesReposi
     async fn upsert(
         &self,
         user: UserId,
-        preferences: &Preferences,
+        overrides: &PreferenceOverrides,
         expected: Precondition,
     ) -> Result<StoredPreferences, PreferencesWriteError> {
-        let result = self.inner.upsert(user, preferences, expected).await;
+        let result = self.inner.upsert(user, overrides, expected).await;
         // Whatever the outcome: a timeout may hide a committed write.
         self.cache.preferences_changed(user).await;
         result

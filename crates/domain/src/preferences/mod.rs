@@ -3,12 +3,17 @@
 mod choices;
 mod document;
 mod language;
+mod layered;
 mod model;
 mod notification;
 
 pub use choices::{Frequency, ProfileVisibility, Theme};
 pub use language::{
     ContentLanguages, LanguageTag, MAX_CONTENT_LANGUAGE_LEN, MAX_DISPLAY_LANGUAGE_LEN,
+};
+pub use layered::{
+    DeploymentPreferences, PreferenceField, PreferenceOverrides, ResolvedPreferences,
+    changed_enforced_field, resolve_preferences,
 };
 pub use model::{Preferences, PrivacyPrefs, StoredPreferences};
 pub use notification::{

@@ -4,7 +4,10 @@ use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::{Channel, ContentLanguages, LanguageTag, NotificationPrefs, ProfileVisibility, Theme};
+use super::{
+    Channel, ContentLanguages, LanguageTag, NotificationPrefs, PreferenceOverrides,
+    ProfileVisibility, Theme,
+};
 use crate::{UserId, ValidationErrors};
 
 /// The structured preferences of one user. Every field holds a validated value object, so a
@@ -115,13 +118,14 @@ pub struct PrivacyPrefs {
     pub show_activity: bool,
 }
 
-/// Preferences as read from the store. A user without a row has the defaults at version 0.
+/// The user layer of the preferences as read from the store: only the fields the user set.
+/// A user without a row sets nothing, at version 0.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredPreferences {
     /// Owner.
     pub user_id: UserId,
-    /// The values.
-    pub preferences: Preferences,
+    /// The fields the user set; the others inherit.
+    pub overrides: PreferenceOverrides,
     /// Optimistic-concurrency version; 0 when nothing is stored yet.
     pub version: i64,
     /// First write, when stored.
@@ -131,11 +135,11 @@ pub struct StoredPreferences {
 }
 
 impl StoredPreferences {
-    /// The defaults of a user with no row.
+    /// A user with no row: every field inherits.
     pub fn defaults(user_id: UserId) -> Self {
         Self {
             user_id,
-            preferences: Preferences::default(),
+            overrides: PreferenceOverrides::default(),
             version: 0,
             created_at: None,
             updated_at: None,

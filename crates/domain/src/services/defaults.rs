@@ -1,17 +1,44 @@
 //! The deployment layer's use cases: read it, set or remove an operator's value of a key.
 
-use serde_json::value::RawValue;
+use std::collections::BTreeSet;
+
+use serde_json::{Value, value::RawValue};
 
 use super::write_pipeline::{PlainPrepareError, SettingInput, WritePipeline};
 use crate::{
     audit::Actor,
     defaults::{DeploymentDefaults, DeploymentSetting},
-    error::{RepositoryError, ValidationErrors},
+    error::{FieldError, RepositoryError, ValidationErrors},
     integrations::{ProviderId, managing_provider},
     ports::{DefaultsRepository, SecretCipher},
+    preferences::{PreferenceField, PreferenceOverrides, resolve_preferences},
     settings::SettingKey,
 };
 use std::sync::Arc;
+
+/// Where the read use cases find the deployment layer: a store, or none (every value then
+/// comes from the user layer or the builtin defaults).
+#[derive(Clone, Default)]
+pub(crate) struct DeploymentSource(Option<Arc<dyn DefaultsRepository>>);
+
+impl DeploymentSource {
+    pub(crate) fn new(defaults: Arc<dyn DefaultsRepository>) -> Self {
+        Self(Some(defaults))
+    }
+
+    /// Whether a deployment layer exists at all.
+    pub(crate) fn is_configured(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The layer; empty without a store.
+    pub(crate) async fn load(&self) -> Result<Arc<DeploymentDefaults>, RepositoryError> {
+        match &self.0 {
+            Some(defaults) => defaults.load().await,
+            None => Ok(Arc::default()),
+        }
+    }
+}
 
 /// Why the deployment layer could not be changed.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +128,72 @@ impl<D: DefaultsRepository, C: SecretCipher> DefaultsService<D, C> {
             Err(DefaultsError::NotFound)
         }
     }
+}
+
+impl<D: DefaultsRepository, C: SecretCipher> DefaultsService<D, C> {
+    /// Changes the preferences of the deployment layer (audited as `defaults_write`):
+    /// `values` is a merge patch of its fields (`null` stops setting a field), `enforced`,
+    /// when given, replaces the list of enforced fields. Returns the layer after the write.
+    ///
+    /// # Errors
+    /// `Validation` listing every bad member, or `Repository`.
+    pub async fn patch_preferences(
+        &self,
+        actor: &Actor,
+        values: Option<&Value>,
+        enforced: Option<&[String]>,
+    ) -> Result<Arc<DeploymentDefaults>, DefaultsError> {
+        let enforced = enforced.map(parse_fields).transpose()?;
+        for _ in 0..WRITE_ATTEMPTS {
+            let layer = self.repo.load().await?;
+            let current = &layer.preferences;
+            let mut next = current.clone();
+            if let Some(patch) = values {
+                let seen = resolve_preferences(current, &PreferenceOverrides::default(), None);
+                next.values = current
+                    .values
+                    .merge_patch(patch, &seen.preferences)
+                    .map_err(DefaultsError::Validation)?;
+            }
+            if let Some(enforced) = &enforced {
+                next.enforced = enforced.clone();
+            }
+            if self
+                .repo
+                .put_preferences(&next, layer.preferences_version, actor)
+                .await?
+            {
+                return Ok(self.repo.load().await?);
+            }
+        }
+        Err(DefaultsError::Repository(RepositoryError::Unknown(
+            anyhow::anyhow!("the deployment's preferences kept changing under the write"),
+        )))
+    }
+}
+
+/// How often a write of the deployment's preferences is tried when another write comes first.
+const WRITE_ATTEMPTS: usize = 3;
+
+/// Field names, every unknown one reported.
+fn parse_fields(names: &[String]) -> Result<BTreeSet<PreferenceField>, DefaultsError> {
+    let mut errors = ValidationErrors::new();
+    let mut fields = BTreeSet::new();
+    for (i, name) in names.iter().enumerate() {
+        match PreferenceField::from_name(name) {
+            Some(field) => {
+                fields.insert(field);
+            }
+            None => errors.push(FieldError::new(
+                format!("enforced[{i}]"),
+                "unknown_field",
+                "not a preference field",
+            )),
+        }
+    }
+    errors
+        .into_result(fields)
+        .map_err(DefaultsError::Validation)
 }
 
 fn parse_key(key: &str) -> Result<SettingKey, DefaultsError> {

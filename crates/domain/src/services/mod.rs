@@ -7,7 +7,7 @@ mod settings;
 mod write_pipeline;
 
 pub use defaults::{DefaultsError, DefaultsService};
-pub use preferences::{PreferencesError, PreferencesService};
+pub use preferences::{EffectivePreferences, PreferencesError, PreferencesService};
 pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapProgress, RewrapReport};
 pub use settings::{
     DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, SetSettingError,

@@ -1,15 +1,23 @@
-//! The preferences use cases: read with defaults, replace, merge-patch and field updates.
+//! The preferences use cases: read the effective preferences (every field resolved across
+//! builtin, deployment and user, with its source), replace and merge-patch the user layer,
+//! and field updates. The user layer stores only what the user set.
 
-use serde_json::Value;
+use std::{collections::BTreeSet, sync::Arc};
 
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use super::defaults::DeploymentSource;
 use crate::{
     audit::{Actor, AuditAction, AuditEntry},
+    defaults::DeploymentDefaults,
     error::{FieldError, RepositoryError, ValidationErrors},
     ids::UserId,
-    ports::{AuditLog, PreferencesRepository, PreferencesWriteError},
+    ports::{AuditLog, DefaultsRepository, PreferencesRepository, PreferencesWriteError},
     preferences::{
-        Channel, ContentLanguages, LanguageTag, NotificationPrefs, Preferences, PrivacyPrefs,
-        StoredPreferences, Theme,
+        Channel, NotificationPrefs, PreferenceField, PreferenceOverrides, Preferences,
+        PrivacyPrefs, ResolvedPreferences, StoredPreferences, Theme, changed_enforced_field,
+        resolve_preferences,
     },
     settings::Precondition,
 };
@@ -28,6 +36,12 @@ pub enum PreferencesError {
     VersionConflict {
         /// The version now stored.
         current: i64,
+    },
+    /// The field is enforced by the deployment: the user's value stays as stored.
+    #[error("the field {} is enforced by the deployment", field.as_str())]
+    EnforcedByDeployment {
+        /// The field.
+        field: PreferenceField,
     },
     /// The user does not exist (external provisioning).
     #[error("the user does not exist")]
@@ -53,10 +67,43 @@ impl From<ValidationErrors> for PreferencesError {
     }
 }
 
+/// A user's preferences as the API shows them: the values in effect, where each comes from,
+/// which the deployment enforces, and the user layer's version (the write precondition).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EffectivePreferences {
+    /// Owner.
+    pub user_id: UserId,
+    /// The values in effect and the layer of each.
+    pub resolved: ResolvedPreferences,
+    /// The fields the deployment enforces.
+    pub enforced: BTreeSet<PreferenceField>,
+    /// The version of the user layer (0: nothing stored).
+    pub version: i64,
+    /// The version of the deployment's preferences (0: never written): with `version`, it
+    /// tells whether a cached representation is still current.
+    pub deployment_version: i64,
+    /// First write of the user layer, when stored.
+    pub created_at: Option<OffsetDateTime>,
+    /// Last change of the user layer, when stored.
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+/// How a write treats an enforced field it leaves out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Omitted {
+    /// A full replace: an omitted enforced field keeps what is stored (the user cannot
+    /// change it, not even back to "inherit").
+    KeepsStored,
+    /// A merge patch: only the members sent count.
+    Untouched,
+}
+
 /// The preferences use cases.
 pub struct PreferencesService<P, A> {
     repo: P,
     audit: A,
+    /// The deployment layer (none: every field inherits the builtin default).
+    defaults: DeploymentSource,
 }
 
 impl<P, A> PreferencesService<P, A>
@@ -66,20 +113,37 @@ where
 {
     /// Builds the service from its ports.
     pub fn new(repo: P, audit: A) -> Self {
-        Self { repo, audit }
+        Self {
+            repo,
+            audit,
+            defaults: DeploymentSource::default(),
+        }
     }
 
-    /// The user's preferences, or the defaults at version 0 when none are stored
-    /// (GetPreferences).
-    ///
-    /// # Errors
-    /// `Repository` when the store fails.
-    pub async fn get(&self, user: UserId) -> Result<StoredPreferences, PreferencesError> {
+    /// Reads the deployment layer from `defaults`.
+    #[must_use]
+    pub fn with_defaults(mut self, defaults: Arc<dyn DefaultsRepository>) -> Self {
+        self.defaults = DeploymentSource::new(defaults);
+        self
+    }
+
+    async fn stored(&self, user: UserId) -> Result<StoredPreferences, RepositoryError> {
         Ok(self
             .repo
             .get(user)
             .await?
             .unwrap_or_else(|| StoredPreferences::defaults(user)))
+    }
+
+    /// The user's effective preferences: builtin, deployment and user layers resolved, with
+    /// the source of every field (GetPreferences).
+    ///
+    /// # Errors
+    /// `Repository` when the store fails.
+    pub async fn get(&self, user: UserId) -> Result<EffectivePreferences, PreferencesError> {
+        let deployment = self.defaults.load().await?;
+        let stored = self.stored(user).await?;
+        Ok(effective(&deployment, stored))
     }
 
     /// An admin's read of another user's preferences, audited first.
@@ -90,7 +154,7 @@ where
         &self,
         actor: &Actor,
         subject: UserId,
-    ) -> Result<StoredPreferences, PreferencesError> {
+    ) -> Result<EffectivePreferences, PreferencesError> {
         self.audit
             .record(AuditEntry {
                 actor: actor.clone(),
@@ -102,36 +166,30 @@ where
         self.get(subject).await
     }
 
-    /// Full replace from a client document: omitted fields take their defaults
-    /// (UpdatePreferences / `PUT`).
+    /// Full replace of the user layer (`PUT`): the fields of the document are the user's,
+    /// every field omitted (or `null`) inherits again.
     ///
     /// # Errors
-    /// `Validation` listing every bad field, `VersionConflict`, `UserNotFound`, `Repository`.
+    /// `Validation` listing every bad field, `EnforcedByDeployment`, `VersionConflict`,
+    /// `UserNotFound`, `Repository`.
     pub async fn replace(
         &self,
         user: UserId,
         document: &Value,
         expected: Precondition,
-    ) -> Result<StoredPreferences, PreferencesError> {
-        let preferences = Preferences::replace_with(document)?;
-        let expected = match expected {
-            // One of several versions: whichever is current, if any, conditions the write
-            // (so the defaults' version 0 can be among them).
-            Precondition::VersionIn(versions) => {
-                let current = self.get(user).await?.version;
-                if !versions.contains(&current) {
-                    return Err(PreferencesError::VersionConflict { current });
-                }
-                Precondition::Version(current)
-            }
-            // Preferences always have a representation (the defaults), so "must exist" holds.
-            Precondition::Exists => Precondition::Any,
-            other => other,
-        };
-        Ok(self.repo.upsert(user, &preferences, expected).await?)
+    ) -> Result<EffectivePreferences, PreferencesError> {
+        let next = PreferenceOverrides::from_document(document)?;
+        self.modify(
+            user,
+            expected,
+            Omitted::KeepsStored,
+            |_, _| Ok(next.clone()),
+        )
+        .await
     }
 
-    /// Applies an RFC 7396 merge patch (`PATCH`); `null` resets a field to its default.
+    /// Applies an RFC 7396 merge patch to the user layer (`PATCH`); `null` makes a field
+    /// inherit again.
     ///
     /// # Errors
     /// As [`Self::replace`].
@@ -140,9 +198,11 @@ where
         user: UserId,
         patch: &Value,
         expected: Precondition,
-    ) -> Result<StoredPreferences, PreferencesError> {
-        self.modify(user, expected, |current| current.merge_patch(patch))
-            .await
+    ) -> Result<EffectivePreferences, PreferencesError> {
+        self.modify(user, expected, Omitted::Untouched, |current, seen| {
+            current.merge_patch(patch, seen)
+        })
+        .await
     }
 
     /// Sets the theme (UpdateTheme).
@@ -153,12 +213,10 @@ where
         &self,
         user: UserId,
         theme: &str,
-    ) -> Result<StoredPreferences, PreferencesError> {
+    ) -> Result<EffectivePreferences, PreferencesError> {
         let theme = Theme::parse(theme, "theme").map_err(ValidationErrors::single)?;
-        self.modify(user, Precondition::Any, |p| {
-            Ok(Preferences { theme, ..p.clone() })
-        })
-        .await
+        self.set_fields(user, json!({"theme": theme.as_str()}))
+            .await
     }
 
     /// Sets the display language and, when given, the content languages (UpdateLanguage).
@@ -170,26 +228,12 @@ where
         user: UserId,
         display_language: &str,
         content_language: Option<&str>,
-    ) -> Result<StoredPreferences, PreferencesError> {
-        let mut errors = ValidationErrors::new();
-        let display = errors.collect(LanguageTag::parse(
-            display_language,
-            crate::preferences::MAX_DISPLAY_LANGUAGE_LEN,
-            "display_language",
-        ));
-        let content = content_language.and_then(|c| errors.collect(ContentLanguages::parse(c)));
-        let display = errors.into_result(display)?;
-        self.modify(user, Precondition::Any, |p| {
-            let mut next = p.clone();
-            if let Some(d) = display.clone() {
-                next.display_language = d;
-            }
-            if content.is_some() {
-                next.content_language = content.clone();
-            }
-            Ok(next)
-        })
-        .await
+    ) -> Result<EffectivePreferences, PreferencesError> {
+        let mut fields = json!({"display_language": display_language});
+        if let Some(content) = content_language {
+            fields["content_language"] = json!(content);
+        }
+        self.set_fields(user, fields).await
     }
 
     /// Replaces one channel's notification settings (UpdateNotifications).
@@ -201,19 +245,10 @@ where
         user: UserId,
         channel: Channel,
         notifications: &Value,
-    ) -> Result<StoredPreferences, PreferencesError> {
-        let parsed = NotificationPrefs::parse(notifications, channel)?;
-        self.modify(user, Precondition::Any, |p| {
-            let mut next = p.clone();
-            let slot = match channel {
-                Channel::Email => &mut next.email_notifications,
-                Channel::Push => &mut next.push_notifications,
-                Channel::Digest => &mut next.digest_notifications,
-            };
-            *slot = parsed.clone();
-            Ok(next)
-        })
-        .await
+    ) -> Result<EffectivePreferences, PreferencesError> {
+        NotificationPrefs::parse(notifications, channel)?;
+        self.set_fields(user, json!({channel.field(): notifications}))
+            .await
     }
 
     /// Replaces the privacy settings (UpdatePrivacy).
@@ -224,50 +259,72 @@ where
         &self,
         user: UserId,
         privacy: PrivacyPrefs,
-    ) -> Result<StoredPreferences, PreferencesError> {
-        self.modify(user, Precondition::Any, |p| {
-            let mut next = p.clone();
-            next.set_privacy(privacy);
-            Ok(next)
-        })
-        .await
+    ) -> Result<EffectivePreferences, PreferencesError> {
+        let fields = json!({
+            "profile_visibility": privacy.profile_visibility.as_str(),
+            "show_email": privacy.show_email,
+            "show_activity": privacy.show_activity,
+        });
+        self.set_fields(user, fields).await
     }
 
-    /// Stores the defaults for a new user; a user who already has preferences keeps them
-    /// (InitializeDefaults).
+    /// Creates the user's (empty) preferences row for a new user: every field inherits; a
+    /// user who already has preferences keeps them (InitializeDefaults).
     ///
     /// # Errors
     /// `UserNotFound` or `Repository`.
     pub async fn initialize_defaults(
         &self,
         user: UserId,
-    ) -> Result<StoredPreferences, PreferencesError> {
+    ) -> Result<EffectivePreferences, PreferencesError> {
         match self
             .repo
-            .upsert(user, &Preferences::default(), Precondition::Absent)
+            .upsert(user, &PreferenceOverrides::default(), Precondition::Absent)
             .await
         {
-            Ok(stored) => Ok(stored),
-            Err(PreferencesWriteError::VersionConflict { .. }) => self.get(user).await,
+            Ok(_) | Err(PreferencesWriteError::VersionConflict { .. }) => self.get(user).await,
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Read-modify-write with optimistic concurrency. With a client precondition the stored
-    /// version must match it; without one, a lost race is retried on fresh data.
+    /// Sets the members of `fields` (whole values, each validated) in the user layer.
+    async fn set_fields(
+        &self,
+        user: UserId,
+        fields: Value,
+    ) -> Result<EffectivePreferences, PreferencesError> {
+        let set = PreferenceOverrides::from_document(&fields)?;
+        self.modify(user, Precondition::Any, Omitted::Untouched, |current, _| {
+            let mut next = current.clone();
+            for field in set.fields() {
+                next.take_field(field, &set);
+            }
+            Ok(next)
+        })
+        .await
+    }
+
+    /// Read-modify-write of the user layer with optimistic concurrency. With a client
+    /// precondition the stored version must match it; without one, a lost race is retried on
+    /// fresh data. A write may not change an enforced field; sending the enforced value
+    /// itself (as a client echoing a read does) is no change.
     async fn modify<F>(
         &self,
         user: UserId,
         expected: Precondition,
+        omitted: Omitted,
         change: F,
-    ) -> Result<StoredPreferences, PreferencesError>
+    ) -> Result<EffectivePreferences, PreferencesError>
     where
-        F: Fn(&Preferences) -> Result<Preferences, ValidationErrors> + Send + Sync,
+        F: Fn(&PreferenceOverrides, &Preferences) -> Result<PreferenceOverrides, ValidationErrors>
+            + Send
+            + Sync,
     {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let current = self.get(user).await?;
+            let deployment = self.defaults.load().await?;
+            let current = self.stored(user).await?;
             let precondition = match expected {
                 Precondition::Version(v) if v != current.version => {
                     return Err(PreferencesError::VersionConflict {
@@ -286,14 +343,41 @@ where
                 }
                 _ => Precondition::Version(current.version),
             };
-            let next = change(&current.preferences)?;
+            let seen =
+                resolve_preferences(&deployment.preferences, &current.overrides, None).preferences;
+            let mut next = change(&current.overrides, &seen)?;
+            for field in &deployment.preferences.enforced {
+                let echoed = next.matches(*field, &seen);
+                let left_out = omitted == Omitted::KeepsStored && !next.has(*field);
+                if echoed || left_out {
+                    next.take_field(*field, &current.overrides);
+                }
+            }
+            if let Some(field) =
+                changed_enforced_field(&deployment.preferences, &current.overrides, &next)
+            {
+                return Err(PreferencesError::EnforcedByDeployment { field });
+            }
             match self.repo.upsert(user, &next, precondition).await {
                 Err(PreferencesWriteError::VersionConflict { .. })
                     if matches!(expected, Precondition::Any | Precondition::Exists)
                         && attempt < MAX_ATTEMPTS => {}
-                result => return Ok(result?),
+                result => return Ok(effective(&deployment, result?)),
             }
         }
+    }
+}
+
+/// The user layer resolved over the deployment layer.
+fn effective(deployment: &DeploymentDefaults, stored: StoredPreferences) -> EffectivePreferences {
+    EffectivePreferences {
+        user_id: stored.user_id,
+        resolved: resolve_preferences(&deployment.preferences, &stored.overrides, None),
+        enforced: deployment.preferences.enforced.clone(),
+        version: stored.version,
+        deployment_version: deployment.preferences_version,
+        created_at: stored.created_at,
+        updated_at: stored.updated_at,
     }
 }
 

@@ -5,10 +5,13 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use super::write_pipeline::{PrepareError, SettingInput, WritePipeline};
+use super::{
+    defaults::DeploymentSource,
+    write_pipeline::{PrepareError, SettingInput, WritePipeline},
+};
 use crate::{
     audit::{Actor, AuditAction, AuditEntry},
-    defaults::{DeploymentDefaults, EffectiveSetting, effective_setting},
+    defaults::{EffectiveSetting, effective_setting},
     error::{FieldError, RepositoryError, ValidationErrors},
     ids::UserId,
     integrations::{ProviderId, managing_provider},
@@ -169,8 +172,8 @@ pub struct SettingsService<R, C, A> {
     audit: A,
     pipeline: WritePipeline<C>,
     /// The deployment layer: enforced keys refuse user writes, effective reads fall back
-    /// to it. `None`: no deployment layer (every read is the user's own).
-    defaults: Option<Arc<dyn DefaultsRepository>>,
+    /// to it.
+    defaults: DeploymentSource,
 }
 
 impl<R, C, A> SettingsService<R, C, A>
@@ -185,23 +188,15 @@ where
             repo,
             audit,
             pipeline,
-            defaults: None,
+            defaults: DeploymentSource::default(),
         }
     }
 
     /// Reads the deployment layer from `defaults`.
     #[must_use]
     pub fn with_defaults(mut self, defaults: Arc<dyn DefaultsRepository>) -> Self {
-        self.defaults = Some(defaults);
+        self.defaults = DeploymentSource::new(defaults);
         self
-    }
-
-    /// The deployment layer; empty without one.
-    async fn deployment(&self) -> Result<Arc<DeploymentDefaults>, RepositoryError> {
-        match &self.defaults {
-            Some(defaults) => defaults.load().await,
-            None => Ok(Arc::default()),
-        }
     }
 
     /// The value of `key` in effect for `user`: the user's own, else the deployment's, else
@@ -216,7 +211,7 @@ where
     ) -> Result<EffectiveSetting, GetSettingError> {
         let key = SettingKey::parse(key)
             .map_err(|e| GetSettingError::Validation(ValidationErrors::single(e)))?;
-        let deployment = self.deployment().await?;
+        let deployment = self.defaults.load().await?;
         let own = self.repo.get(user, &key).await?;
         effective_setting(&key, self.registry(), &deployment, own).ok_or(GetSettingError::NotFound)
     }
@@ -226,11 +221,12 @@ where
         &self,
         keys: impl IntoIterator<Item = &'a str>,
     ) -> Result<(), SetSettingError> {
-        if self.defaults.is_none() {
+        if !self.defaults.is_configured() {
             return Ok(());
         }
         let deployment = self
-            .deployment()
+            .defaults
+            .load()
             .await
             .map_err(SetSettingError::Repository)?;
         match keys.into_iter().find(|k| deployment.enforces(k)) {
@@ -451,7 +447,7 @@ where
         if let Some(provider) = managing_provider(key.as_str()) {
             return Err(DeleteSettingError::ManagedByIntegration { key, provider });
         }
-        if self.deployment().await?.enforces(key.as_str()) {
+        if self.defaults.load().await?.enforces(key.as_str()) {
             return Err(DeleteSettingError::EnforcedByDeployment { key });
         }
         let must_exist = expected == Precondition::Exists;

@@ -40,6 +40,7 @@ fn enforcing() -> MockDefaultsRepository {
     };
     let layer = Arc::new(DeploymentDefaults {
         settings: BTreeMap::from([("ui.a.b".to_owned(), setting)]),
+        ..DeploymentDefaults::default()
     });
     let mut defaults = MockDefaultsRepository::new();
     defaults

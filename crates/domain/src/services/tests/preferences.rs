@@ -9,44 +9,51 @@ use crate::{
     audit::AuditAction,
     ports::{MockAuditLog, MockPreferencesRepository, PreferencesWriteError},
     preferences::{
-        Channel, Preferences, PrivacyPrefs, ProfileVisibility, StoredPreferences, Theme,
+        Channel, PreferenceOverrides, Preferences, PrivacyPrefs, ProfileVisibility,
+        StoredPreferences, Theme,
     },
-    services::{PreferencesError, PreferencesService},
+    services::{EffectivePreferences, PreferencesError, PreferencesService},
     settings::Precondition,
 };
 
-fn stored(preferences: Preferences, version: i64) -> StoredPreferences {
+fn stored(overrides: PreferenceOverrides, version: i64) -> StoredPreferences {
     StoredPreferences {
         user_id: user(),
-        preferences,
+        overrides,
         version,
         created_at: Some(OffsetDateTime::UNIX_EPOCH),
         updated_at: Some(OffsetDateTime::UNIX_EPOCH),
     }
 }
 
-fn dark() -> Preferences {
-    Preferences::replace_with(&json!({"theme": "dark"})).unwrap()
+/// A user layer that sets the theme to dark.
+fn dark() -> PreferenceOverrides {
+    PreferenceOverrides::from_document(&json!({"theme": "dark"})).unwrap()
+}
+
+/// What a user with only the layer `p` reads.
+fn seen(p: &PreferenceOverrides) -> Preferences {
+    p.apply(Preferences::default())
 }
 
 /// A store holding `current` at version 1 that expects one write, conditioned on that
 /// version, of preferences satisfying `check`.
 fn store_expecting(
-    current: Preferences,
+    current: PreferenceOverrides,
     check: impl Fn(&Preferences) -> bool + Send + 'static,
 ) -> MockPreferencesRepository {
     let mut repo = MockPreferencesRepository::new();
     repo.expect_get()
         .returning(move |_| Ok(Some(stored(current.clone(), 1))));
     repo.expect_upsert()
-        .withf(move |_, p, e| *e == Precondition::Version(1) && check(p))
+        .withf(move |_, p, e| *e == Precondition::Version(1) && check(&seen(p)))
         .times(1)
         .returning(|_, p, _| Ok(stored(p.clone(), 2)));
     repo
 }
 
 /// The fields the validation errors of `result` name, sorted.
-fn invalid_fields(result: Result<StoredPreferences, PreferencesError>) -> Vec<String> {
+fn invalid_fields(result: Result<EffectivePreferences, PreferencesError>) -> Vec<String> {
     match result {
         Err(PreferencesError::Validation(e)) => {
             let mut fields: Vec<_> = e.errors().iter().map(|e| e.field.clone()).collect();
@@ -64,14 +71,16 @@ async fn user_without_row_reads_defaults_at_version_zero() {
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let prefs = svc.get(user()).await.unwrap();
     assert_eq!(prefs.version, 0);
-    assert_eq!(prefs.preferences, Preferences::default());
+    assert_eq!(prefs.resolved.preferences, Preferences::default());
 }
 
 #[tokio::test]
 async fn replace_passes_the_client_precondition() {
     let mut repo = MockPreferencesRepository::new();
+    repo.expect_get().returning(|_| Ok(Some(stored(dark(), 4))));
     repo.expect_upsert()
         .withf(|_, p, e| {
+            let p = seen(p);
             p.theme == Theme::Light && !p.show_spoilers && *e == Precondition::Version(4)
         })
         .times(1)
@@ -88,7 +97,7 @@ async fn replace_passes_the_client_precondition() {
 async fn replace_with_several_versions_is_conditioned_on_the_current_one() {
     let mut repo = MockPreferencesRepository::new();
     repo.expect_get()
-        .returning(|_| Ok(Some(stored(Preferences::default(), 4))));
+        .returning(|_| Ok(Some(stored(PreferenceOverrides::default(), 4))));
     repo.expect_upsert()
         .withf(|_, _, e| *e == Precondition::Version(4))
         .times(1)
@@ -109,7 +118,7 @@ async fn replace_with_several_versions_is_conditioned_on_the_current_one() {
 async fn replace_with_several_versions_none_current_writes_nothing() {
     let mut repo = MockPreferencesRepository::new();
     repo.expect_get()
-        .returning(|_| Ok(Some(stored(Preferences::default(), 4))));
+        .returning(|_| Ok(Some(stored(PreferenceOverrides::default(), 4))));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let err = svc
         .replace(
@@ -140,7 +149,9 @@ async fn patch_writes_against_the_version_it_read() {
     let mut repo = MockPreferencesRepository::new();
     repo.expect_get().returning(|_| Ok(Some(stored(dark(), 7))));
     repo.expect_upsert()
-        .withf(|_, p, e| p.theme == Theme::Dark && p.show_email && *e == Precondition::Version(7))
+        .withf(|_, p, e| {
+            seen(p).theme == Theme::Dark && seen(p).show_email && *e == Precondition::Version(7)
+        })
         .times(1)
         .returning(|_, p, _| Ok(stored(p.clone(), 8)));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
@@ -188,7 +199,9 @@ async fn patch_without_precondition_retries_a_lost_race_on_fresh_data() {
         .in_sequence(&mut seq)
         .returning(|_| Ok(Some(stored(dark(), 1))));
     repo.expect_upsert()
-        .withf(|_, p, e| p.theme == Theme::Dark && p.show_email && *e == Precondition::Version(1))
+        .withf(|_, p, e| {
+            seen(p).theme == Theme::Dark && seen(p).show_email && *e == Precondition::Version(1)
+        })
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_, p, _| Ok(stored(p.clone(), 2)));
@@ -215,6 +228,7 @@ async fn update_notifications_replaces_one_channel() {
     repo.expect_get().returning(|_| Ok(Some(stored(dark(), 1))));
     repo.expect_upsert()
         .withf(|_, p, _| {
+            let p = seen(p);
             p.push_notifications.enabled()
                 && p.theme == Theme::Dark
                 && p.email_notifications.enabled()
@@ -235,7 +249,7 @@ async fn initialize_defaults_keeps_existing_preferences() {
     repo.expect_get().returning(|_| Ok(Some(stored(dark(), 3))));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let out = svc.initialize_defaults(user()).await.unwrap();
-    assert_eq!(out.preferences.theme, Theme::Dark);
+    assert_eq!(out.resolved.preferences.theme, Theme::Dark);
 }
 
 #[tokio::test]
@@ -269,7 +283,7 @@ async fn update_language_sets_both_languages_and_keeps_the_rest() {
 
 #[tokio::test]
 async fn update_language_without_content_languages_keeps_the_stored_ones() {
-    let current = Preferences::replace_with(&json!({"content_language": "ja"})).unwrap();
+    let current = PreferenceOverrides::from_document(&json!({"content_language": "ja"})).unwrap();
     let repo = store_expecting(current, |p| {
         p.display_language.as_str() == "fr"
             && p.content_language.as_ref().map(|c| c.as_str()) == Some("ja")
@@ -304,7 +318,7 @@ async fn update_privacy_replaces_only_the_privacy_fields() {
     });
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let out = svc.update_privacy(user(), privacy).await.unwrap();
-    assert_eq!(out.preferences.privacy(), privacy);
+    assert_eq!(out.resolved.preferences.privacy(), privacy);
 }
 
 #[tokio::test]
@@ -314,7 +328,7 @@ async fn update_privacy_retries_a_lost_race_on_fresh_data() {
     repo.expect_get()
         .times(1)
         .in_sequence(&mut order)
-        .returning(|_| Ok(Some(stored(Preferences::default(), 1))));
+        .returning(|_| Ok(Some(stored(PreferenceOverrides::default(), 1))));
     repo.expect_upsert()
         .times(1)
         .in_sequence(&mut order)
@@ -324,7 +338,9 @@ async fn update_privacy_retries_a_lost_race_on_fresh_data() {
         .in_sequence(&mut order)
         .returning(|_| Ok(Some(stored(dark(), 2))));
     repo.expect_upsert()
-        .withf(|_, p, e| *e == Precondition::Version(2) && p.theme == Theme::Dark && p.show_email)
+        .withf(|_, p, e| {
+            *e == Precondition::Version(2) && seen(p).theme == Theme::Dark && seen(p).show_email
+        })
         .times(1)
         .in_sequence(&mut order)
         .returning(|_, p, _| Ok(stored(p.clone(), 3)));
@@ -337,4 +353,78 @@ async fn update_privacy_retries_a_lost_race_on_fresh_data() {
         svc.update_privacy(user(), privacy).await.unwrap().version,
         3
     );
+}
+
+/// A deployment layer that sets and enforces the theme `dark`.
+fn dark_enforced() -> std::sync::Arc<dyn crate::ports::DefaultsRepository> {
+    use crate::{
+        defaults::DeploymentDefaults,
+        preferences::{DeploymentPreferences, PreferenceField},
+    };
+    let layer = std::sync::Arc::new(DeploymentDefaults {
+        preferences: DeploymentPreferences {
+            values: dark(),
+            enforced: [PreferenceField::Theme].into(),
+        },
+        preferences_version: 12,
+        ..DeploymentDefaults::default()
+    });
+    let mut defaults = crate::ports::MockDefaultsRepository::new();
+    defaults
+        .expect_load()
+        .returning(move || Ok(std::sync::Arc::clone(&layer)));
+    std::sync::Arc::new(defaults)
+}
+
+/// A user layer that set the theme `light` (before the enforcement), at version 3.
+fn light_user() -> MockPreferencesRepository {
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get().returning(|_| {
+        Ok(Some(stored(
+            PreferenceOverrides::from_document(&json!({"theme": "light"})).unwrap(),
+            3,
+        )))
+    });
+    repo
+}
+
+#[tokio::test]
+async fn an_enforced_field_reads_the_deployment_value_and_the_user_value_stays_stored() {
+    let svc =
+        PreferencesService::new(light_user(), MockAuditLog::new()).with_defaults(dark_enforced());
+    let read = svc.get(user()).await.unwrap();
+    assert_eq!(read.resolved.preferences.theme, Theme::Dark);
+    assert_eq!(read.deployment_version, 12);
+    assert!(!read.enforced.is_empty());
+}
+
+#[tokio::test]
+async fn changing_an_enforced_field_is_refused_without_writing() {
+    let svc =
+        PreferencesService::new(light_user(), MockAuditLog::new()).with_defaults(dark_enforced());
+    for patch in [json!({"theme": "system"}), json!({"theme": null})] {
+        let refused = svc.patch(user(), &patch, Precondition::Any).await;
+        assert!(
+            matches!(refused, Err(PreferencesError::EnforcedByDeployment { .. })),
+            "{patch}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn echoing_the_enforced_value_or_leaving_it_out_of_a_replace_keeps_the_stored_one() {
+    let mut repo = light_user();
+    repo.expect_upsert()
+        .withf(|_, p, _| p.to_document() == json!({"theme": "light", "show_email": true}))
+        .times(2)
+        .returning(|_, p, _| Ok(stored(p.clone(), 4)));
+    let svc = PreferencesService::new(repo, MockAuditLog::new()).with_defaults(dark_enforced());
+    for document in [
+        json!({"theme": "dark", "show_email": true}),
+        json!({"show_email": true}),
+    ] {
+        svc.replace(user(), &document, Precondition::Any)
+            .await
+            .unwrap();
+    }
 }
