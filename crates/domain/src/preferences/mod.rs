@@ -1,7 +1,6 @@
 //! The structured per-user preferences: value objects, defaults, replace and merge-patch.
 
 mod choices;
-mod document;
 mod language;
 mod layered;
 mod model;

@@ -76,7 +76,7 @@ impl Preferences {
     /// # Errors
     /// Every invalid or unknown field.
     pub fn replace_with(document: &Value) -> Result<Self, ValidationErrors> {
-        super::document::parse(document)
+        Ok(PreferenceOverrides::from_document(document)?.apply(Self::default()))
     }
 
     /// Applies an RFC 7396 JSON merge patch: objects merge recursively (so one notification
@@ -85,9 +85,9 @@ impl Preferences {
     /// # Errors
     /// Every invalid or unknown field of the patched document.
     pub fn merge_patch(&self, patch: &Value) -> Result<Self, ValidationErrors> {
-        let mut document = self.to_document();
-        json_patch::merge(&mut document, patch);
-        super::document::parse(&document)
+        // These preferences as a layer that sets every field they hold.
+        let every_field = PreferenceOverrides::from_document(&self.to_document())?;
+        Ok(every_field.merge_patch(patch, self)?.apply(Self::default()))
     }
 
     /// The privacy part.
