@@ -72,11 +72,13 @@ fn config_file(out: &Path) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// The roles the fuzzer acts as: a plain user, support staff, an integration service.
+/// The roles the fuzzer acts as: a plain user, support staff, an integration service, an
+/// operator (the deployment layer's writes).
 const ROLES: &[(&str, &[&str])] = &[
     ("user", &[]),
     ("admin", &["--role", "admin"]),
     ("service", &["--role", "service"]),
+    ("operator", &["--role", "operator"]),
 ];
 
 /// Runs schemathesis for `seconds` per token.

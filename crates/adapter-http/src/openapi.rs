@@ -13,8 +13,10 @@ use domain::{
     settings::{DataType, MAX_KEY_LEN, Page},
 };
 
+use domain::preferences::PreferenceField;
+
 use crate::handlers::{
-    admin, defaults, health, integrations, internal, preferences, schema, settings,
+    admin, defaults, effective, health, integrations, internal, preferences, schema, settings,
 };
 
 /// The API description served at `/openapi.json`.
@@ -33,7 +35,7 @@ use crate::handlers::{
         preferences::get, preferences::put, preferences::patch,
         admin::settings, admin::preferences,
         defaults::get, defaults::patch_preferences, defaults::put_setting, defaults::delete_setting,
-        defaults::effective_setting,
+        defaults::effective_setting, effective::view, effective::admin_view,
         internal::secret,
         integrations::list, integrations::status, integrations::authorize,
         integrations::connect, integrations::disconnect, integrations::token,
@@ -49,6 +51,7 @@ use crate::handlers::{
             defaults::DefaultBody, defaults::DefaultPreferencesBody, defaults::DefaultSetting,
             defaults::Defaults,
             defaults::EffectiveSettingRepresentation,
+            effective::EffectiveRepresentation, effective::EffectiveEntry,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
             schema::Registry, schema::RegistryKey, schema::RegistryLimits,
             internal::SecretPlaintext, health::Health, health::HealthStatus,
@@ -293,6 +296,18 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
     for (name, schema) in preferences_schemas() {
         schemas[name] = schema;
     }
+    // The deployment layer's bodies: a value as a user's, never null; preference fields by
+    // name.
+    schemas["DefaultBody"]["properties"]["value"] =
+        json!({"$ref": "#/components/schemas/SettingValue"});
+    schemas["DefaultBody"]["required"] = json!(["value"]);
+    let fields: Vec<&str> = PreferenceField::ALL.iter().map(|f| f.as_str()).collect();
+    schemas["DefaultPreferencesBody"]["properties"]["values"] = json!({"anyOf": [
+        {"$ref": "#/components/schemas/PreferencesPatch"}, {"type": "null"},
+    ]});
+    schemas["DefaultPreferencesBody"]["properties"]["enforced"] = json!({
+        "type": ["array", "null"], "items": {"type": "string", "enum": fields},
+    });
     schemas["BulkBody"]["properties"]["settings"]["maxItems"] = json!(config.max_bulk_items);
     // Answers name providers and data types by the domain's ids, which utoipa sees as strings.
     let providers: Vec<&str> = ProviderId::ALL.iter().map(|p| p.as_str()).collect();

@@ -10,7 +10,9 @@ use actix_web::{
 
 use crate::{
     error::ApiError,
-    handlers::{admin, defaults, health, integrations, internal, preferences, schema, settings},
+    handlers::{
+        admin, defaults, effective, health, integrations, internal, preferences, schema, settings,
+    },
     json,
 };
 
@@ -113,6 +115,9 @@ pub static ENDPOINTS: &[Endpoint] = &[
         "/api/v1/users/me/settings/{key}",
         |r| r.to(settings::delete),
     ),
+    endpoint(Group::Api, Method::GET, "/api/v1/users/me/effective", |r| {
+        r.to(effective::view)
+    }),
     endpoint(
         Group::Api,
         Method::GET,
@@ -169,6 +174,12 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Method::GET,
         "/api/v1/admin/users/{user_id}/preferences",
         |r| r.to(admin::preferences),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/admin/users/{user_id}/effective",
+        |r| r.to(effective::admin_view),
     ),
     endpoint(
         Group::IntegrationsApi,

@@ -8,7 +8,7 @@ use domain::{
     ports::{
         AuditLog, DefaultsRepository, PreferencesRepository, SecretCipher, SettingsRepository,
     },
-    services::{DefaultsService, PreferencesService, SettingsService},
+    services::{DefaultsService, EffectiveService, PreferencesService, SettingsService},
 };
 
 /// The settings service as the HTTP layer holds it.
@@ -20,6 +20,13 @@ pub type DynPreferencesService =
 
 /// The deployment layer's service as the HTTP layer holds it.
 pub type DynDefaultsService = DefaultsService<Arc<dyn DefaultsRepository>, Arc<dyn SecretCipher>>;
+
+/// The effective view's service as the HTTP layer holds it.
+pub type DynEffectiveService = EffectiveService<
+    Arc<dyn SettingsRepository>,
+    Arc<dyn PreferencesRepository>,
+    Arc<dyn AuditLog>,
+>;
 
 /// Answers whether the service can do its job (the database is reachable).
 #[async_trait]
@@ -58,6 +65,8 @@ pub struct ApiState {
     pub preferences: Arc<DynPreferencesService>,
     /// The deployment layer's use cases.
     pub defaults: Arc<DynDefaultsService>,
+    /// The effective view across every layer.
+    pub effective: Arc<DynEffectiveService>,
     /// Readiness probe.
     pub readiness: Arc<dyn Readiness>,
     /// Options.

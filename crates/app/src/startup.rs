@@ -19,7 +19,9 @@ use domain::{
         AuditLog, DefaultsRepository, PreferencesRepository, SecretCipher, SettingsRepository,
     },
     registry::KeyRegistry,
-    services::{DefaultsService, PreferencesService, SettingsService, WritePipeline},
+    services::{
+        DefaultsService, EffectiveService, PreferencesService, SettingsService, WritePipeline,
+    },
 };
 use prometheus::Registry;
 use secrecy::ExposeSecret;
@@ -420,6 +422,13 @@ fn api_state(
     let categories = config.validation.allowed_categories.clone();
     let registry = Arc::new(KeyRegistry::builtin().context("the built-in key registry")?);
     let limits = config.limits();
+    let effective = EffectiveService::new(
+        Arc::clone(&settings_repo),
+        Arc::clone(&preferences_repo),
+        Arc::clone(&audit),
+        Arc::clone(&registry),
+        Arc::clone(&defaults_repo),
+    );
     let pipeline = WritePipeline::new(cipher, registry, limits, categories);
     let integrations = crate::integrations::build(
         &config.integrations,
@@ -433,6 +442,7 @@ fn api_state(
         },
     )?;
     Ok(ApiState {
+        effective: Arc::new(effective),
         defaults: Arc::new(DefaultsService::new(
             Arc::clone(&defaults_repo),
             pipeline.clone(),

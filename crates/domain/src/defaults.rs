@@ -90,13 +90,71 @@ struct LayerValue {
     version: i64,
 }
 
-/// Resolves `key` across the builtin default (the registry's), the deployment's entry and the
-/// user's stored setting. `None` when no layer has a value.
+impl LayerValue {
+    /// A stored setting of the user or device layer; a secret is withheld.
+    fn of(setting: Setting) -> Self {
+        let (value, redacted) = match setting.value {
+            StoredValue::Plain(value) => (value, false),
+            StoredValue::Sealed(_) => (Value::Null, true),
+        };
+        Self {
+            value,
+            redacted,
+            data_type: setting.data_type,
+            category: setting.category,
+            version: setting.version,
+        }
+    }
+}
+
+/// Every key some layer has a value of, resolved: the registry's exact keys with a default,
+/// the deployment's keys, the user's and the device's settings.
+pub fn effective_settings(
+    registry: &KeyRegistry,
+    defaults: &DeploymentDefaults,
+    user: Vec<Setting>,
+    device: Vec<Setting>,
+) -> BTreeMap<String, EffectiveSetting> {
+    let mut layers: BTreeMap<String, (SettingKey, Option<Setting>, Option<Setting>)> =
+        BTreeMap::new();
+    let builtin_keys = registry
+        .entries()
+        .filter(|e| e.spec().default.is_some())
+        .filter_map(|e| SettingKey::parse(&e.spec().pattern).ok());
+    let deployment_keys = defaults.settings.values().map(|d| d.key.clone());
+    for key in builtin_keys.chain(deployment_keys) {
+        layers
+            .entry(key.as_str().to_owned())
+            .or_insert((key, None, None));
+    }
+    for setting in user {
+        let slot = layers
+            .entry(setting.key.as_str().to_owned())
+            .or_insert_with(|| (setting.key.clone(), None, None));
+        slot.1 = Some(setting);
+    }
+    for setting in device {
+        let slot = layers
+            .entry(setting.key.as_str().to_owned())
+            .or_insert_with(|| (setting.key.clone(), None, None));
+        slot.2 = Some(setting);
+    }
+    layers
+        .into_iter()
+        .filter_map(|(name, (key, user, device))| {
+            effective_setting(&key, registry, defaults, user, device).map(|e| (name, e))
+        })
+        .collect()
+}
+
+/// Resolves `key` across the builtin default (the registry's), the deployment's entry, the
+/// user's stored setting and the device's. `None` when no layer has a value.
 pub fn effective_setting(
     key: &SettingKey,
     registry: &KeyRegistry,
     defaults: &DeploymentDefaults,
     user: Option<Setting>,
+    device: Option<Setting>,
 ) -> Option<EffectiveSetting> {
     let builtin = registry.lookup(key).and_then(|entry| {
         entry.spec().default.clone().map(|value| LayerValue {
@@ -117,24 +175,11 @@ pub fn effective_setting(
         }),
         enforced: d.enforced,
     });
-    let user = user.map(|s| {
-        let (value, redacted) = match s.value {
-            StoredValue::Plain(value) => (value, false),
-            StoredValue::Sealed(_) => (Value::Null, true),
-        };
-        LayerValue {
-            value,
-            redacted,
-            data_type: s.data_type,
-            category: s.category,
-            version: s.version,
-        }
-    });
     let resolved = Layers {
         builtin,
         deployment,
-        user,
-        device: None,
+        user: user.map(LayerValue::of),
+        device: device.map(LayerValue::of),
     }
     .resolve()?;
     let LayerValue {
@@ -200,7 +245,7 @@ mod tests {
     }
 
     fn resolve(defaults: &DeploymentDefaults, user: Option<Setting>) -> Option<EffectiveSetting> {
-        effective_setting(&key("ui.a.b"), &KeyRegistry::empty(), defaults, user)
+        effective_setting(&key("ui.a.b"), &KeyRegistry::empty(), defaults, user, None)
     }
 
     #[test]
@@ -251,6 +296,47 @@ mod tests {
     }
 
     #[test]
+    fn a_device_value_shadows_the_users_on_that_device_only() {
+        let user = || Some(users("ui.a.b", json!("mine").into()));
+        let device = Some(users("ui.a.b", json!("tv").into()));
+        let defaults = DeploymentDefaults::default();
+        let on_tv = effective_setting(
+            &key("ui.a.b"),
+            &KeyRegistry::empty(),
+            &defaults,
+            user(),
+            device,
+        )
+        .unwrap();
+        assert_eq!((on_tv.value, on_tv.source), (json!("tv"), Layer::Device));
+        let elsewhere = resolve(&defaults, user()).unwrap();
+        assert_eq!(
+            (elsewhere.value, elsewhere.source),
+            (json!("mine"), Layer::User)
+        );
+    }
+
+    #[test]
+    fn the_whole_view_holds_every_key_some_layer_has() {
+        let registry = KeyRegistry::builtin().unwrap();
+        let all = effective_settings(
+            &registry,
+            &deployment("ui.deployed.key", json!(1), false),
+            vec![users("ui.a.b", json!(2).into())],
+            vec![users("ui.c.d", json!(3).into())],
+        );
+        assert_eq!(all["ui.deployed.key"].source, Layer::Deployment);
+        assert_eq!(all["ui.a.b"].source, Layer::User);
+        assert_eq!(all["ui.c.d"].source, Layer::Device);
+        let builtin = all.values().filter(|e| e.source == Layer::Builtin).count();
+        let exact_defaults = registry
+            .entries()
+            .filter(|e| e.spec().default.is_some() && !e.spec().pattern.contains('{'))
+            .count();
+        assert_eq!(builtin, exact_defaults);
+    }
+
+    #[test]
     fn the_registry_default_is_the_builtin_layer() {
         let registry = KeyRegistry::builtin().unwrap();
         let with_default = registry
@@ -259,7 +345,7 @@ mod tests {
             .unwrap();
         let key = key(&with_default.spec().pattern);
         let effective =
-            effective_setting(&key, &registry, &DeploymentDefaults::default(), None).unwrap();
+            effective_setting(&key, &registry, &DeploymentDefaults::default(), None, None).unwrap();
         assert_eq!(effective.source, Layer::Builtin);
         assert_eq!(Some(effective.value), with_default.spec().default.clone());
         assert_eq!(effective.version, 0);

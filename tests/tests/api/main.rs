@@ -7,6 +7,7 @@ mod allow;
 mod auth;
 mod defaults;
 mod docs_health;
+mod effective;
 mod if_match_lists;
 mod if_match_star;
 mod layered_preferences;

@@ -139,9 +139,10 @@ pub async fn get(state: Data<ApiState>, _caller: User) -> Result<HttpResponse, A
     Ok(HttpResponse::Ok().json(Defaults::from(defaults.as_ref())))
 }
 
-/// Body of `PATCH /api/v1/defaults/preferences`.
+/// Body of `PATCH /api/v1/defaults/preferences`: an object (never an array, which serde
+/// would otherwise read member by member).
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "serde_json::Map<String, Value>")]
 pub struct DefaultPreferencesBody {
     /// A merge patch of the preference fields the deployment sets: a value sets a field for
     /// every user who did not choose it, `null` stops setting it.
@@ -151,6 +152,26 @@ pub struct DefaultPreferencesBody {
     /// The fields the deployment enforces, replacing the list (absent: unchanged).
     #[serde(default)]
     enforced: Option<Vec<String>>,
+}
+
+/// The members of [`DefaultPreferencesBody`], read from an object only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultPreferencesMembers {
+    #[serde(default)]
+    values: Option<Value>,
+    #[serde(default)]
+    enforced: Option<Vec<String>>,
+}
+
+impl TryFrom<serde_json::Map<String, Value>> for DefaultPreferencesBody {
+    type Error = serde_json::Error;
+
+    fn try_from(members: serde_json::Map<String, Value>) -> Result<Self, Self::Error> {
+        let DefaultPreferencesMembers { values, enforced } =
+            serde_json::from_value(Value::Object(members))?;
+        Ok(Self { values, enforced })
+    }
 }
 
 #[utoipa::path(

@@ -198,7 +198,10 @@ impl PreferenceOverrides {
         let mut next = self.clone();
         let mut errors = ValidationErrors::new();
         for (name, value) in map {
-            if READ_ONLY.contains(&name.as_str()) {
+            // `null` removes a member: of a member that does not exist, there is nothing to
+            // remove, whatever its name.
+            let nothing_to_remove = value.is_null() && PreferenceField::from_name(name).is_none();
+            if READ_ONLY.contains(&name.as_str()) || nothing_to_remove {
                 continue;
             }
             let Some(field) = PreferenceField::from_name(name) else {

@@ -213,7 +213,8 @@ where
             .map_err(|e| GetSettingError::Validation(ValidationErrors::single(e)))?;
         let deployment = self.defaults.load().await?;
         let own = self.repo.get(user, &key).await?;
-        effective_setting(&key, self.registry(), &deployment, own).ok_or(GetSettingError::NotFound)
+        effective_setting(&key, self.registry(), &deployment, own, None)
+            .ok_or(GetSettingError::NotFound)
     }
 
     /// Refuses a user write of a key the deployment enforces.
