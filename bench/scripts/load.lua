@@ -3,7 +3,8 @@
 --   wrk -t T -c C -d D -s load.lua http://127.0.0.1:PORT -- MODE [TOKENS_FILE] [THREADS]
 --
 -- MODE: live (GET /health/live), prefs (GET preferences), prefs-warm (GET preferences,
--- walking the tokens in order: each thread its share, to fill the cache), get (GET one of
+-- walking the tokens in order: each thread its share, to fill the cache), effective and
+-- effective-warm (the same for the effective view of device `tv`), get (GET one of
 -- the 19 plain settings), list (GET every setting), put (PUT a plain JSON setting whose value
 -- changes every time), put-secret (PUT an encrypted setting).
 -- TOKENS_FILE holds one token per line. Requests are pre-built per token where the path is
@@ -41,9 +42,13 @@ function init(args)
       local auth = read_tokens(args[2])
       count = #auth
       whole, tail = {}, {}
-      local path = (mode == "list") and "/api/v1/users/me/settings"
-         or "/api/v1/users/me/preferences"
-      local fixed = mode == "list" or mode == "prefs" or mode == "prefs-warm"
+      local paths = {
+         list = "/api/v1/users/me/settings",
+         effective = "/api/v1/users/me/effective?device=tv",
+         ["effective-warm"] = "/api/v1/users/me/effective?device=tv",
+      }
+      local path = paths[mode] or "/api/v1/users/me/preferences"
+      local fixed = paths[mode] ~= nil or mode == "prefs" or mode == "prefs-warm"
       for i, header in ipairs(auth) do
          if fixed then
             whole[i] = "GET " .. path .. " HTTP/1.1\r\n" .. host .. header .. "\r\n"
@@ -60,7 +65,7 @@ function init(args)
 end
 
 local function pick()
-   if mode == "prefs-warm" then
+   if mode == "prefs-warm" or mode == "effective-warm" then
       position = position + step
       return (position % count) + 1
    end
@@ -83,7 +88,7 @@ function request()
    if mode == "live" then
       live = live or ("GET /health/live HTTP/1.1\r\n" .. host .. "\r\n")
       return live
-   elseif mode == "prefs" or mode == "prefs-warm" or mode == "list" then
+   elseif whole and whole[1] then
       return whole[pick()]
    elseif mode == "get" then
       return "GET /api/v1/users/me/settings/" .. setting_key() .. tail[pick()] .. "\r\n"

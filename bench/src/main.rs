@@ -40,7 +40,7 @@ const TOKEN_TTL: &str = "6h";
 /// Per-user rate limits "out of the way" (the defaults are 1000 reads / 100 writes per hour).
 const NO_RATE_LIMIT: &str = "1000000000";
 
-/// The service's benchmark: wrk scenarios A-F and pgbench P1/P2 with ratios; writes
+/// The service's benchmark: wrk scenarios A-G and pgbench P1/P2 with ratios; writes
 /// target/bench/report.{md,json}. Counts take `_`, `k` and `m` (`100k`); durations `10`, `10s`
 /// or `2m`.
 #[derive(Parser)]
@@ -317,16 +317,19 @@ impl Bench {
 
     /// Fills the preferences cache: every token's user once (at least), walking the tokens.
     pub fn warm_preferences(&self, svc: &Service, tokens: &Path, count: u64) -> Result<(), String> {
-        eprintln!("\n== warming the preferences cache ({count} users)");
+        self.warm(svc, tokens, count, "prefs-warm")
+    }
+
+    /// Reads through every token once (wrk `mode`, walking the tokens in order), so the
+    /// caches hold what the measured scenario reads.
+    fn warm(&self, svc: &Service, tokens: &Path, count: u64, mode: &str) -> Result<(), String> {
+        eprintln!("\n== warming the caches: {mode} ({count} users)");
         let url = svc.url();
         let start = Instant::now();
         let mut seconds = 2;
         let mut done = 0;
         while done < count && start.elapsed().as_secs() < 120 {
-            done += self
-                .wrk(&url, "prefs-warm", Some(tokens), seconds)
-                .run()?
-                .requests;
+            done += self.wrk(&url, mode, Some(tokens), seconds).run()?.requests;
             seconds *= 2;
         }
         Ok(())
@@ -591,6 +594,9 @@ fn run_round(
     bench.warm_preferences(&cached, tokens, sample)?;
     let b = ("B", "GET preferences (cached)");
     rows.push(bench.http_scenario(&cached, None, b, "prefs", Some(tokens))?);
+    bench.warm(&cached, tokens, sample, "effective-warm")?;
+    let g = ("G", "GET effective view of a device (cached)");
+    rows.push(bench.http_scenario(&cached, None, g, "effective", Some(tokens))?);
     // B again with the quotas counted in a Redis-protocol store (one EVALSHA per request)
     // instead of in process; a service of its own, warmed the same way.
     let store = RedisServer::start()?;
@@ -626,7 +632,7 @@ fn run_round(
     rows.push(bench.http_scenario(&uncached, None, f, "list", Some(tokens))?);
     uncached.stop();
 
-    let order = ["A", "B", "BR", "C", "D", "E", "F", "P1", "P2"];
+    let order = ["A", "B", "BR", "C", "D", "E", "F", "G", "P1", "P2"];
     rows.sort_by_key(|r| order.iter().position(|id| *id == r.id));
     Ok(rows)
 }
@@ -654,6 +660,12 @@ fn ratios(rows: &[Row], rounds: &[Vec<Row>]) -> Vec<Ratio> {
     [
         ("B/A (cached read vs HTTP ceiling)", "B", "A", Some(0.7)),
         ("BR/B (quotas in Redis vs in process)", "BR", "B", Some(0.6)),
+        (
+            "G/B (effective view vs cached preferences)",
+            "G",
+            "B",
+            Some(0.8),
+        ),
         (
             "C/P1 (uncached read vs database SELECT)",
             "C",

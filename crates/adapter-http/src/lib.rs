@@ -15,6 +15,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod state;
+pub mod views;
 pub mod write_permits;
 
 use std::{net::TcpListener, sync::Arc, time::Duration};

@@ -67,6 +67,8 @@ pub struct ApiState {
     pub defaults: Arc<DynDefaultsService>,
     /// The effective view across every layer.
     pub effective: Arc<DynEffectiveService>,
+    /// Rendered effective views (`None`: every read builds its view).
+    pub views: Option<Arc<dyn crate::views::ViewCache>>,
     /// Readiness probe.
     pub readiness: Arc<dyn Readiness>,
     /// Options.

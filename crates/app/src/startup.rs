@@ -6,7 +6,7 @@ use std::{net::TcpListener, sync::Arc};
 use adapter_crypto::AesGcmKeyring;
 use adapter_http::{
     ApiOptions, ApiState, AuthConfig, Authenticator, HttpMetrics, Operations, Routes,
-    ServerOptions, VerificationKey, WritePermits,
+    ServerOptions, VerificationKey, WritePermits, views::ViewCache,
 };
 use adapter_postgres::{
     ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgPreferencesRepository,
@@ -31,7 +31,7 @@ use crate::{
     bounded_readiness::BoundedReadiness,
     cache::{
         CachedDefaultsRepository, CachedPreferencesRepository, CachedSettingsRepository, Caches,
-        DefaultsCache, PreferencesCache, SettingsCache, spawn_invalidation,
+        DefaultsCache, PreferencesCache, RenderedViews, SettingsCache, spawn_invalidation,
     },
     config::{Config, ProvisioningMode},
     counting_cipher::CountingCipher,
@@ -441,8 +441,22 @@ fn api_state(
             database_timeout: timeout,
         },
     )?;
+    let views: Option<Arc<dyn ViewCache>> =
+        match (&caches.settings, &caches.preferences, &caches.defaults) {
+            (Some(settings), Some(preferences), Some(defaults)) => {
+                Some(Arc::new(RenderedViews::new(
+                    Arc::clone(settings),
+                    Arc::clone(preferences),
+                    Arc::clone(defaults),
+                    config.cache.settings_ttl,
+                    config.cache.settings_budgets().listings,
+                )))
+            }
+            _ => None,
+        };
     Ok(ApiState {
         effective: Arc::new(effective),
+        views,
         defaults: Arc::new(DefaultsService::new(
             Arc::clone(&defaults_repo),
             pipeline.clone(),

@@ -135,3 +135,37 @@ async fn support_reads_a_users_view_with_sources_and_the_read_is_audited() {
         .await;
     assert_eq!(audited[0], 1);
 }
+
+#[tokio::test]
+async fn a_write_is_in_the_next_view_on_this_instance_and_on_another_within_a_second() {
+    let a = TestApp::spawn().await;
+    let b = a.spawn_peer(|_| {}).await;
+    a.wait_for_change_feeds(2).await;
+    let alice = a.token(new_user(), &[]);
+    let key = "/api/v1/users/me/settings/ui.layout.density";
+    // Both instances hold a rendered view.
+    json_with_status(a.get(VIEW, &alice).await, 200).await;
+    json_with_status(b.get(VIEW, &alice).await, 200).await;
+
+    json_with_status(a.put(key, &alice, &json!({"value": "roomy"})).await, 201).await;
+    let here = json_with_status(a.get(VIEW, &alice).await, 200).await;
+    assert_eq!(here["settings"]["ui.layout.density"]["value"], "roomy");
+    e2e::read_until(
+        &b,
+        VIEW,
+        &alice,
+        std::time::Duration::from_secs(1),
+        |status, view| status == 200 && view["settings"]["ui.layout.density"]["value"] == "roomy",
+    )
+    .await;
+
+    let patch = a
+        .request(Method::PATCH, "/api/v1/users/me/preferences", Some(&alice))
+        .json(&json!({"theme": "dark"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), 200);
+    let here = json_with_status(a.get(VIEW, &alice).await, 200).await;
+    assert_eq!(here["preferences"]["theme"], "dark");
+}

@@ -5,6 +5,7 @@
 use std::{
     collections::BTreeMap,
     hash::{DefaultHasher, Hasher},
+    sync::Arc,
 };
 
 use actix_web::{
@@ -27,6 +28,7 @@ use crate::{
     error::ApiError,
     openapi::docs,
     state::ApiState,
+    views::RenderedView,
 };
 
 /// One setting of the view.
@@ -93,28 +95,28 @@ impl<'a> From<&'a EffectiveView> for EffectiveRepresentation<'a> {
 
 /// The view's bytes and their ETag: a hash of the bytes, so it changes exactly when the
 /// answer does, whichever layer changed.
-fn render(view: &EffectiveView) -> Result<(Vec<u8>, EntityTag), ApiError> {
+fn render(view: &EffectiveView) -> Result<RenderedView, ApiError> {
     let body = serde_json::to_vec(&EffectiveRepresentation::from(view))
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("rendering the view")))?;
     let mut hasher = DefaultHasher::new();
     hasher.write(&body);
-    Ok((
+    Ok(RenderedView {
         body,
-        EntityTag::new_strong(format!("{:016x}", hasher.finish())),
-    ))
+        tag: format!("{:016x}", hasher.finish()),
+    })
 }
 
-fn respond(req: &HttpRequest, view: &EffectiveView) -> Result<HttpResponse, ApiError> {
-    let (body, tag) = render(view)?;
+fn respond(req: &HttpRequest, view: &RenderedView) -> HttpResponse {
+    let tag = EntityTag::new_strong(view.tag.clone());
     if not_modified_since(req, &tag) {
-        return Ok(HttpResponse::NotModified()
+        return HttpResponse::NotModified()
             .insert_header(ETag(tag))
-            .finish());
+            .finish();
     }
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header(ETag(tag))
         .insert_header(ContentType::json())
-        .body(body))
+        .body(view.body.clone())
 }
 
 #[utoipa::path(
@@ -134,8 +136,18 @@ pub async fn view(
     state: Data<ApiState>,
     User(user): User,
 ) -> Result<HttpResponse, ApiError> {
-    let view = state.effective.view(user.user_id).await?;
-    respond(&req, &view)
+    let user = user.user_id;
+    let Some(cache) = &state.views else {
+        return Ok(respond(&req, &render(&state.effective.view(user).await?)?));
+    };
+    if let Some(cached) = cache.get(user, None).await {
+        return Ok(respond(&req, &cached));
+    }
+    // Taken before the view is built: a change meanwhile makes the stored view unservable.
+    let stamp = cache.stamp(user);
+    let rendered = Arc::new(render(&state.effective.view(user).await?)?);
+    cache.put(user, None, stamp, Arc::clone(&rendered)).await;
+    Ok(respond(&req, &rendered))
 }
 
 #[utoipa::path(
@@ -160,5 +172,5 @@ pub async fn admin_view(
         .effective
         .view_as_admin(&actor, UserId::new(*user_id))
         .await?;
-    respond(&req, &view)
+    Ok(respond(&req, &render(&view)?))
 }

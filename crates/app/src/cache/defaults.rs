@@ -48,6 +48,11 @@ impl DefaultsCache {
         state.entry = None;
     }
 
+    /// A number that grows with every invalidation.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // The state is two plain fields, valid after any panic.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

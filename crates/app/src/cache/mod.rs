@@ -21,6 +21,7 @@ mod read_through;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod views;
 
 pub use budget::{Budget, ByteSize, SettingsBudgets};
 pub use defaults::{CachedDefaultsRepository, DefaultsCache};
@@ -28,3 +29,4 @@ pub use invalidation::{Caches, spawn_invalidation};
 pub use preferences::{CachedPreferencesRepository, PreferencesCache};
 pub use read_through::CacheCounters;
 pub use settings::{CachedSettingsRepository, SettingsCache};
+pub use views::RenderedViews;

@@ -46,6 +46,11 @@ impl PreferencesCache {
         self.rows.discard_all();
     }
 
+    /// A number that grows with every invalidation of `user`'s preferences.
+    pub fn generation(&self, user: UserId) -> u64 {
+        self.generations.current(user)
+    }
+
     /// Entries held.
     pub fn entry_count(&self) -> u64 {
         self.rows.entry_count()

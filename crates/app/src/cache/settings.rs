@@ -60,6 +60,11 @@ impl SettingsCache {
         self.listings.discard_all();
     }
 
+    /// A number that grows with every invalidation of `user`'s settings.
+    pub fn generation(&self, user: UserId) -> u64 {
+        self.generations.current(user)
+    }
+
     /// Whether an invalidation of `a` also invalidates `b`.
     #[cfg(test)]
     pub fn share_generation(&self, a: UserId, b: UserId) -> bool {
