@@ -91,3 +91,15 @@ pub struct AuditEntry {
     /// Which setting, when one.
     pub key: Option<SettingKey>,
 }
+
+impl AuditEntry {
+    /// Support staff's read of `subject`'s data (no key: the read spans many).
+    pub fn admin_read(actor: &Actor, subject: UserId) -> Self {
+        Self {
+            actor: actor.clone(),
+            subject,
+            action: AuditAction::AdminRead,
+            key: None,
+        }
+    }
+}

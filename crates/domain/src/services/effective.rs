@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use super::defaults::DeploymentSource;
 use crate::{
-    audit::{Actor, AuditAction, AuditEntry},
+    audit::{Actor, AuditEntry},
     defaults::{EffectiveSetting, effective_settings},
     error::RepositoryError,
     ids::UserId,
@@ -87,12 +87,7 @@ where
         subject: UserId,
     ) -> Result<EffectiveView, RepositoryError> {
         self.audit
-            .record(AuditEntry {
-                actor: actor.clone(),
-                subject,
-                action: AuditAction::AdminRead,
-                key: None,
-            })
+            .record(AuditEntry::admin_read(actor, subject))
             .await?;
         self.view(subject).await
     }

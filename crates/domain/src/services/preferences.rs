@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::defaults::DeploymentSource;
 use crate::{
-    audit::{Actor, AuditAction, AuditEntry},
+    audit::{Actor, AuditEntry},
     defaults::DeploymentDefaults,
     error::{FieldError, RepositoryError, ValidationErrors},
     ids::UserId,
@@ -156,12 +156,7 @@ where
         subject: UserId,
     ) -> Result<EffectivePreferences, PreferencesError> {
         self.audit
-            .record(AuditEntry {
-                actor: actor.clone(),
-                subject,
-                action: AuditAction::AdminRead,
-                key: None,
-            })
+            .record(AuditEntry::admin_read(actor, subject))
             .await?;
         self.get(subject).await
     }

@@ -339,12 +339,7 @@ where
         limit: Option<u32>,
     ) -> Result<SettingsPage, ListSettingsError> {
         self.audit
-            .record(AuditEntry {
-                actor: actor.clone(),
-                subject,
-                action: AuditAction::AdminRead,
-                key: None,
-            })
+            .record(AuditEntry::admin_read(actor, subject))
             .await?;
         self.list_settings(subject, category, after, limit).await
     }
