@@ -1,12 +1,14 @@
 //! Use cases, generic over the ports: the settings service and the preferences service.
 
 mod defaults;
+mod devices;
 mod preferences;
 mod rotation;
 mod settings;
 mod write_pipeline;
 
 pub use defaults::{DefaultsError, DefaultsService};
+pub use devices::{DeleteDeviceError, DevicesService};
 pub use preferences::{PreferencesError, PreferencesService};
 pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapProgress, RewrapReport};
 pub use settings::{
