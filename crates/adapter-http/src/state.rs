@@ -6,9 +6,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::{
     ports::{
-        AuditLog, DefaultsRepository, PreferencesRepository, SecretCipher, SettingsRepository,
+        AuditLog, DefaultsRepository, DeviceSettingsRepository, PreferencesRepository,
+        SecretCipher, SettingsRepository,
     },
-    services::{DefaultsService, PreferencesService, SettingsService},
+    services::{DefaultsService, DevicesService, PreferencesService, SettingsService},
 };
 
 /// The settings service as the HTTP layer holds it.
@@ -20,6 +21,10 @@ pub type DynPreferencesService =
 
 /// The deployment layer's service as the HTTP layer holds it.
 pub type DynDefaultsService = DefaultsService<Arc<dyn DefaultsRepository>, Arc<dyn SecretCipher>>;
+
+/// The device layer's service as the HTTP layer holds it.
+pub type DynDevicesService =
+    DevicesService<Arc<dyn DeviceSettingsRepository>, Arc<dyn SecretCipher>>;
 
 /// Answers whether the service can do its job (the database is reachable).
 #[async_trait]
@@ -58,6 +63,8 @@ pub struct ApiState {
     pub preferences: Arc<DynPreferencesService>,
     /// The deployment layer's use cases.
     pub defaults: Arc<DynDefaultsService>,
+    /// The device layer's use cases.
+    pub devices: Arc<DynDevicesService>,
     /// Readiness probe.
     pub readiness: Arc<dyn Readiness>,
     /// Options.

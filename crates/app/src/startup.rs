@@ -9,8 +9,8 @@ use adapter_http::{
     ServerOptions, VerificationKey, WritePermits,
 };
 use adapter_postgres::{
-    ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgPreferencesRepository,
-    PgSettingsRepository, Pool, Provisioning,
+    ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgDeviceSettingsRepository,
+    PgPreferencesRepository, PgSettingsRepository, Pool, Provisioning,
 };
 use adapter_redis::RedisGcra;
 use anyhow::Context;
@@ -19,7 +19,9 @@ use domain::{
         AuditLog, DefaultsRepository, PreferencesRepository, SecretCipher, SettingsRepository,
     },
     registry::KeyRegistry,
-    services::{DefaultsService, PreferencesService, SettingsService, WritePipeline},
+    services::{
+        DefaultsService, DevicesService, PreferencesService, SettingsService, WritePipeline,
+    },
 };
 use prometheus::Registry;
 use secrecy::ExposeSecret;
@@ -432,10 +434,17 @@ fn api_state(
             database_timeout: timeout,
         },
     )?;
+    let devices_repo =
+        PgDeviceSettingsRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout);
     Ok(ApiState {
         defaults: Arc::new(DefaultsService::new(
             Arc::clone(&defaults_repo),
             pipeline.clone(),
+        )),
+        devices: Arc::new(DevicesService::new(
+            Arc::new(devices_repo),
+            pipeline.clone(),
+            Arc::clone(&defaults_repo),
         )),
         settings: Arc::new(
             SettingsService::new(settings_repo, audit.clone(), pipeline)
