@@ -22,7 +22,7 @@ use domain::{
 use time::OffsetDateTime;
 
 use crate::{
-    deadline::{DEFAULT_OPERATION_TIMEOUT, within},
+    deadline::within,
     errors::PgError,
     provisioning::Provisioning,
     settings_repo::{Owner, columns, delete_row, get_row, setting_from_row, upsert_row},
@@ -44,32 +44,17 @@ const DEVICES: &str = "SELECT device_id, count(*), max(updated_at) \
 const DELETE_DEVICE: &str =
     "DELETE FROM shared.user_device_settings WHERE user_id = $1 AND device_id = $2";
 
-/// The device layer's store on PostgreSQL. Cheap to clone (shares the pool).
+/// The device layer's store on PostgreSQL: the rows of the settings store that devices
+/// override, on its pool, provisioning and operation timeout
+/// ([`PgSettingsRepository::devices`](crate::PgSettingsRepository::devices)). Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PgDeviceSettingsRepository {
-    pool: Pool,
-    provisioning: Provisioning,
-    operation_timeout: Duration,
+    pub(crate) pool: Pool,
+    pub(crate) provisioning: Provisioning,
+    pub(crate) operation_timeout: Duration,
 }
 
 impl PgDeviceSettingsRepository {
-    /// A repository on `pool` that provisions users as `provisioning` says.
-    pub fn new(pool: Pool, provisioning: Provisioning) -> Self {
-        Self {
-            pool,
-            provisioning,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
-        }
-    }
-
-    /// Sets the client-side limit of one operation (default
-    /// [`DEFAULT_OPERATION_TIMEOUT`]); past it the call fails as unavailable.
-    #[must_use]
-    pub fn with_operation_timeout(mut self, limit: Duration) -> Self {
-        self.operation_timeout = limit;
-        self
-    }
-
     async fn list_inner(&self, user: UserId, device: &DeviceId) -> Result<Vec<Setting>, PgError> {
         let client = self.pool.get().await?;
         let statement = client.prepare_cached(LIST).await?;

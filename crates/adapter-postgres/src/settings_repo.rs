@@ -45,6 +45,7 @@ use domain::{
 use tokio_postgres::{Row, types::ToSql};
 
 use crate::{
+    PgDeviceSettingsRepository,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::{PgError, PgResultExt},
     provisioning::{Provisioning, lock_user},
@@ -263,6 +264,16 @@ impl PgSettingsRepository {
     pub fn with_operation_timeout(mut self, limit: Duration) -> Self {
         self.operation_timeout = limit;
         self
+    }
+
+    /// The devices' overrides of these settings: the same pool, provisioning and operation
+    /// timeout (a device's write counts against the same quotas, under the same lock).
+    pub fn devices(&self) -> PgDeviceSettingsRepository {
+        PgDeviceSettingsRepository {
+            pool: self.pool.clone(),
+            provisioning: self.provisioning,
+            operation_timeout: self.operation_timeout,
+        }
     }
 
     async fn upsert_many_inner(

@@ -9,8 +9,8 @@ use adapter_http::{
     ServerOptions, VerificationKey, WritePermits,
 };
 use adapter_postgres::{
-    ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgDeviceSettingsRepository,
-    PgPreferencesRepository, PgSettingsRepository, Pool, Provisioning,
+    ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgPreferencesRepository,
+    PgSettingsRepository, Pool, Provisioning,
 };
 use adapter_redis::RedisGcra;
 use anyhow::Context;
@@ -390,6 +390,7 @@ fn api_state(
     let timeout = config.database.timeout.get();
     let settings_repo =
         PgSettingsRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout);
+    let devices_repo = settings_repo.devices();
     // Token refresh must see other instances' rotations at once, even while the change feed
     // reconnects: it reads around the cache.
     let settings_uncached: Arc<dyn SettingsRepository> = Arc::new(settings_repo.clone());
@@ -434,8 +435,6 @@ fn api_state(
             database_timeout: timeout,
         },
     )?;
-    let devices_repo =
-        PgDeviceSettingsRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout);
     Ok(ApiState {
         defaults: Arc::new(DefaultsService::new(
             Arc::clone(&defaults_repo),

@@ -3,7 +3,8 @@
 //! device quota, exactly; forgetting a device; the change notification; the table's rules.
 
 use adapter_postgres::{
-    ChangeEvent, ChangeFeed, PgDeviceSettingsRepository, Provisioning, testing::TestDatabase,
+    ChangeEvent, ChangeFeed, PgDeviceSettingsRepository, PgSettingsRepository, Provisioning,
+    testing::TestDatabase,
 };
 use domain::{
     UserId,
@@ -19,7 +20,7 @@ use crate::{
 };
 
 fn devices_repo(db: &TestDatabase) -> PgDeviceSettingsRepository {
-    PgDeviceSettingsRepository::new(db.pool().clone(), Provisioning::Auto)
+    settings_repo(db).devices()
 }
 
 fn device(raw: &str) -> DeviceId {
@@ -528,7 +529,7 @@ async fn erasing_the_user_erases_their_devices() {
 #[tokio::test]
 async fn external_provisioning_refuses_device_writes_for_unknown_users() {
     let db = TestDatabase::create().await;
-    let repo = PgDeviceSettingsRepository::new(db.pool().clone(), Provisioning::External);
+    let repo = PgSettingsRepository::new(db.pool().clone(), Provisioning::External).devices();
 
     let result = write_under(
         &repo,
