@@ -14,10 +14,10 @@ use domain::{
     integrations::ProviderId,
     secrets::CipherError,
     services::{
-        DefaultsError, DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError,
-        PreferencesError, SetSettingError,
+        DefaultsError, DeleteDeviceError, DeleteSettingError, GetSecretError, GetSettingError,
+        ListSettingsError, PreferencesError, SetSettingError,
     },
-    settings::SettingKey,
+    settings::{QuotaExceeded, SettingKey},
 };
 use serde::Serialize;
 
@@ -366,6 +366,14 @@ fn enforced_by_deployment(key: &SettingKey) -> ApiError {
     )
 }
 
+/// 422: a secret written to a layer that holds none (the deployment's, a device's).
+fn not_layerable() -> ApiError {
+    ApiError::Unprocessable(
+        "not_layerable",
+        "secrets exist only in the user layer: they are sealed for one user".into(),
+    )
+}
+
 fn cipher_failure(e: CipherError) -> ApiError {
     ApiError::Internal(anyhow::Error::new(e).context("secret could not be processed"))
 }
@@ -394,6 +402,14 @@ impl From<SetSettingError> for ApiError {
         match e {
             SetSettingError::Validation(v) => from_validation(v),
             SetSettingError::VersionConflict { .. } => ApiError::PreconditionFailed,
+            // The device is what a write over the device quota should not have named.
+            SetSettingError::QuotaExceeded(quota @ QuotaExceeded::Devices { .. }) => {
+                ApiError::Validation(ValidationErrors::single(FieldError::new(
+                    "device_id",
+                    "too_many_devices",
+                    quota.to_string(),
+                )))
+            }
             SetSettingError::QuotaExceeded(quota) => {
                 ApiError::Validation(ValidationErrors::single(FieldError::new(
                     "key",
@@ -405,6 +421,7 @@ impl From<SetSettingError> for ApiError {
                 managed_by_integration(&key, provider)
             }
             SetSettingError::EnforcedByDeployment { key } => enforced_by_deployment(&key),
+            SetSettingError::NotLayerable => not_layerable(),
             SetSettingError::UserNotFound => user_not_found(),
             SetSettingError::Cipher(c) => cipher_failure(c),
             SetSettingError::Repository(r) => r.into(),
@@ -431,10 +448,7 @@ impl From<DefaultsError> for ApiError {
     fn from(e: DefaultsError) -> Self {
         match e {
             DefaultsError::Validation(v) => from_validation(v),
-            DefaultsError::NotLayerable => ApiError::Unprocessable(
-                "not_layerable",
-                "secrets exist only in the user layer: they are sealed for one user".into(),
-            ),
+            DefaultsError::NotLayerable => not_layerable(),
             DefaultsError::ManagedByIntegration { key, provider } => {
                 managed_by_integration(&key, provider)
             }
@@ -443,6 +457,18 @@ impl From<DefaultsError> for ApiError {
                 "the deployment sets no value for this key".into(),
             ),
             DefaultsError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<DeleteDeviceError> for ApiError {
+    fn from(e: DeleteDeviceError) -> Self {
+        match e {
+            DeleteDeviceError::Validation(v) => from_validation(v),
+            DeleteDeviceError::NotFound => {
+                ApiError::NotFound("device_not_found", "the device overrides nothing".into())
+            }
+            DeleteDeviceError::Repository(r) => r.into(),
         }
     }
 }

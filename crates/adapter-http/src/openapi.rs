@@ -9,6 +9,7 @@ use utoipa::{
 };
 
 use domain::{
+    devices::{DEVICE_ID_PATTERN, MAX_DEVICE_ID_LEN},
     integrations::{AuthMethod, ProviderId},
     settings::{DataType, MAX_KEY_LEN, Page},
 };
@@ -16,7 +17,8 @@ use domain::{
 use domain::preferences::PreferenceField;
 
 use crate::handlers::{
-    admin, defaults, effective, health, integrations, internal, preferences, schema, settings,
+    admin, defaults, devices, effective, health, integrations, internal, preferences, schema,
+    settings,
 };
 
 /// The API description served at `/openapi.json`.
@@ -36,6 +38,8 @@ use crate::handlers::{
         admin::settings, admin::preferences,
         defaults::get, defaults::patch_preferences, defaults::put_setting, defaults::delete_setting,
         defaults::effective_setting, effective::view, effective::admin_view,
+        devices::list, devices::delete,
+        devices::get_setting, devices::put_setting, devices::delete_setting,
         internal::secret,
         integrations::list, integrations::status, integrations::authorize,
         integrations::connect, integrations::disconnect, integrations::token,
@@ -52,6 +56,7 @@ use crate::handlers::{
             defaults::Defaults,
             defaults::EffectiveSettingRepresentation,
             effective::EffectiveRepresentation, effective::EffectiveEntry,
+            devices::DeviceEntry, devices::DeviceList,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
             schema::Registry, schema::RegistryKey, schema::RegistryLimits,
             internal::SecretPlaintext, health::Health, health::HealthStatus,
@@ -72,6 +77,7 @@ use crate::handlers::{
         (name = "preferences", description = "The caller's structured preferences"),
         (name = "admin", description = "Read-only, audited support access"),
         (name = "defaults", description = "The deployment layer: values an operator sets for every user"),
+        (name = "devices", description = "The device layer: each of the caller's devices' own overrides of their settings"),
         (name = "internal", description = "Plaintext secrets and provider tokens for integration services"),
         (name = "integrations", description = "The caller's connections to external services"),
         (name = "operations", description = "Health"),
@@ -227,6 +233,7 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     let key =
         json!({"type": "string", "minLength": 1, "maxLength": MAX_KEY_LEN, "pattern": KEY_PATTERN});
+    let device_id = json!({"type": "string", "minLength": 1, "maxLength": MAX_DEVICE_ID_LEN, "pattern": DEVICE_ID_PATTERN});
     let category = json!({"type": ["string", "null"], "enum": config.categories.iter().map(|c| json!(c)).chain([serde_json::Value::Null]).collect::<Vec<_>>()});
     let data_types: Vec<&str> = DataType::ALL.iter().map(|t| t.as_str()).collect();
     let mut data_type_enum: Vec<serde_json::Value> = data_types.iter().map(|t| json!(t)).collect();
@@ -315,6 +322,7 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
         schemas[name]["properties"]["provider"]["enum"] = json!(providers);
     }
     schemas["RegistryKey"]["properties"]["data_type"]["enum"] = json!(data_types);
+    schemas["DeviceEntry"]["properties"]["device_id"] = device_id.clone();
     schemas["Registry"]["properties"]["data_types"]["items"]["enum"] = json!(data_types);
     // Path and query parameters named like the domain's values get their constraints.
     if let Some(paths) = doc["paths"].as_object_mut() {
@@ -333,6 +341,7 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
                 for parameter in parameters {
                     match parameter["name"].as_str() {
                         Some("key") => parameter["schema"] = key.clone(),
+                        Some("device_id") => parameter["schema"] = device_id.clone(),
                         Some("category") => {
                             parameter["schema"] =
                                 json!({"type": "string", "enum": config.categories})
@@ -553,6 +562,18 @@ mod tests {
         assert_eq!(item_key["maxLength"], MAX_KEY_LEN);
         let parameters = &doc["paths"]["/api/v1/users/me/settings/{key}"]["put"]["parameters"];
         assert_eq!(parameters[0]["schema"]["pattern"], KEY_PATTERN);
+    }
+
+    #[test]
+    fn device_ids_state_the_domain_pattern_in_paths_and_answers() {
+        let doc = doc();
+        let path = "/api/v1/users/me/devices/{device_id}/settings/{key}";
+        let parameters = &doc["paths"][path]["put"]["parameters"];
+        assert_eq!(parameters[0]["name"], "device_id");
+        assert_eq!(parameters[0]["schema"]["pattern"], DEVICE_ID_PATTERN);
+        assert_eq!(parameters[1]["schema"]["pattern"], KEY_PATTERN);
+        let entry = &doc["components"]["schemas"]["DeviceEntry"]["properties"]["device_id"];
+        assert_eq!(entry["maxLength"], MAX_DEVICE_ID_LEN);
     }
 
     #[test]

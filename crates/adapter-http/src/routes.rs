@@ -11,7 +11,8 @@ use actix_web::{
 use crate::{
     error::ApiError,
     handlers::{
-        admin, defaults, effective, health, integrations, internal, preferences, schema, settings,
+        admin, defaults, devices, effective, health, integrations, internal, preferences, schema,
+        settings,
     },
     json,
 };
@@ -123,6 +124,33 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Method::GET,
         "/api/v1/users/me/effective/settings/{key}",
         |r| r.to(defaults::effective_setting),
+    ),
+    endpoint(Group::Api, Method::GET, "/api/v1/users/me/devices", |r| {
+        r.to(devices::list)
+    }),
+    endpoint(
+        Group::Api,
+        Method::DELETE,
+        "/api/v1/users/me/devices/{device_id}",
+        |r| r.to(devices::delete),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/users/me/devices/{device_id}/settings/{key}",
+        |r| r.to(devices::get_setting),
+    ),
+    endpoint(
+        Group::Api,
+        Method::PUT,
+        "/api/v1/users/me/devices/{device_id}/settings/{key}",
+        |r| r.to(devices::put_setting),
+    ),
+    endpoint(
+        Group::Api,
+        Method::DELETE,
+        "/api/v1/users/me/devices/{device_id}/settings/{key}",
+        |r| r.to(devices::delete_setting),
     ),
     endpoint(Group::Api, Method::GET, "/api/v1/defaults", |r| {
         r.to(defaults::get)
@@ -324,6 +352,14 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_devices_setting_serves_the_methods_of_the_users_own() {
+        assert_eq!(
+            allowed_methods("/api/v1/users/me/devices/{device_id}/settings/{key}"),
+            allowed_methods("/api/v1/users/me/settings/{key}")
+        );
     }
 
     #[test]

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use domain::{
     ports::{
-        AuditLog, DefaultsRepository, PreferencesRepository, SecretCipher, SettingsRepository,
+        AuditLog, DefaultsRepository, DeviceSettingsRepository, PreferencesRepository,
+        SecretCipher, SettingsRepository,
     },
-    services::{DefaultsService, EffectiveService, PreferencesService, SettingsService},
+    services::{
+        DefaultsService, DevicesService, EffectiveService, PreferencesService, SettingsService,
+    },
 };
 
 /// The settings service as the HTTP layer holds it.
@@ -27,6 +30,9 @@ pub type DynEffectiveService = EffectiveService<
     Arc<dyn PreferencesRepository>,
     Arc<dyn AuditLog>,
 >;
+/// The device layer's service as the HTTP layer holds it.
+pub type DynDevicesService =
+    DevicesService<Arc<dyn DeviceSettingsRepository>, Arc<dyn SecretCipher>>;
 
 /// Answers whether the service can do its job (the database is reachable).
 #[async_trait]
@@ -69,6 +75,8 @@ pub struct ApiState {
     pub effective: Arc<DynEffectiveService>,
     /// Rendered effective views (`None`: every read builds its view).
     pub views: Option<Arc<dyn crate::views::ViewCache>>,
+    /// The device layer's use cases.
+    pub devices: Arc<DynDevicesService>,
     /// Readiness probe.
     pub readiness: Arc<dyn Readiness>,
     /// Options.

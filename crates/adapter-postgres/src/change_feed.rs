@@ -10,8 +10,10 @@
 //!  "op": "INSERT" | "UPDATE" | "DELETE"}
 //! ```
 //!
-//! and the trigger of V7 sends `{"store": "defaults", "user_id": null, "key": …}` for every
-//! change of the deployment layer `shared.deployment_settings`.
+//! the trigger of V7 sends `{"store": "defaults", "user_id": null, "key": …}` for every
+//! change of the deployment layer `shared.deployment_settings`, and the trigger of V8 sends
+//! `{"store": "device_settings", "user_id", "device_id", "key", "op"}` for every changed
+//! override of a device (`shared.user_device_settings`).
 //!
 //! The feed `LISTEN`s on a dedicated connection (not from the pool: a pooled connection is
 //! shared and recycled, and a listener must stay open) and publishes [`ChangeEvent`]s on a
@@ -32,7 +34,7 @@ use std::{
     time::Duration,
 };
 
-use domain::{UserId, settings::SettingKey};
+use domain::{UserId, devices::DeviceId, settings::SettingKey};
 use serde_json::Value;
 use tokio::{
     sync::{broadcast, oneshot},
@@ -64,6 +66,15 @@ pub enum ChangeEvent {
         /// Name.
         key: SettingKey,
     },
+    /// One device's override of one setting was inserted, updated or deleted.
+    DeviceSettings {
+        /// Owner.
+        user_id: UserId,
+        /// The device.
+        device_id: DeviceId,
+        /// Name.
+        key: SettingKey,
+    },
     /// One user's preferences row was inserted, updated or deleted.
     Preferences {
         /// Owner.
@@ -90,6 +101,11 @@ impl ChangeEvent {
                 let key = SettingKey::parse(payload.get("key")?.as_str()?).ok()?;
                 Some(Self::Settings { user_id, key })
             }
+            "device_settings" => Some(Self::DeviceSettings {
+                user_id,
+                device_id: DeviceId::parse(payload.get("device_id")?.as_str()?).ok()?,
+                key: SettingKey::parse(payload.get("key")?.as_str()?).ok()?,
+            }),
             "preferences" => Some(Self::Preferences { user_id }),
             _ => None,
         }
@@ -354,6 +370,21 @@ mod tests {
     }
 
     #[test]
+    fn device_settings_payload_parses() {
+        let payload = format!(
+            r#"{{"store":"device_settings","user_id":"{USER}","device_id":"tv.Living-1","key":"ui.theme","op":"DELETE"}}"#
+        );
+        assert_eq!(
+            ChangeEvent::from_payload(&payload),
+            Some(ChangeEvent::DeviceSettings {
+                user_id: UserId::new(USER.parse().unwrap()),
+                device_id: DeviceId::parse("tv.Living-1").unwrap(),
+                key: SettingKey::parse("ui.theme").unwrap(),
+            })
+        );
+    }
+
+    #[test]
     fn defaults_payload_parses_without_a_user() {
         let payload = r#"{"store":"defaults","user_id":null,"key":"ui.a","op":"UPDATE"}"#;
         assert_eq!(
@@ -369,6 +400,8 @@ mod tests {
             r#"{"store":"other","user_id":"6f1c1e52-3b0e-4bd5-9c56-1d9a8f0f6a10"}"#,
             r#"{"store":"settings","user_id":"nope","key":"a"}"#,
             r#"{"store":"settings","user_id":"6f1c1e52-3b0e-4bd5-9c56-1d9a8f0f6a10","key":"A B"}"#,
+            r#"{"store":"device_settings","user_id":"6f1c1e52-3b0e-4bd5-9c56-1d9a8f0f6a10","key":"a"}"#,
+            r#"{"store":"device_settings","user_id":"6f1c1e52-3b0e-4bd5-9c56-1d9a8f0f6a10","device_id":"a b","key":"a"}"#,
         ] {
             assert_eq!(ChangeEvent::from_payload(payload), None, "{payload}");
         }

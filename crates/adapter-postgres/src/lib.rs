@@ -6,10 +6,11 @@
 //!   (`tls`).
 //! - [`ping`]: the readiness check.
 //! - [`migrate`]: the refinery migrations of `migrations/`, embedded in the binary.
-//! - [`PgSettingsRepository`], [`PgPreferencesRepository`], [`PgAuditLog`],
-//!   [`PgEnvelopeStore`], [`PgOAuthStateStore`], [`PgDefaultsRepository`]: the domain's ports on PostgreSQL. Static
-//!   SQL only, prepared with `prepare_cached`; optimistic concurrency in the statements
-//!   themselves.
+//! - [`PgSettingsRepository`], [`PgDeviceSettingsRepository`], [`PgPreferencesRepository`],
+//!   [`PgAuditLog`], [`PgEnvelopeStore`], [`PgOAuthStateStore`], [`PgDefaultsRepository`]: the
+//!   domain's ports on PostgreSQL. Static SQL only (the settings' and devices' row statements
+//!   built once from shared templates), prepared with `prepare_cached`; optimistic
+//!   concurrency in the statements themselves.
 //! - [`ChangeFeed`]: `LISTEN user_settings_changes` on a dedicated connection, as typed
 //!   [`ChangeEvent`]s, for cache invalidation across instances.
 //! - `testing` (feature `testing`): a fresh migrated database per test.
@@ -22,6 +23,7 @@ mod change_feed;
 mod config;
 mod deadline;
 mod defaults_repo;
+mod device_settings_repo;
 mod envelope_store;
 mod errors;
 mod migrate;
@@ -39,6 +41,7 @@ pub use change_feed::{CHANNEL, ChangeEvent, ChangeFeed};
 pub use config::{PgConfig, PgConfigError};
 pub use deadline::DEFAULT_OPERATION_TIMEOUT;
 pub use defaults_repo::PgDefaultsRepository;
+pub use device_settings_repo::PgDeviceSettingsRepository;
 pub use envelope_store::PgEnvelopeStore;
 pub use migrate::{MigrateError, MigrationReport, migrate, migrate_pool};
 pub use oauth_state_store::PgOAuthStateStore;

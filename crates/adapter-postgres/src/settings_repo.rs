@@ -13,20 +13,28 @@
 //!
 //! Quota: every insert and update first locks the user's row (see `provisioning::lock_user`)
 //! and reads the user's usage (settings, and bytes of values: the generated column
-//! `value_bytes`, migration V6); after the write it reads the usage again, and a write that
+//! `value_bytes`, migration V6; their devices' overrides count too, and so do the devices
+//! that hold any); after the write it reads the usage again, and a write that
 //! raised a figure above its quota is rolled back. A user already over a lowered quota can
 //! still write what does not add to that figure. Deletes only lower the figures and take no
 //! user lock.
 //!
 //! Listings are keyset-paginated on `key` (the primary key's order): `key > $after`, with
 //! `''` (before every key) for the first page.
+//!
+//! Devices' overrides (`shared.user_device_settings`, migration V8) are rows of the same shape
+//! named by `(user_id, device_id, key)`. The statements on one row are built once per table
+//! from one template each ([`RowStatements`]), and the steps that run them (`upsert_row`,
+//! `delete_row`, `get_row`, the quota) take the row's [`Owner`], so both tables follow the
+//! same concurrency, version and quota rules. The quota counts both tables.
 
-use std::time::Duration;
+use std::{borrow::Cow, sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
 use domain::{
     RepositoryError, UserId,
+    devices::DeviceId,
     ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
     secrets::Envelope,
     settings::{
@@ -37,6 +45,7 @@ use domain::{
 use tokio_postgres::{Row, types::ToSql};
 
 use crate::{
+    PgDeviceSettingsRepository,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::{PgError, PgResultExt},
     provisioning::{Provisioning, lock_user},
@@ -48,12 +57,7 @@ macro_rules! columns {
         "key, value, description, category, data_type, version, created_at, updated_at"
     };
 }
-
-const GET: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM shared.user_settings WHERE user_id = $1 AND key = $2"
-);
+pub(crate) use columns;
 
 /// Served by the primary key `(user_id, key)`, in its order.
 const LIST: &str = concat!(
@@ -72,81 +76,169 @@ const LIST_BY_CATEGORY: &str = concat!(
 
 const COUNT: &str = "SELECT count(*) FROM shared.user_settings WHERE user_id = $1";
 
-/// What the user holds: settings and bytes of values (`value_bytes`, migration V6).
-const USAGE: &str = "SELECT count(*), coalesce(sum(value_bytes), 0)::bigint \
-     FROM shared.user_settings WHERE user_id = $1";
+/// What the user holds, their devices' overrides included: settings, bytes of values
+/// (`value_bytes`, migrations V6 and V8) and devices that hold overrides.
+const USAGE: &str = "SELECT count(*), coalesce(sum(value_bytes), 0)::bigint, \
+     count(DISTINCT device_id) \
+     FROM (SELECT NULL::text AS device_id, value_bytes \
+           FROM shared.user_settings WHERE user_id = $1 \
+           UNION ALL \
+           SELECT device_id, value_bytes \
+           FROM shared.user_device_settings WHERE user_id = $1) AS held";
 
 /// A fresh version for a changed row, never given before (migration V4).
-macro_rules! next_version {
-    () => {
-        "nextval('shared.user_settings_version_seq')"
-    };
+const NEXT_VERSION: &str = "nextval('shared.user_settings_version_seq')";
+
+/// The statements on one row of a table of settings rows. Their parameters: the row's name
+/// (`$1..$n`, the table's `cell` columns), then the value, description, category and data
+/// type, then, for conditional writes and deletes, the accepted versions.
+pub(crate) struct RowStatements {
+    get: String,
+    /// Insert, or update only when something differs: an unchanged write returns no row and
+    /// keeps its version. `created` is true only for an insert: the insert draws its version
+    /// up front (`drawn`), an update takes another, later one (drawn after the row lock, so a
+    /// row's versions grow), so the returned row has the drawn version exactly when it was
+    /// inserted.
+    upsert: String,
+    /// The version comes from the column default (the same sequence).
+    insert_absent: String,
+    /// Updates the row if it is at one of the given versions, or at any version when they are
+    /// null ("must exist").
+    update_version: String,
+    /// The stored row, and whether it already holds exactly what the write would write.
+    current_vs_write: String,
+    version_of: String,
+    delete: String,
+    delete_version: String,
 }
 
-/// Insert, or update only when something differs: an unchanged write returns no row and
-/// keeps its version. `created` is true only for an insert: the insert draws its version up
-/// front (`drawn`), an update takes another, later one (drawn after the row lock, so a row's
-/// versions grow), so the returned row has the drawn version exactly when it was inserted.
-const UPSERT: &str = concat!(
-    "WITH drawn AS (SELECT ",
-    next_version!(),
-    " AS version) ",
-    "INSERT INTO shared.user_settings AS s ",
-    "(user_id, key, value, description, category, data_type, version) ",
-    "VALUES ($1, $2, $3, $4, $5, $6, (SELECT version FROM drawn)) ",
-    "ON CONFLICT (user_id, key) DO UPDATE SET ",
-    "value = EXCLUDED.value, description = EXCLUDED.description, ",
-    "category = EXCLUDED.category, data_type = EXCLUDED.data_type, ",
-    "version = ",
-    next_version!(),
-    ", updated_at = now() ",
-    "WHERE (s.value, s.description, s.category, s.data_type) IS DISTINCT FROM ",
-    "(EXCLUDED.value, EXCLUDED.description, EXCLUDED.category, EXCLUDED.data_type) ",
-    "RETURNING ",
-    columns!(),
-    ", s.version = (SELECT version FROM drawn) AS created"
-);
+impl RowStatements {
+    fn new(table: &str, cell: &[&str]) -> Self {
+        let columns = columns!();
+        let n = cell.len();
+        let names = cell.join(", ");
+        let matches = cell
+            .iter()
+            .zip(1..)
+            .map(|(column, i)| format!("{column} = ${i}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        let all = (1..=n + 4)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (value, description, category, data_type, versions) =
+            (n + 1, n + 2, n + 3, n + 4, n + 5);
+        let typed = format!(
+            "(${value}::jsonb, ${description}::text, ${category}::text, ${data_type}::text)"
+        );
+        let fields = "(value, description, category, data_type)";
+        Self {
+            get: format!("SELECT {columns} FROM {table} WHERE {matches}"),
+            upsert: format!(
+                "WITH drawn AS (SELECT {NEXT_VERSION} AS version) \
+                 INSERT INTO {table} AS s ({names}, value, description, category, data_type, version) \
+                 VALUES ({all}, (SELECT version FROM drawn)) \
+                 ON CONFLICT ({names}) DO UPDATE SET \
+                 value = EXCLUDED.value, description = EXCLUDED.description, \
+                 category = EXCLUDED.category, data_type = EXCLUDED.data_type, \
+                 version = {NEXT_VERSION}, updated_at = now() \
+                 WHERE (s.value, s.description, s.category, s.data_type) IS DISTINCT FROM \
+                 (EXCLUDED.value, EXCLUDED.description, EXCLUDED.category, EXCLUDED.data_type) \
+                 RETURNING {columns}, s.version = (SELECT version FROM drawn) AS created"
+            ),
+            insert_absent: format!(
+                "INSERT INTO {table} ({names}, value, description, category, data_type) \
+                 VALUES ({all}) ON CONFLICT ({names}) DO NOTHING RETURNING {columns}"
+            ),
+            update_version: format!(
+                "UPDATE {table} SET \
+                 value = ${value}::jsonb, description = ${description}::text, \
+                 category = ${category}::text, data_type = ${data_type}::text, \
+                 version = {NEXT_VERSION}, updated_at = now() \
+                 WHERE {matches} AND (${versions}::bigint[] IS NULL OR version = ANY(${versions})) \
+                 AND {fields} IS DISTINCT FROM {typed} RETURNING {columns}"
+            ),
+            current_vs_write: format!(
+                "SELECT {columns}, {fields} IS NOT DISTINCT FROM {typed} AS unchanged \
+                 FROM {table} WHERE {matches}"
+            ),
+            version_of: format!("SELECT version FROM {table} WHERE {matches}"),
+            delete: format!("DELETE FROM {table} WHERE {matches} RETURNING version"),
+            delete_version: format!(
+                "DELETE FROM {table} WHERE {matches} AND version = ANY(${}) RETURNING version",
+                n + 1
+            ),
+        }
+    }
+}
 
-/// The version comes from the column default (the same sequence).
-const INSERT_ABSENT: &str = concat!(
-    "INSERT INTO shared.user_settings (user_id, key, value, description, category, data_type) ",
-    "VALUES ($1, $2, $3, $4, $5, $6) ",
-    "ON CONFLICT (user_id, key) DO NOTHING ",
-    "RETURNING ",
-    columns!()
-);
+/// The user's own settings: a row is `(user_id, key)`.
+static USER_ROWS: LazyLock<RowStatements> =
+    LazyLock::new(|| RowStatements::new("shared.user_settings", &["user_id", "key"]));
 
-/// Updates the row if it is at one of the versions `$7`, or at any version when `$7` is null
-/// ("must exist").
-const UPDATE_VERSION: &str = concat!(
-    "UPDATE shared.user_settings SET ",
-    "value = $3::jsonb, description = $4::text, category = $5::text, data_type = $6::text, ",
-    "version = ",
-    next_version!(),
-    ", updated_at = now() ",
-    "WHERE user_id = $1 AND key = $2 AND ($7::bigint[] IS NULL OR version = ANY($7)) ",
-    "AND (value, description, category, data_type) IS DISTINCT FROM ",
-    "($3::jsonb, $4::text, $5::text, $6::text) ",
-    "RETURNING ",
-    columns!()
-);
+/// The devices' overrides: a row is `(user_id, device_id, key)`.
+static DEVICE_ROWS: LazyLock<RowStatements> = LazyLock::new(|| {
+    RowStatements::new(
+        "shared.user_device_settings",
+        &["user_id", "device_id", "key"],
+    )
+});
 
-/// The stored row, and whether it already holds exactly what `$3..$6` would write.
-const CURRENT_VS_WRITE: &str = concat!(
-    "SELECT ",
-    columns!(),
-    ", (value, description, category, data_type) IS NOT DISTINCT FROM ",
-    "($3::jsonb, $4::text, $5::text, $6::text) AS unchanged ",
-    "FROM shared.user_settings WHERE user_id = $1 AND key = $2"
-);
+/// Whose rows a statement addresses: the user's own settings, or one of their devices'
+/// overrides. Its rows are in the table it names.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Owner<'a> {
+    user: uuid::Uuid,
+    device: Option<&'a str>,
+}
 
-const VERSION_OF: &str = "SELECT version FROM shared.user_settings WHERE user_id = $1 AND key = $2";
+impl<'a> Owner<'a> {
+    /// The user's own settings.
+    pub(crate) fn user(user: UserId) -> Self {
+        Self {
+            user: user.as_uuid(),
+            device: None,
+        }
+    }
 
-const DELETE: &str =
-    "DELETE FROM shared.user_settings WHERE user_id = $1 AND key = $2 RETURNING version";
+    /// One device's overrides.
+    pub(crate) fn device(user: UserId, device: &'a DeviceId) -> Self {
+        Self {
+            user: user.as_uuid(),
+            device: Some(device.as_str()),
+        }
+    }
 
-const DELETE_VERSION: &str = "DELETE FROM shared.user_settings \
-     WHERE user_id = $1 AND key = $2 AND version = ANY($3) RETURNING version";
+    fn user_id(self) -> UserId {
+        UserId::new(self.user)
+    }
+
+    fn statements(self) -> &'static RowStatements {
+        match self.device {
+            None => &USER_ROWS,
+            Some(_) => &DEVICE_ROWS,
+        }
+    }
+}
+
+/// The parameters that name one row: the user, the device (for a device's row), the key.
+#[derive(Clone, Copy, Debug)]
+struct Cell<'a> {
+    owner: Owner<'a>,
+    key: &'a str,
+}
+
+impl Cell<'_> {
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&self.owner.user];
+        if let Some(device) = &self.owner.device {
+            params.push(device);
+        }
+        params.push(&self.key);
+        params
+    }
+}
 
 /// The settings store on PostgreSQL. Cheap to clone (shares the pool).
 #[derive(Clone, Debug)]
@@ -174,39 +266,14 @@ impl PgSettingsRepository {
         self
     }
 
-    async fn upsert_inner(
-        &self,
-        user: UserId,
-        write: &SettingWrite,
-        expected: Precondition,
-        quota: UserQuota,
-    ) -> Result<UpsertOutcome, SettingWriteError> {
-        let mut client = self.pool.get().await.pg()?;
-        let tx = client.transaction().await.pg()?;
-        if !lock_user(&tx, user, self.provisioning).await? {
-            // Without a user there is no row to match a version either.
-            return Err(match expected {
-                Precondition::Version(_) | Precondition::VersionIn(_) | Precondition::Exists => {
-                    SettingWriteError::VersionConflict { current: None }
-                }
-                Precondition::Any | Precondition::Absent => SettingWriteError::UserNotFound,
-            });
+    /// The devices' overrides of these settings: the same pool, provisioning and operation
+    /// timeout (a device's write counts against the same quotas, under the same lock).
+    pub fn devices(&self) -> PgDeviceSettingsRepository {
+        PgDeviceSettingsRepository {
+            pool: self.pool.clone(),
+            provisioning: self.provisioning,
+            operation_timeout: self.operation_timeout,
         }
-        let before = usage(&tx, user).await?;
-        let outcome = match expected {
-            Precondition::Version(version) => {
-                update_version(&tx, user, write, Some(&[version])).await?
-            }
-            Precondition::VersionIn(versions) => {
-                update_version(&tx, user, write, Some(&versions)).await?
-            }
-            Precondition::Exists => update_version(&tx, user, write, None).await?,
-            Precondition::Absent => insert_absent(&tx, user, write).await?,
-            Precondition::Any => upsert(&tx, user, write).await?,
-        };
-        check_quota(&tx, user, before, quota).await?;
-        tx.commit().await.pg()?;
-        Ok(outcome)
     }
 
     async fn upsert_many_inner(
@@ -226,55 +293,12 @@ impl PgSettingsRepository {
         let before = usage(&tx, user).await?;
         let mut outcomes = Vec::with_capacity(writes.len());
         for write in writes {
-            outcomes.push(upsert(&tx, user, write).await?);
+            outcomes.push(upsert(&tx, Owner::user(user), write).await?);
         }
         check_quota(&tx, user, before, quota).await?;
         // Any error above returned early: the transaction guard rolls back on drop.
         tx.commit().await.pg()?;
         Ok(outcomes)
-    }
-
-    async fn delete_inner(
-        &self,
-        user: UserId,
-        key: &SettingKey,
-        expected: Precondition,
-    ) -> Result<(), SettingDeleteError> {
-        let client = self.pool.get().await.pg()?;
-        let params: [&(dyn ToSql + Sync); 2] = [&user.as_uuid(), &key.as_str()];
-        let deleted = match expected {
-            // The statement deletes only a row that exists; an absent one is reported below.
-            Precondition::Any | Precondition::Exists => {
-                let statement = client.prepare_cached(DELETE).await.pg()?;
-                client.query_opt(&statement, &params).await.pg()?
-            }
-            Precondition::Version(version) => delete_version(&client, &params, &[version]).await?,
-            Precondition::VersionIn(versions) => {
-                delete_version(&client, &params, &versions).await?
-            }
-            // "Only if absent" cannot delete anything: report what is there.
-            Precondition::Absent => None,
-        };
-        if deleted.is_some() {
-            return Ok(());
-        }
-        let statement = client.prepare_cached(VERSION_OF).await.pg()?;
-        match client.query_opt(&statement, &params).await.pg()? {
-            None => Err(SettingDeleteError::NotFound),
-            Some(row) => Err(SettingDeleteError::VersionConflict {
-                current: row.try_get("version").pg()?,
-            }),
-        }
-    }
-
-    async fn get_inner(&self, user: UserId, key: &SettingKey) -> Result<Option<Setting>, PgError> {
-        let client = self.pool.get().await?;
-        let statement = client.prepare_cached(GET).await?;
-        client
-            .query_opt(&statement, &[&user.as_uuid(), &key.as_str()])
-            .await?
-            .map(|row| setting_from_row(user, &row))
-            .transpose()
     }
 
     async fn list_inner(
@@ -326,7 +350,7 @@ impl SettingsRepository for PgSettingsRepository {
         key: &SettingKey,
     ) -> Result<Option<Setting>, RepositoryError> {
         within(self.operation_timeout, async {
-            Ok(self.get_inner(user, key).await?)
+            Ok(get_row(&self.pool, Owner::user(user), key).await?)
         })
         .await
     }
@@ -352,7 +376,14 @@ impl SettingsRepository for PgSettingsRepository {
     ) -> Result<UpsertOutcome, SettingWriteError> {
         within(
             self.operation_timeout,
-            self.upsert_inner(user, write, expected, quota),
+            upsert_row(
+                &self.pool,
+                self.provisioning,
+                Owner::user(user),
+                write,
+                expected,
+                quota,
+            ),
         )
         .await
     }
@@ -378,7 +409,7 @@ impl SettingsRepository for PgSettingsRepository {
     ) -> Result<(), SettingDeleteError> {
         within(
             self.operation_timeout,
-            self.delete_inner(user, key, expected),
+            delete_row(&self.pool, Owner::user(user), key, expected),
         )
         .await
     }
@@ -391,25 +422,123 @@ impl SettingsRepository for PgSettingsRepository {
     }
 }
 
-/// The six parameters `$1..$6` of a write.
+/// One write of `owner`'s row of `write.key` under `expected`, in a transaction of its own
+/// that holds the user's lock, kept within `quota` (see the module's documentation).
+pub(crate) async fn upsert_row(
+    pool: &Pool,
+    provisioning: Provisioning,
+    owner: Owner<'_>,
+    write: &SettingWrite,
+    expected: Precondition,
+    quota: UserQuota,
+) -> Result<UpsertOutcome, SettingWriteError> {
+    let user = owner.user_id();
+    let mut client = pool.get().await.pg()?;
+    let tx = client.transaction().await.pg()?;
+    if !lock_user(&tx, user, provisioning).await? {
+        // Without a user there is no row to match a version either.
+        return Err(match expected {
+            Precondition::Version(_) | Precondition::VersionIn(_) | Precondition::Exists => {
+                SettingWriteError::VersionConflict { current: None }
+            }
+            Precondition::Any | Precondition::Absent => SettingWriteError::UserNotFound,
+        });
+    }
+    let before = usage(&tx, user).await?;
+    let outcome = match expected {
+        Precondition::Version(version) => {
+            update_version(&tx, owner, write, Some(&[version])).await?
+        }
+        Precondition::VersionIn(versions) => {
+            update_version(&tx, owner, write, Some(&versions)).await?
+        }
+        Precondition::Exists => update_version(&tx, owner, write, None).await?,
+        Precondition::Absent => insert_absent(&tx, owner, write).await?,
+        Precondition::Any => upsert(&tx, owner, write).await?,
+    };
+    check_quota(&tx, user, before, quota).await?;
+    tx.commit().await.pg()?;
+    Ok(outcome)
+}
+
+/// Deletes `owner`'s row of `key` if `expected` holds. Deletes only lower the quota's
+/// figures: no user lock.
+pub(crate) async fn delete_row(
+    pool: &Pool,
+    owner: Owner<'_>,
+    key: &SettingKey,
+    expected: Precondition,
+) -> Result<(), SettingDeleteError> {
+    let statements = owner.statements();
+    let client = pool.get().await.pg()?;
+    let cell = Cell {
+        owner,
+        key: key.as_str(),
+    };
+    let params = cell.params();
+    let deleted = match expected {
+        // The statement deletes only a row that exists; an absent one is reported below.
+        Precondition::Any | Precondition::Exists => {
+            let statement = client.prepare_cached(&statements.delete).await.pg()?;
+            client.query_opt(&statement, &params).await.pg()?
+        }
+        Precondition::Version(version) => delete_version(&client, cell, &[version]).await?,
+        Precondition::VersionIn(versions) => delete_version(&client, cell, &versions).await?,
+        // "Only if absent" cannot delete anything: report what is there.
+        Precondition::Absent => None,
+    };
+    if deleted.is_some() {
+        return Ok(());
+    }
+    let statement = client.prepare_cached(&statements.version_of).await.pg()?;
+    match client.query_opt(&statement, &params).await.pg()? {
+        None => Err(SettingDeleteError::NotFound),
+        Some(row) => Err(SettingDeleteError::VersionConflict {
+            current: row.try_get("version").pg()?,
+        }),
+    }
+}
+
+/// `owner`'s row of `key`, if stored.
+pub(crate) async fn get_row(
+    pool: &Pool,
+    owner: Owner<'_>,
+    key: &SettingKey,
+) -> Result<Option<Setting>, PgError> {
+    let client = pool.get().await?;
+    let statement = client.prepare_cached(&owner.statements().get).await?;
+    let cell = Cell {
+        owner,
+        key: key.as_str(),
+    };
+    client
+        .query_opt(&statement, &cell.params())
+        .await?
+        .map(|row| setting_from_row(owner.user_id(), &row))
+        .transpose()
+}
+
+/// The parameters of a write: the row's name, then the value, description, category and
+/// data type.
 struct WriteParams<'a> {
-    user: uuid::Uuid,
-    key: &'a str,
+    cell: Cell<'a>,
     /// The JSON stored: the value itself, or the members of a secret's envelope.
-    value: std::borrow::Cow<'a, serde_json::Value>,
+    value: Cow<'a, serde_json::Value>,
     description: Option<&'a str>,
     category: Option<&'a str>,
     data_type: &'static str,
 }
 
 impl<'a> WriteParams<'a> {
-    fn new(user: UserId, write: &'a SettingWrite) -> Self {
+    fn new(owner: Owner<'a>, write: &'a SettingWrite) -> Self {
         Self {
-            user: user.as_uuid(),
-            key: write.key.as_str(),
+            cell: Cell {
+                owner,
+                key: write.key.as_str(),
+            },
             value: match &write.value {
-                StoredValue::Plain(value) => std::borrow::Cow::Borrowed(value),
-                StoredValue::Sealed(envelope) => std::borrow::Cow::Owned(envelope.to_value()),
+                StoredValue::Plain(value) => Cow::Borrowed(value),
+                StoredValue::Sealed(envelope) => Cow::Owned(envelope.to_value()),
             },
             description: write.description.as_ref().map(Description::as_str),
             category: write.category.as_ref().map(Category::as_str),
@@ -422,39 +551,36 @@ impl<'a> WriteParams<'a> {
         }
     }
 
-    fn as_params(&self) -> [&(dyn ToSql + Sync); 6] {
-        [
-            &self.user,
-            &self.key,
-            self.value.as_ref(),
+    fn as_params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        let mut params = self.cell.params();
+        params.extend([
+            self.value.as_ref() as &(dyn ToSql + Sync),
             &self.description,
             &self.category,
             &self.data_type,
-        ]
+        ]);
+        params
     }
 }
 
 async fn upsert(
     tx: &Transaction<'_>,
-    user: UserId,
+    owner: Owner<'_>,
     write: &SettingWrite,
 ) -> Result<UpsertOutcome, SettingWriteError> {
-    let params = WriteParams::new(user, write);
-    let statement = tx.prepare_cached(UPSERT).await.pg()?;
+    let statements = owner.statements();
+    let params = WriteParams::new(owner, write);
+    let statement = tx.prepare_cached(&statements.upsert).await.pg()?;
     if let Some(row) = tx.query_opt(&statement, &params.as_params()).await.pg()? {
-        let setting = setting_from_row(user, &row)?;
+        let setting = setting_from_row(owner.user_id(), &row)?;
         let created = row.try_get("created").pg()?;
         return Ok(UpsertOutcome { setting, created });
     }
     // Nothing differed, so nothing was written: report the row as it is.
-    let statement = tx.prepare_cached(GET).await.pg()?;
-    match tx
-        .query_opt(&statement, &[&params.user, &params.key])
-        .await
-        .pg()?
-    {
+    let statement = tx.prepare_cached(&statements.get).await.pg()?;
+    match tx.query_opt(&statement, &params.cell.params()).await.pg()? {
         Some(row) => Ok(UpsertOutcome {
-            setting: setting_from_row(user, &row)?,
+            setting: setting_from_row(owner.user_id(), &row)?,
             created: false,
         }),
         // Deleted between the two statements by a writer that does not lock the user.
@@ -464,20 +590,21 @@ async fn upsert(
 
 async fn insert_absent(
     tx: &Transaction<'_>,
-    user: UserId,
+    owner: Owner<'_>,
     write: &SettingWrite,
 ) -> Result<UpsertOutcome, SettingWriteError> {
-    let params = WriteParams::new(user, write);
-    let statement = tx.prepare_cached(INSERT_ABSENT).await.pg()?;
+    let statements = owner.statements();
+    let params = WriteParams::new(owner, write);
+    let statement = tx.prepare_cached(&statements.insert_absent).await.pg()?;
     if let Some(row) = tx.query_opt(&statement, &params.as_params()).await.pg()? {
         return Ok(UpsertOutcome {
-            setting: setting_from_row(user, &row)?,
+            setting: setting_from_row(owner.user_id(), &row)?,
             created: true,
         });
     }
-    let statement = tx.prepare_cached(VERSION_OF).await.pg()?;
+    let statement = tx.prepare_cached(&statements.version_of).await.pg()?;
     let current = tx
-        .query_opt(&statement, &[&params.user, &params.key])
+        .query_opt(&statement, &params.cell.params())
         .await
         .pg()?
         .map(|row| row.try_get::<_, i64>("version"))
@@ -489,37 +616,37 @@ async fn insert_absent(
 /// Deletes the row if it is at one of the `expected` versions.
 async fn delete_version(
     client: &deadpool_postgres::Client,
-    params: &[&(dyn ToSql + Sync); 2],
+    cell: Cell<'_>,
     expected: &[i64],
 ) -> Result<Option<Row>, SettingDeleteError> {
-    let statement = client.prepare_cached(DELETE_VERSION).await.pg()?;
-    Ok(client
-        .query_opt(&statement, &[params[0], params[1], &expected])
+    let statement = client
+        .prepare_cached(&cell.owner.statements().delete_version)
         .await
-        .pg()?)
+        .pg()?;
+    let mut params = cell.params();
+    params.push(&expected);
+    Ok(client.query_opt(&statement, &params).await.pg()?)
 }
 
 /// Updates the row if it is at one of the `expected` versions, or at any version for `None`.
 async fn update_version(
     tx: &Transaction<'_>,
-    user: UserId,
+    owner: Owner<'_>,
     write: &SettingWrite,
     expected: Option<&[i64]>,
 ) -> Result<UpsertOutcome, SettingWriteError> {
-    let params = WriteParams::new(user, write);
-    let [p1, p2, p3, p4, p5, p6] = params.as_params();
-    let statement = tx.prepare_cached(UPDATE_VERSION).await.pg()?;
-    if let Some(row) = tx
-        .query_opt(&statement, &[p1, p2, p3, p4, p5, p6, &expected])
-        .await
-        .pg()?
-    {
+    let statements = owner.statements();
+    let params = WriteParams::new(owner, write);
+    let mut with_versions = params.as_params();
+    with_versions.push(&expected);
+    let statement = tx.prepare_cached(&statements.update_version).await.pg()?;
+    if let Some(row) = tx.query_opt(&statement, &with_versions).await.pg()? {
         return Ok(UpsertOutcome {
-            setting: setting_from_row(user, &row)?,
+            setting: setting_from_row(owner.user_id(), &row)?,
             created: false,
         });
     }
-    let statement = tx.prepare_cached(CURRENT_VS_WRITE).await.pg()?;
+    let statement = tx.prepare_cached(&statements.current_vs_write).await.pg()?;
     let Some(row) = tx.query_opt(&statement, &params.as_params()).await.pg()? else {
         return Err(SettingWriteError::VersionConflict { current: None });
     };
@@ -527,7 +654,7 @@ async fn update_version(
     let unchanged: bool = row.try_get("unchanged").pg()?;
     if expected.is_none_or(|versions| versions.contains(&current)) && unchanged {
         return Ok(UpsertOutcome {
-            setting: setting_from_row(user, &row)?,
+            setting: setting_from_row(owner.user_id(), &row)?,
             created: false,
         });
     }
@@ -536,11 +663,13 @@ async fn update_version(
     })
 }
 
-/// The user's settings and bytes of values, as this transaction sees them.
+/// What the user holds, as this transaction sees them: settings and bytes of values (their
+/// own and their devices'), and devices that hold overrides.
 #[derive(Clone, Copy, Debug)]
 struct Usage {
     settings: i64,
     bytes: i64,
+    devices: i64,
 }
 
 async fn usage(tx: &Transaction<'_>, user: UserId) -> Result<Usage, SettingWriteError> {
@@ -549,6 +678,7 @@ async fn usage(tx: &Transaction<'_>, user: UserId) -> Result<Usage, SettingWrite
     Ok(Usage {
         settings: row.try_get(0).pg()?,
         bytes: row.try_get(1).pg()?,
+        devices: row.try_get(2).pg()?,
     })
 }
 
@@ -573,10 +703,16 @@ async fn check_quota(
             limit: quota.max_bytes,
         }));
     }
+    // Only a device's first override raises this one.
+    if after.devices > i64::from(quota.max_devices) && after.devices > before.devices {
+        return Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Devices {
+            limit: quota.max_devices,
+        }));
+    }
     Ok(())
 }
 
-fn setting_from_row(user: UserId, row: &Row) -> Result<Setting, PgError> {
+pub(crate) fn setting_from_row(user: UserId, row: &Row) -> Result<Setting, PgError> {
     let key: String = row.try_get("key")?;
     let key = SettingKey::parse(&key)
         .map_err(|e| PgError::Corrupt(format!("stored setting key: {}", e.code)))?;

@@ -106,6 +106,10 @@ const ENV_MAP: &[(&str, &str)] = &[
         "USER_SETTINGS_MAX_BULK_BODY_KB",
         "validation.max_bulk_body_kb",
     ),
+    (
+        "USER_SETTINGS_MAX_DEVICES_PER_USER",
+        "validation.max_devices_per_user",
+    ),
     ("USER_SETTINGS_LOG_FORMAT", "log.format"),
 ];
 
@@ -364,6 +368,8 @@ pub struct ValidationConfig {
     pub max_bulk_items: usize,
     /// Largest body of a bulk write, in KiB.
     pub max_bulk_body_kb: usize,
+    /// Most devices per user that hold overrides (0 is refused as it is read).
+    pub max_devices_per_user: NonZeroU32,
     /// Accepted categories.
     #[serde(with = "categories")]
     pub allowed_categories: AllowedCategories,
@@ -381,6 +387,8 @@ impl Default for ValidationConfig {
             max_bytes_per_user_kb: limits.max_bytes_per_user / 1024,
             max_bulk_items: limits.max_bulk_items,
             max_bulk_body_kb: 1024,
+            max_devices_per_user: NonZeroU32::new(limits.max_devices_per_user)
+                .unwrap_or(NonZeroU32::MIN),
             allowed_categories: AllowedCategories::default(),
         }
     }
@@ -650,6 +658,7 @@ impl Config {
             max_settings_per_user: v.max_settings_per_user,
             max_bytes_per_user: v.max_bytes_per_user_kb * 1024,
             max_bulk_items: v.max_bulk_items,
+            max_devices_per_user: v.max_devices_per_user.get(),
         }
     }
 
@@ -1024,6 +1033,20 @@ mod tests {
         let message = refusal("", &[("USER_SETTINGS_RATE_LIMIT_STORE", "redis")]);
         assert!(
             message.contains("user_settings.rate_limiting.redis_url (USER_SETTINGS_REDIS_URL)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn the_device_quota_is_read_from_the_environment_and_zero_is_refused_naming_it() {
+        let config = load("", &[("USER_SETTINGS_MAX_DEVICES_PER_USER", "5")]).unwrap();
+        assert_eq!(config.limits().max_devices_per_user, 5);
+        assert_eq!(Config::default().limits().max_devices_per_user, 20);
+        let message = refusal("", &[("USER_SETTINGS_MAX_DEVICES_PER_USER", "0")]);
+        assert!(
+            message.contains(
+                "user_settings.validation.max_devices_per_user (environment variable USER_SETTINGS_MAX_DEVICES_PER_USER)"
+            ),
             "{message}"
         );
     }

@@ -20,7 +20,8 @@ use domain::{
     },
     registry::KeyRegistry,
     services::{
-        DefaultsService, EffectiveService, PreferencesService, SettingsService, WritePipeline,
+        DefaultsService, DevicesService, EffectiveService, PreferencesService, SettingsService,
+        WritePipeline,
     },
 };
 use prometheus::Registry;
@@ -390,6 +391,7 @@ fn api_state(
     let timeout = config.database.timeout.get();
     let settings_repo =
         PgSettingsRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout);
+    let devices_repo = settings_repo.devices();
     // Token refresh must see other instances' rotations at once, even while the change feed
     // reconnects: it reads around the cache.
     let settings_uncached: Arc<dyn SettingsRepository> = Arc::new(settings_repo.clone());
@@ -460,6 +462,11 @@ fn api_state(
         defaults: Arc::new(DefaultsService::new(
             Arc::clone(&defaults_repo),
             pipeline.clone(),
+        )),
+        devices: Arc::new(DevicesService::new(
+            Arc::new(devices_repo),
+            pipeline.clone(),
+            Arc::clone(&defaults_repo),
         )),
         settings: Arc::new(
             SettingsService::new(settings_repo, audit.clone(), pipeline)

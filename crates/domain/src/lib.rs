@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod defaults;
+pub mod devices;
 pub mod error;
 pub mod ids;
 pub mod integrations;

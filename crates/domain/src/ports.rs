@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::{
     audit::{Actor, AuditEntry},
     defaults::{DeploymentDefaults, DeploymentSetting},
+    devices::{DeviceId, DeviceSummary},
     error::RepositoryError,
     ids::UserId,
     preferences::{DeploymentPreferences, PreferenceOverrides, StoredPreferences},
@@ -120,6 +121,53 @@ pub trait SettingsRepository: Send + Sync {
 
     /// How many settings the user has.
     async fn count(&self, user: UserId) -> Result<u64, RepositoryError>;
+}
+
+/// Storage of the device layer of settings (`shared.user_device_settings`): each device's
+/// overrides of the user's settings. Never a secret. Its rows count against the user's quotas
+/// together with the user's own settings.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait DeviceSettingsRepository: Send + Sync {
+    /// The device's override of one key, if it has one.
+    async fn get(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        key: &SettingKey,
+    ) -> Result<Option<Setting>, RepositoryError>;
+
+    /// Every override of the device, ordered by key.
+    async fn list(&self, user: UserId, device: &DeviceId) -> Result<Vec<Setting>, RepositoryError>;
+
+    /// Inserts or updates one override if `expected` holds and the user stays within `quota`
+    /// (settings and bytes counted with the user's own settings, and devices), checked under
+    /// the same lock as the user's own writes. A write that changes nothing leaves the row (and
+    /// version) as is.
+    async fn upsert(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        write: &SettingWrite,
+        expected: Precondition,
+        quota: UserQuota,
+    ) -> Result<UpsertOutcome, SettingWriteError>;
+
+    /// Deletes one override if `expected` holds.
+    async fn delete(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        key: &SettingKey,
+        expected: Precondition,
+    ) -> Result<(), SettingDeleteError>;
+
+    /// The user's devices that hold overrides, ordered by id.
+    async fn devices(&self, user: UserId) -> Result<Vec<DeviceSummary>, RepositoryError>;
+
+    /// Deletes every override of the device; whether it had any.
+    async fn delete_device(&self, user: UserId, device: &DeviceId)
+    -> Result<bool, RepositoryError>;
 }
 
 /// Storage of the structured preferences (`shared.user_preferences`).
@@ -262,6 +310,55 @@ impl<T: SettingsRepository + ?Sized> SettingsRepository for std::sync::Arc<T> {
 
     async fn count(&self, user: UserId) -> Result<u64, RepositoryError> {
         (**self).count(user).await
+    }
+}
+
+#[async_trait]
+impl<T: DeviceSettingsRepository + ?Sized> DeviceSettingsRepository for Arc<T> {
+    async fn get(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        key: &SettingKey,
+    ) -> Result<Option<Setting>, RepositoryError> {
+        (**self).get(user, device, key).await
+    }
+
+    async fn list(&self, user: UserId, device: &DeviceId) -> Result<Vec<Setting>, RepositoryError> {
+        (**self).list(user, device).await
+    }
+
+    async fn upsert(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        write: &SettingWrite,
+        expected: Precondition,
+        quota: UserQuota,
+    ) -> Result<UpsertOutcome, SettingWriteError> {
+        (**self).upsert(user, device, write, expected, quota).await
+    }
+
+    async fn delete(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        key: &SettingKey,
+        expected: Precondition,
+    ) -> Result<(), SettingDeleteError> {
+        (**self).delete(user, device, key, expected).await
+    }
+
+    async fn devices(&self, user: UserId) -> Result<Vec<DeviceSummary>, RepositoryError> {
+        (**self).devices(user).await
+    }
+
+    async fn delete_device(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+    ) -> Result<bool, RepositoryError> {
+        (**self).delete_device(user, device).await
     }
 }
 

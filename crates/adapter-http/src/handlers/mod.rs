@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod defaults;
+pub mod devices;
 pub mod effective;
 pub mod health;
 pub mod integrations;

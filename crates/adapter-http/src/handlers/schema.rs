@@ -76,6 +76,8 @@ pub struct RegistryLimits {
     max_bytes_per_user: u64,
     /// Most items in one bulk write.
     max_bulk_items: usize,
+    /// Most devices of one user that hold overrides.
+    max_devices_per_user: u32,
 }
 
 impl From<&Limits> for RegistryLimits {
@@ -87,6 +89,7 @@ impl From<&Limits> for RegistryLimits {
             max_settings_per_user: limits.max_settings_per_user,
             max_bytes_per_user: limits.max_bytes_per_user,
             max_bulk_items: limits.max_bulk_items,
+            max_devices_per_user: limits.max_devices_per_user,
         }
     }
 }

@@ -79,7 +79,8 @@ pub struct SettingBody {
 }
 
 impl SettingBody {
-    fn into_input(self, key: String) -> SettingInput {
+    /// The input of a write of `key`.
+    pub(crate) fn into_input(self, key: String) -> SettingInput {
         SettingInput {
             key,
             value: self.value,
@@ -271,14 +272,20 @@ pub async fn get(
     key: Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let setting = state.settings.get_setting(user.user_id, &key).await?;
-    if not_modified(&req, setting.version) {
-        return Ok(HttpResponse::NotModified()
+    Ok(read_answer(&req, setting))
+}
+
+/// The answer to a read of one setting: 304 when `If-None-Match` names its version, else
+/// the representation; its ETag either way.
+pub(crate) fn read_answer(req: &HttpRequest, setting: SettingView) -> HttpResponse {
+    if not_modified(req, setting.version) {
+        return HttpResponse::NotModified()
             .insert_header(ETag(etag(setting.version)))
-            .finish());
+            .finish();
     }
-    Ok(HttpResponse::Ok()
+    HttpResponse::Ok()
         .insert_header(ETag(etag(setting.version)))
-        .json(SettingRepresentation::from(setting)))
+        .json(SettingRepresentation::from(setting))
 }
 
 #[utoipa::path(
@@ -344,19 +351,24 @@ async fn write_one(
 ) -> Result<HttpResponse, ApiError> {
     let expected = precondition(req, state.options.require_if_match)?;
     let (setting, created) = state.settings.set_setting(user, input, expected).await?;
-    let mut response = if created {
-        let mut r = HttpResponse::Created();
-        r.insert_header((
-            header::LOCATION,
-            format!("/api/v1/users/me/settings/{}", setting.key),
-        ));
-        r
-    } else {
-        HttpResponse::Ok()
+    let location = created.then(|| format!("/api/v1/users/me/settings/{}", setting.key));
+    Ok(write_answer(setting, location))
+}
+
+/// The answer to a write of one setting: 201 with `Location` when it was created (`location`
+/// is its URL), else 200; the ETag of the new version either way.
+pub(crate) fn write_answer(setting: SettingView, location: Option<String>) -> HttpResponse {
+    let mut response = match location {
+        Some(location) => {
+            let mut created = HttpResponse::Created();
+            created.insert_header((header::LOCATION, location));
+            created
+        }
+        None => HttpResponse::Ok(),
     };
-    Ok(response
+    response
         .insert_header(ETag(etag(setting.version)))
-        .json(SettingRepresentation::from(setting)))
+        .json(SettingRepresentation::from(setting))
 }
 
 #[utoipa::path(

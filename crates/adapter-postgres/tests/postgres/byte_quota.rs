@@ -16,6 +16,7 @@ fn bytes(max_bytes: u64) -> UserQuota {
     UserQuota {
         max_settings: 1000,
         max_bytes,
+        max_devices: 20,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::support::{PutPreferences, PutSetting, key, new_user, preferences_repo
 const WAIT: Duration = Duration::from_secs(10);
 
 /// The next event other than `FlushAll`.
-async fn next_change(events: &mut Receiver<ChangeEvent>) -> ChangeEvent {
+pub(crate) async fn next_change(events: &mut Receiver<ChangeEvent>) -> ChangeEvent {
     loop {
         let event = tokio::time::timeout(WAIT, events.recv())
             .await
@@ -24,7 +24,7 @@ async fn next_change(events: &mut Receiver<ChangeEvent>) -> ChangeEvent {
     }
 }
 
-async fn expect_flush(events: &mut Receiver<ChangeEvent>) {
+pub(crate) async fn expect_flush(events: &mut Receiver<ChangeEvent>) {
     let event = tokio::time::timeout(WAIT, events.recv())
         .await
         .expect("a flush in time")

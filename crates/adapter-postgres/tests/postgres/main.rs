@@ -11,6 +11,7 @@ mod availability;
 mod byte_quota;
 mod change_feed;
 mod defaults;
+mod devices;
 mod envelope_store;
 mod must_exist;
 mod oauth_states;

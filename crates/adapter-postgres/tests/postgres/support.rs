@@ -93,11 +93,12 @@ pub async fn insert_user(db: &TestDatabase, user: UserId) {
         .expect("insert user");
 }
 
-/// A quota of `max_settings` settings and no byte limit.
+/// A quota of `max_settings` settings and no byte or device limit.
 pub fn quota(max_settings: u32) -> UserQuota {
     UserQuota {
         max_settings,
         max_bytes: u64::MAX,
+        max_devices: u32::MAX,
     }
 }
 

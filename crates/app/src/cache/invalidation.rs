@@ -32,6 +32,8 @@ impl Caches {
                     settings.setting_changed(*user_id, key).await;
                 }
             }
+            // Nothing of the device layer is cached (yet): no entry names a device.
+            ChangeEvent::DeviceSettings { .. } => {}
             ChangeEvent::Preferences { user_id } => {
                 if let Some(preferences) = &self.preferences {
                     preferences.preferences_changed(*user_id).await;

@@ -1,6 +1,7 @@
 //! Use cases, generic over the ports: the settings service and the preferences service.
 
 mod defaults;
+mod devices;
 mod effective;
 mod preferences;
 mod rotation;
@@ -8,6 +9,7 @@ mod settings;
 mod write_pipeline;
 
 pub use defaults::{DefaultsError, DefaultsService};
+pub use devices::{DeleteDeviceError, DevicesService};
 pub use effective::{EffectiveService, EffectiveView};
 pub use preferences::{EffectivePreferences, PreferencesError, PreferencesService};
 pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapProgress, RewrapReport};

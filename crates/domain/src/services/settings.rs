@@ -93,6 +93,10 @@ pub enum SetSettingError {
         /// The key.
         key: SettingKey,
     },
+    /// A secret written to a layer that holds none (a device's): secrets are sealed for the
+    /// user's own cell only.
+    #[error("secrets exist only in the user layer")]
+    NotLayerable,
     /// The value could not be encrypted.
     #[error("the value could not be encrypted: {0}")]
     Cipher(CipherError),
@@ -450,19 +454,7 @@ where
         self.repo
             .delete(user, &key, expected)
             .await
-            .map_err(|e| match e {
-                // The condition, not the resource, is what failed.
-                SettingDeleteError::NotFound if must_exist => {
-                    DeleteSettingError::VersionConflict { current: None }
-                }
-                SettingDeleteError::NotFound => DeleteSettingError::NotFound,
-                SettingDeleteError::VersionConflict { current } => {
-                    DeleteSettingError::VersionConflict {
-                        current: Some(current),
-                    }
-                }
-                SettingDeleteError::Repository(r) => DeleteSettingError::Repository(r),
-            })
+            .map_err(|e| DeleteSettingError::from_store(e, must_exist))
     }
 
     /// Stores a secret (SetEncryptedSetting): always sealed, whatever the key.
@@ -529,8 +521,24 @@ where
     }
 }
 
+impl DeleteSettingError {
+    /// The store's refusal of a delete; `must_exist` when the precondition was
+    /// [`Precondition::Exists`].
+    pub(super) fn from_store(e: SettingDeleteError, must_exist: bool) -> Self {
+        match e {
+            // The condition, not the resource, is what failed.
+            SettingDeleteError::NotFound if must_exist => Self::VersionConflict { current: None },
+            SettingDeleteError::NotFound => Self::NotFound,
+            SettingDeleteError::VersionConflict { current } => Self::VersionConflict {
+                current: Some(current),
+            },
+            SettingDeleteError::Repository(r) => Self::Repository(r),
+        }
+    }
+}
+
 /// Refuses a key that an integration owns (its credentials, metadata or PKCE binding).
-fn refuse_managed(raw_key: &str) -> Result<(), SetSettingError> {
+pub(super) fn refuse_managed(raw_key: &str) -> Result<(), SetSettingError> {
     match managing_provider(raw_key) {
         Some(provider) => Err(SetSettingError::ManagedByIntegration {
             key: SettingKey::parse(raw_key)

@@ -20,6 +20,8 @@ pub struct Limits {
     pub max_bytes_per_user: u64,
     /// Most items in one bulk write (100).
     pub max_bulk_items: usize,
+    /// Most devices of one user that hold overrides (20).
+    pub max_devices_per_user: u32,
 }
 
 impl Default for Limits {
@@ -31,6 +33,7 @@ impl Default for Limits {
             max_settings_per_user: 1000,
             max_bytes_per_user: 5 * 1024 * 1024,
             max_bulk_items: 100,
+            max_devices_per_user: 20,
         }
     }
 }
@@ -45,19 +48,23 @@ impl Limits {
         UserQuota {
             max_settings: self.max_settings_per_user,
             max_bytes: self.max_bytes_per_user,
+            max_devices: self.max_devices_per_user,
         }
     }
 }
 
-/// What one user may hold in the store, checked atomically with each write.
+/// What one user may hold in the store, checked atomically with each write. The user's own
+/// settings and their devices' overrides count together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserQuota {
-    /// Most settings.
+    /// Most settings: the user's own and every override of their devices.
     pub max_settings: u32,
     /// Most bytes of values: the sum over the user's settings of the length in bytes of the
     /// value's text as PostgreSQL renders `jsonb` (`octet_length(value::text)`), envelopes
     /// included for secrets. Keys and descriptions do not count.
     pub max_bytes: u64,
+    /// Most devices that hold overrides.
+    pub max_devices: u32,
 }
 
 /// Which quota a write would break, and its figure.
@@ -74,5 +81,11 @@ pub enum QuotaExceeded {
     Bytes {
         /// The limit, in bytes.
         limit: u64,
+    },
+    /// The number of devices that hold overrides.
+    #[error("a user may have overrides on at most {limit} devices")]
+    Devices {
+        /// The limit.
+        limit: u32,
     },
 }

@@ -1,6 +1,7 @@
 //! Unit tests of the services against mockall mocks of the ports.
 
 mod defaults;
+mod devices;
 mod preferences;
 mod rotation;
 mod settings;
