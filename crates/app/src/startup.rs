@@ -16,7 +16,8 @@ use adapter_redis::RedisGcra;
 use anyhow::Context;
 use domain::{
     ports::{
-        AuditLog, DefaultsRepository, PreferencesRepository, SecretCipher, SettingsRepository,
+        AuditLog, DefaultsRepository, DeviceSettingsRepository, PreferencesRepository,
+        SecretCipher, SettingsRepository,
     },
     registry::KeyRegistry,
     services::{
@@ -32,7 +33,8 @@ use crate::{
     bounded_readiness::BoundedReadiness,
     cache::{
         CachedDefaultsRepository, CachedPreferencesRepository, CachedSettingsRepository, Caches,
-        DefaultsCache, PreferencesCache, RenderedViews, SettingsCache, spawn_invalidation,
+        DefaultsCache, InvalidatingDeviceSettings, PreferencesCache, RenderedViews, SettingsCache,
+        spawn_invalidation,
     },
     config::{Config, ProvisioningMode},
     counting_cipher::CountingCipher,
@@ -391,7 +393,13 @@ fn api_state(
     let timeout = config.database.timeout.get();
     let settings_repo =
         PgSettingsRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout);
-    let devices_repo = settings_repo.devices();
+    let devices_repo: Arc<dyn DeviceSettingsRepository> = match &caches.settings {
+        Some(cache) => Arc::new(InvalidatingDeviceSettings::new(
+            settings_repo.devices(),
+            Arc::clone(cache),
+        )),
+        None => Arc::new(settings_repo.devices()),
+    };
     // Token refresh must see other instances' rotations at once, even while the change feed
     // reconnects: it reads around the cache.
     let settings_uncached: Arc<dyn SettingsRepository> = Arc::new(settings_repo.clone());
@@ -426,6 +434,7 @@ fn api_state(
     let limits = config.limits();
     let effective = EffectiveService::new(
         Arc::clone(&settings_repo),
+        Arc::clone(&devices_repo),
         Arc::clone(&preferences_repo),
         Arc::clone(&audit),
         Arc::clone(&registry),
@@ -464,7 +473,7 @@ fn api_state(
             pipeline.clone(),
         )),
         devices: Arc::new(DevicesService::new(
-            Arc::new(devices_repo),
+            Arc::clone(&devices_repo),
             pipeline.clone(),
             Arc::clone(&defaults_repo),
         )),

@@ -169,3 +169,79 @@ async fn a_write_is_in_the_next_view_on_this_instance_and_on_another_within_a_se
     let here = json_with_status(a.get(VIEW, &alice).await, 200).await;
     assert_eq!(here["preferences"]["theme"], "dark");
 }
+
+#[tokio::test]
+async fn a_device_override_shadows_the_users_value_on_that_device_only() {
+    let app = TestApp::spawn().await;
+    let alice_id = new_user();
+    let alice = app.token(alice_id, &[]);
+    let density = "ui.layout.density";
+    json_with_status(
+        app.put(
+            &format!("/api/v1/users/me/settings/{density}"),
+            &alice,
+            &json!({"value": "roomy"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    // The TV's view is rendered (and cached) before its override exists.
+    let before = json_with_status(app.get(&format!("{VIEW}?device=tv"), &alice).await, 200).await;
+    assert_eq!(before["settings"][density]["source"], "user");
+
+    json_with_status(
+        app.put(
+            &format!("/api/v1/users/me/devices/tv/settings/{density}"),
+            &alice,
+            &json!({"value": "compact"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+
+    let on_tv = json_with_status(app.get(&format!("{VIEW}?device=tv"), &alice).await, 200).await;
+    assert_eq!(
+        (
+            &on_tv["settings"][density]["value"],
+            &on_tv["settings"][density]["source"]
+        ),
+        (&json!("compact"), &json!("device"))
+    );
+    for elsewhere in [VIEW.to_owned(), format!("{VIEW}?device=phone")] {
+        let view = json_with_status(app.get(&elsewhere, &alice).await, 200).await;
+        assert_eq!(
+            (
+                &view["settings"][density]["value"],
+                &view["settings"][density]["source"]
+            ),
+            (&json!("roomy"), &json!("user")),
+            "{elsewhere}"
+        );
+    }
+    let one = app
+        .get(
+            &format!("/api/v1/users/me/effective/settings/{density}?device=tv"),
+            &alice,
+        )
+        .await;
+    assert_eq!(json_with_status(one, 200).await["source"], "device");
+    let support = app
+        .get(
+            &format!("/api/v1/admin/users/{alice_id}/effective?device=tv"),
+            &app.token(new_user(), &["admin"]),
+        )
+        .await;
+    assert_eq!(
+        json_with_status(support, 200).await["settings"][density]["source"],
+        "device"
+    );
+    let bad = app
+        .get(&format!("{VIEW}?device=not%20a%20device"), &alice)
+        .await;
+    assert_eq!(
+        json_with_status(bad, 422).await["errors"][0]["code"],
+        "invalid_device_id"
+    );
+}

@@ -5,11 +5,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use actix_web::{
     HttpResponse,
-    web::{Data, Json, Path},
+    web::{Data, Json, Path, Query},
 };
 use domain::{
+    ValidationErrors,
     defaults::{DeploymentDefaults, DeploymentSetting, EffectiveSetting},
     preferences::PreferenceField,
+    settings::SettingKey,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, value::RawValue};
@@ -19,6 +21,7 @@ use utoipa::ToSchema;
 use crate::{
     auth::{Operator, User},
     error::ApiError,
+    handlers::effective::DeviceQuery,
     openapi::docs,
     state::ApiState,
 };
@@ -254,7 +257,7 @@ pub async fn delete_setting(
 
 #[utoipa::path(
     get, path = "/api/v1/users/me/effective/settings/{key}", tag = "settings",
-    params(("key" = String, Path, description = "Setting key")),
+    params(("key" = String, Path, description = "Setting key"), DeviceQuery),
     responses(
         (status = 200, description = "The value in effect and its source; secrets redacted", body = EffectiveSettingRepresentation),
         (status = 404, response = docs::NotFound),
@@ -262,14 +265,28 @@ pub async fn delete_setting(
     ),
     security(("bearer" = []))
 )]
-/// Reads the value of a key in effect for the caller: their own, else the deployment's, else
-/// the registry's default; an enforced deployment value wins. 404 only when no layer has one.
+/// Reads the value of a key in effect for the caller (on `device`, when named): the device's,
+/// else their own, else the deployment's, else the registry's default; an enforced deployment
+/// value wins. 404 only when no layer has one.
 #[tracing::instrument(skip_all)]
 pub async fn effective_setting(
     state: Data<ApiState>,
     User(user): User,
     key: Path<String>,
+    query: Query<DeviceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let effective = state.settings.effective_setting(user.user_id, &key).await?;
+    let device = query.device()?;
+    let key =
+        SettingKey::parse(&key).map_err(|e| ApiError::Validation(ValidationErrors::single(e)))?;
+    let effective = state
+        .effective
+        .setting(user.user_id, &key, device.as_ref())
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(
+                "setting_not_found",
+                "no layer has a value of this key".into(),
+            )
+        })?;
     Ok(HttpResponse::Ok().json(EffectiveSettingRepresentation::from(effective)))
 }

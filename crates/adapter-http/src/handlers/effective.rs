@@ -11,13 +11,13 @@ use std::{
 use actix_web::{
     HttpRequest, HttpResponse,
     http::header::{ContentType, ETag, EntityTag},
-    web::{Data, Path},
+    web::{Data, Path, Query},
 };
 use domain::{
-    UserId, defaults::EffectiveSetting, layers::Layer, preferences::PreferenceField,
-    services::EffectiveView,
+    UserId, ValidationErrors, defaults::EffectiveSetting, devices::DeviceId, layers::Layer,
+    preferences::PreferenceField, services::EffectiveView,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -119,8 +119,31 @@ fn respond(req: &HttpRequest, view: &RenderedView) -> HttpResponse {
         .body(view.body.clone())
 }
 
+/// The device a view is for.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct DeviceQuery {
+    /// One of the caller's devices: its overrides apply (`^[A-Za-z0-9._-]{1,64}$`).
+    pub device: Option<String>,
+}
+
+impl DeviceQuery {
+    /// The named device, validated.
+    ///
+    /// # Errors
+    /// 422 `invalid_device_id` for a malformed id.
+    pub fn device(&self) -> Result<Option<DeviceId>, ApiError> {
+        self.device
+            .as_deref()
+            .map(|raw| {
+                DeviceId::parse(raw).map_err(|e| ApiError::Validation(ValidationErrors::single(e)))
+            })
+            .transpose()
+    }
+}
+
 #[utoipa::path(
     get, path = "/api/v1/users/me/effective", tag = "settings",
+    params(DeviceQuery),
     responses(
         (status = 200, description = "Every preference and setting in effect, with its source; secrets redacted", body = EffectiveRepresentation,
             headers(("ETag" = String, description = "Strong ETag of the answer's bytes"))),
@@ -135,24 +158,28 @@ pub async fn view(
     req: HttpRequest,
     state: Data<ApiState>,
     User(user): User,
+    query: Query<DeviceQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let user = user.user_id;
+    let device = query.device()?;
+    let build = || state.effective.view(user, device.as_ref());
     let Some(cache) = &state.views else {
-        return Ok(respond(&req, &render(&state.effective.view(user).await?)?));
+        return Ok(respond(&req, &render(&build().await?)?));
     };
-    if let Some(cached) = cache.get(user, None).await {
+    let name = device.as_ref().map(DeviceId::as_str);
+    if let Some(cached) = cache.get(user, name).await {
         return Ok(respond(&req, &cached));
     }
     // Taken before the view is built: a change meanwhile makes the stored view unservable.
     let stamp = cache.stamp(user);
-    let rendered = Arc::new(render(&state.effective.view(user).await?)?);
-    cache.put(user, None, stamp, Arc::clone(&rendered)).await;
+    let rendered = Arc::new(render(&build().await?)?);
+    cache.put(user, name, stamp, Arc::clone(&rendered)).await;
     Ok(respond(&req, &rendered))
 }
 
 #[utoipa::path(
     get, path = "/api/v1/admin/users/{user_id}/effective", tag = "admin",
-    params(("user_id" = Uuid, Path, description = "The user")),
+    params(("user_id" = Uuid, Path, description = "The user"), DeviceQuery),
     responses(
         (status = 200, description = "Every preference and setting in effect for the user, with its source; secrets redacted", body = EffectiveRepresentation),
         (status = 304, description = "Not modified (If-None-Match matched)"),
@@ -167,10 +194,12 @@ pub async fn admin_view(
     state: Data<ApiState>,
     Admin(actor): Admin,
     user_id: Path<Uuid>,
+    query: Query<DeviceQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let device = query.device()?;
     let view = state
         .effective
-        .view_as_admin(&actor, UserId::new(*user_id))
+        .view_as_admin(&actor, UserId::new(*user_id), device.as_ref())
         .await?;
     Ok(respond(&req, &render(&view)?))
 }

@@ -32,8 +32,12 @@ impl Caches {
                     settings.setting_changed(*user_id, key).await;
                 }
             }
-            // Nothing of the device layer is cached (yet): no entry names a device.
-            ChangeEvent::DeviceSettings { .. } => {}
+            // Device overrides are not cached, but the user's rendered views include them.
+            ChangeEvent::DeviceSettings { user_id, .. } => {
+                if let Some(settings) = &self.settings {
+                    settings.user_changed(*user_id);
+                }
+            }
             ChangeEvent::Preferences { user_id } => {
                 if let Some(preferences) = &self.preferences {
                     preferences.preferences_changed(*user_id).await;

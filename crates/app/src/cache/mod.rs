@@ -14,6 +14,7 @@
 
 mod budget;
 mod defaults;
+mod devices;
 mod generations;
 mod invalidation;
 mod preferences;
@@ -25,6 +26,7 @@ mod views;
 
 pub use budget::{Budget, ByteSize, SettingsBudgets};
 pub use defaults::{CachedDefaultsRepository, DefaultsCache};
+pub use devices::InvalidatingDeviceSettings;
 pub use invalidation::{Caches, spawn_invalidation};
 pub use preferences::{CachedPreferencesRepository, PreferencesCache};
 pub use read_through::CacheCounters;

@@ -7,13 +7,17 @@ use std::{collections::BTreeMap, sync::Arc};
 use super::defaults::DeploymentSource;
 use crate::{
     audit::{Actor, AuditEntry},
-    defaults::{EffectiveSetting, effective_settings},
+    defaults::{EffectiveSetting, effective_setting, effective_settings},
+    devices::DeviceId,
     error::RepositoryError,
     ids::UserId,
-    ports::{AuditLog, DefaultsRepository, PreferencesRepository, SettingsRepository},
+    ports::{
+        AuditLog, DefaultsRepository, DeviceSettingsRepository, PreferencesRepository,
+        SettingsRepository,
+    },
     preferences::{ResolvedPreferences, resolve_preferences},
     registry::KeyRegistry,
-    settings::{Page, Setting},
+    settings::{Page, Setting, SettingKey},
 };
 
 /// Everything in effect for one user.
@@ -28,6 +32,7 @@ pub struct EffectiveView {
 /// Builds effective views from the layers' stores.
 pub struct EffectiveService<R, P, A> {
     settings: R,
+    devices: Arc<dyn DeviceSettingsRepository>,
     preferences: P,
     audit: A,
     registry: Arc<KeyRegistry>,
@@ -44,6 +49,7 @@ where
     /// deployment layer.
     pub fn new(
         settings: R,
+        devices: Arc<dyn DeviceSettingsRepository>,
         preferences: P,
         audit: A,
         registry: Arc<KeyRegistry>,
@@ -51,6 +57,7 @@ where
     ) -> Self {
         Self {
             settings,
+            devices,
             preferences,
             audit,
             registry,
@@ -58,11 +65,15 @@ where
         }
     }
 
-    /// The user's effective view.
+    /// The user's effective view, on `device` when one is named.
     ///
     /// # Errors
     /// When a store fails.
-    pub async fn view(&self, user: UserId) -> Result<EffectiveView, RepositoryError> {
+    pub async fn view(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+    ) -> Result<EffectiveView, RepositoryError> {
         let deployment = self.defaults.load().await?;
         let overrides = self
             .preferences
@@ -71,10 +82,40 @@ where
             .map(|stored| stored.overrides)
             .unwrap_or_default();
         let own = self.all_settings(user).await?;
+        let on_device = match device {
+            Some(device) => self.devices.list(user, device).await?,
+            None => Vec::new(),
+        };
         Ok(EffectiveView {
             preferences: resolve_preferences(&deployment.preferences, &overrides, None),
-            settings: effective_settings(&self.registry, &deployment, own, Vec::new()),
+            settings: effective_settings(&self.registry, &deployment, own, on_device),
         })
+    }
+
+    /// The value of one key in effect for `user` (on `device` when one is named); `None` when
+    /// no layer has one.
+    ///
+    /// # Errors
+    /// When a store fails.
+    pub async fn setting(
+        &self,
+        user: UserId,
+        key: &SettingKey,
+        device: Option<&DeviceId>,
+    ) -> Result<Option<EffectiveSetting>, RepositoryError> {
+        let deployment = self.defaults.load().await?;
+        let own = self.settings.get(user, key).await?;
+        let on_device = match device {
+            Some(device) => self.devices.get(user, device, key).await?,
+            None => None,
+        };
+        Ok(effective_setting(
+            key,
+            &self.registry,
+            &deployment,
+            own,
+            on_device,
+        ))
     }
 
     /// Support's read of any user's effective view, audited first.
@@ -85,11 +126,12 @@ where
         &self,
         actor: &Actor,
         subject: UserId,
+        device: Option<&DeviceId>,
     ) -> Result<EffectiveView, RepositoryError> {
         self.audit
             .record(AuditEntry::admin_read(actor, subject))
             .await?;
-        self.view(subject).await
+        self.view(subject, device).await
     }
 
     /// Every setting of the user layer, page by page (the store's listing is bounded).

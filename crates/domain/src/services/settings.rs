@@ -11,7 +11,6 @@ use super::{
 };
 use crate::{
     audit::{Actor, AuditAction, AuditEntry},
-    defaults::{EffectiveSetting, effective_setting},
     error::{FieldError, RepositoryError, ValidationErrors},
     ids::UserId,
     integrations::{ProviderId, managing_provider},
@@ -201,24 +200,6 @@ where
     pub fn with_defaults(mut self, defaults: Arc<dyn DefaultsRepository>) -> Self {
         self.defaults = DeploymentSource::new(defaults);
         self
-    }
-
-    /// The value of `key` in effect for `user`: the user's own, else the deployment's, else
-    /// the registry's default; an enforced deployment value wins. Secrets are withheld.
-    ///
-    /// # Errors
-    /// `Validation` for a malformed key, `NotFound` when no layer has a value, `Repository`.
-    pub async fn effective_setting(
-        &self,
-        user: UserId,
-        key: &str,
-    ) -> Result<EffectiveSetting, GetSettingError> {
-        let key = SettingKey::parse(key)
-            .map_err(|e| GetSettingError::Validation(ValidationErrors::single(e)))?;
-        let deployment = self.defaults.load().await?;
-        let own = self.repo.get(user, &key).await?;
-        effective_setting(&key, self.registry(), &deployment, own, None)
-            .ok_or(GetSettingError::NotFound)
     }
 
     /// Refuses a user write of a key the deployment enforces.
