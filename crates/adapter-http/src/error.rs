@@ -500,6 +500,13 @@ impl From<PreferencesError> for ApiError {
                     field.as_str()
                 ),
             ),
+            PreferencesError::QuotaExceeded(quota) => {
+                ApiError::Validation(ValidationErrors::single(FieldError::new(
+                    "device_id",
+                    "too_many_devices",
+                    quota.to_string(),
+                )))
+            }
             PreferencesError::UserNotFound => user_not_found(),
             PreferencesError::Repository(r) => r.into(),
         }

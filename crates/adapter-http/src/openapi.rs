@@ -40,6 +40,7 @@ use crate::handlers::{
         defaults::effective_setting, effective::view, effective::admin_view,
         devices::list, devices::delete,
         devices::get_setting, devices::put_setting, devices::delete_setting,
+        devices::get_preferences, devices::patch_preferences, devices::delete_preferences,
         internal::secret,
         integrations::list, integrations::status, integrations::authorize,
         integrations::connect, integrations::disconnect, integrations::token,

@@ -137,6 +137,24 @@ pub static ENDPOINTS: &[Endpoint] = &[
     endpoint(
         Group::Api,
         Method::GET,
+        "/api/v1/users/me/devices/{device_id}/preferences",
+        |r| r.to(devices::get_preferences),
+    ),
+    endpoint(
+        Group::Api,
+        Method::PATCH,
+        "/api/v1/users/me/devices/{device_id}/preferences",
+        |r| r.to(devices::patch_preferences),
+    ),
+    endpoint(
+        Group::Api,
+        Method::DELETE,
+        "/api/v1/users/me/devices/{device_id}/preferences",
+        |r| r.to(devices::delete_preferences),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
         "/api/v1/users/me/devices/{device_id}/settings/{key}",
         |r| r.to(devices::get_setting),
     ),

@@ -80,6 +80,13 @@ pub enum ChangeEvent {
         /// Owner.
         user_id: UserId,
     },
+    /// What one of the user's devices overrides of their preferences changed.
+    DevicePreferences {
+        /// Owner.
+        user_id: UserId,
+        /// The device.
+        device_id: DeviceId,
+    },
     /// The deployment layer changed (it concerns every user).
     Defaults,
     /// Changes may have been missed (the feed (re)connected, or a payload was unreadable):
@@ -107,6 +114,10 @@ impl ChangeEvent {
                 key: SettingKey::parse(payload.get("key")?.as_str()?).ok()?,
             }),
             "preferences" => Some(Self::Preferences { user_id }),
+            "device_preferences" => Some(Self::DevicePreferences {
+                user_id,
+                device_id: DeviceId::parse(payload.get("device_id")?.as_str()?).ok()?,
+            }),
             _ => None,
         }
     }
@@ -380,6 +391,20 @@ mod tests {
                 user_id: UserId::new(USER.parse().unwrap()),
                 device_id: DeviceId::parse("tv.Living-1").unwrap(),
                 key: SettingKey::parse("ui.theme").unwrap(),
+            })
+        );
+    }
+
+    #[test]
+    fn device_preferences_payload_parses() {
+        let payload = format!(
+            r#"{{"store":"device_preferences","user_id":"{USER}","device_id":"tv","op":"DELETE"}}"#
+        );
+        assert_eq!(
+            ChangeEvent::from_payload(&payload),
+            Some(ChangeEvent::DevicePreferences {
+                user_id: UserId::new(USER.parse().unwrap()),
+                device_id: DeviceId::parse("tv").unwrap(),
             })
         );
     }

@@ -78,13 +78,17 @@ const COUNT: &str = "SELECT count(*) FROM shared.user_settings WHERE user_id = $
 
 /// What the user holds, their devices' overrides included: settings, bytes of values
 /// (`value_bytes`, migrations V6 and V8) and devices that hold overrides.
-const USAGE: &str = "SELECT count(*), coalesce(sum(value_bytes), 0)::bigint, \
-     count(DISTINCT device_id) \
-     FROM (SELECT NULL::text AS device_id, value_bytes \
+/// A device counts once, whether it overrides settings, preferences (V10) or both.
+const USAGE: &str = "SELECT count(*) FILTER (WHERE setting), \
+     coalesce(sum(value_bytes), 0)::bigint, count(DISTINCT device_id) \
+     FROM (SELECT NULL::text AS device_id, value_bytes, true AS setting \
            FROM shared.user_settings WHERE user_id = $1 \
            UNION ALL \
-           SELECT device_id, value_bytes \
-           FROM shared.user_device_settings WHERE user_id = $1) AS held";
+           SELECT device_id, value_bytes, true \
+           FROM shared.user_device_settings WHERE user_id = $1 \
+           UNION ALL \
+           SELECT device_id, 0, false \
+           FROM shared.user_device_preferences WHERE user_id = $1) AS held";
 
 /// A fresh version for a changed row, never given before (migration V4).
 const NEXT_VERSION: &str = "nextval('shared.user_settings_version_seq')";
@@ -666,13 +670,13 @@ async fn update_version(
 /// What the user holds, as this transaction sees them: settings and bytes of values (their
 /// own and their devices'), and devices that hold overrides.
 #[derive(Clone, Copy, Debug)]
-struct Usage {
+pub(crate) struct Usage {
     settings: i64,
     bytes: i64,
     devices: i64,
 }
 
-async fn usage(tx: &Transaction<'_>, user: UserId) -> Result<Usage, SettingWriteError> {
+pub(crate) async fn usage(tx: &Transaction<'_>, user: UserId) -> Result<Usage, SettingWriteError> {
     let statement = tx.prepare_cached(USAGE).await.pg()?;
     let row = tx.query_one(&statement, &[&user.as_uuid()]).await.pg()?;
     Ok(Usage {
@@ -685,7 +689,7 @@ async fn usage(tx: &Transaction<'_>, user: UserId) -> Result<Usage, SettingWrite
 /// Fails when the writes since `before` raised a figure above its quota; the caller's
 /// transaction is then dropped, which rolls them back. A figure already over a lowered
 /// quota that the writes did not raise is let be.
-async fn check_quota(
+pub(crate) async fn check_quota(
     tx: &Transaction<'_>,
     user: UserId,
     before: Usage,

@@ -483,7 +483,9 @@ fn api_state(
         ),
         integrations: Some(integrations),
         preferences: Arc::new(
-            PreferencesService::new(preferences_repo, audit).with_defaults(defaults_repo),
+            PreferencesService::new(preferences_repo, audit)
+                .with_defaults(defaults_repo)
+                .with_devices(Arc::clone(&devices_repo), limits.quota()),
         ),
         readiness: Arc::new(CachedReadiness::new(
             BoundedReadiness::new(PoolReadiness::new(pool), timeout),

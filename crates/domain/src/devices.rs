@@ -63,6 +63,8 @@ pub struct DeviceSummary {
     pub device_id: DeviceId,
     /// How many settings it overrides.
     pub settings: u64,
+    /// The preference fields it overrides.
+    pub preferences: Vec<crate::preferences::PreferenceField>,
     /// The last change of any of its overrides.
     pub updated_at: OffsetDateTime,
 }

@@ -168,6 +168,25 @@ pub trait DeviceSettingsRepository: Send + Sync {
     /// Deletes every override of the device; whether it had any.
     async fn delete_device(&self, user: UserId, device: &DeviceId)
     -> Result<bool, RepositoryError>;
+
+    /// The device's overrides of the user's preferences, if it has any.
+    async fn preferences(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+    ) -> Result<Option<StoredPreferences>, RepositoryError>;
+
+    /// Replaces the device's overrides of the preferences if `expected` holds (`Absent` and
+    /// `Version(0)`: none stored); empty overrides remove them (`Ok(None)`). A device's first
+    /// override counts against the user's devices, under the same lock as the settings.
+    async fn put_preferences(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        overrides: &PreferenceOverrides,
+        expected: Precondition,
+        quota: UserQuota,
+    ) -> Result<Option<StoredPreferences>, SettingWriteError>;
 }
 
 /// Storage of the structured preferences (`shared.user_preferences`).
@@ -359,6 +378,27 @@ impl<T: DeviceSettingsRepository + ?Sized> DeviceSettingsRepository for Arc<T> {
         device: &DeviceId,
     ) -> Result<bool, RepositoryError> {
         (**self).delete_device(user, device).await
+    }
+
+    async fn preferences(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+    ) -> Result<Option<StoredPreferences>, RepositoryError> {
+        (**self).preferences(user, device).await
+    }
+
+    async fn put_preferences(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        overrides: &PreferenceOverrides,
+        expected: Precondition,
+        quota: UserQuota,
+    ) -> Result<Option<StoredPreferences>, SettingWriteError> {
+        (**self)
+            .put_preferences(user, device, overrides, expected, quota)
+            .await
     }
 }
 

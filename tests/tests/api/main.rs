@@ -6,6 +6,7 @@ mod admin_internal;
 mod allow;
 mod auth;
 mod defaults;
+mod device_preferences;
 mod devices;
 mod docs_health;
 mod effective;

@@ -1,19 +1,27 @@
 //! `/api/v1/users/me/devices`: the caller's devices and each device's own overrides of their
-//! settings (the device layer). A device's setting has the bodies, ETags, preconditions and
+//! settings and preferences (the device layer). A device's setting has the bodies, ETags, preconditions and
 //! answers of the caller's own setting (`handlers::settings`); it is never a secret.
 
 use actix_web::{
     HttpRequest, HttpResponse,
+    http::header::ETag,
     web::{Data, Json, Path},
 };
-use domain::devices::DeviceSummary;
+use domain::{
+    devices::DeviceSummary, preferences::PreferenceField, preferences::StoredPreferences,
+};
 use serde::Serialize;
+use serde_json::Value;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::settings::{SettingBody, read_answer, write_answer};
 use crate::{
-    auth::User, conditional::precondition, error::ApiError, openapi::docs, state::ApiState,
+    auth::User,
+    conditional::{etag, precondition},
+    error::ApiError,
+    openapi::docs,
+    state::ApiState,
     write_permits::WritePermit,
 };
 
@@ -25,6 +33,9 @@ pub struct DeviceEntry {
     device_id: String,
     /// How many settings it overrides.
     settings: u64,
+    /// The preference fields it overrides.
+    #[schema(value_type = Vec<String>)]
+    preferences: Vec<PreferenceField>,
     /// The last change of any of its overrides.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
@@ -36,6 +47,7 @@ impl From<DeviceSummary> for DeviceEntry {
         Self {
             device_id: device.device_id.as_str().to_owned(),
             settings: device.settings,
+            preferences: device.preferences,
             updated_at: device.updated_at,
         }
     }
@@ -184,6 +196,94 @@ pub async fn delete_setting(
     state
         .devices
         .delete_setting(user.user_id, &device, &key, expected)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A device's overrides of the preferences, with the ETag of their version (`"0"` when it
+/// overrides nothing).
+fn preferences_answer(stored: &StoredPreferences) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(ETag(etag(stored.version)))
+        .json(&stored.overrides)
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/users/me/devices/{device_id}/preferences", tag = "devices",
+    params(("device_id" = String, Path, description = "The device's id")),
+    responses(
+        (status = 200, description = "What the device overrides of the caller's preferences ({} when nothing)", body = docs::PreferencesReplace,
+            headers(("ETag" = String, description = "Strong ETag of the overrides' version (\"0\" when none)"))),
+        docs::UserReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// Reads what one of the caller's devices overrides of their preferences.
+#[tracing::instrument(skip_all)]
+pub async fn get_preferences(
+    state: Data<ApiState>,
+    User(user): User,
+    device: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let stored = state
+        .preferences
+        .device_preferences(user.user_id, &device)
+        .await?;
+    Ok(preferences_answer(&stored))
+}
+
+#[utoipa::path(
+    patch, path = "/api/v1/users/me/devices/{device_id}/preferences", tag = "devices",
+    params(("device_id" = String, Path, description = "The device's id")),
+    request_body(content = docs::PreferencesPatch, content_type = "application/merge-patch+json",
+        description = "An RFC 7396 merge patch of the device's overrides; null removes an override"),
+    responses(
+        (status = 200, description = "The device's overrides after the change", body = docs::PreferencesReplace),
+        (status = 409, response = docs::Conflict),
+        docs::UserWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// Merge-patches what one of the caller's devices overrides of their preferences.
+#[tracing::instrument(skip_all)]
+pub async fn patch_preferences(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    _permit: WritePermit,
+    User(user): User,
+    device: Path<String>,
+    body: Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = precondition(&req, state.options.require_if_match)?;
+    let stored = state
+        .preferences
+        .patch_device(user.user_id, &device, &body, expected)
+        .await?;
+    Ok(preferences_answer(&stored))
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/users/me/devices/{device_id}/preferences", tag = "devices",
+    params(("device_id" = String, Path, description = "The device's id")),
+    responses(
+        (status = 204, description = "The device overrides none of the preferences now"),
+        docs::UserWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// Removes every override of the preferences one of the caller's devices holds.
+#[tracing::instrument(skip_all)]
+pub async fn delete_preferences(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    _permit: WritePermit,
+    User(user): User,
+    device: Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = precondition(&req, state.options.require_if_match)?;
+    state
+        .preferences
+        .delete_device(user.user_id, &device, expected)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -73,6 +73,7 @@ async fn migrations_are_recorded_in_the_service_history_table() {
             "deployment_defaults",
             "device_settings",
             "layered_preferences",
+            "device_preferences",
         ]
     );
 }
@@ -477,6 +478,7 @@ async fn v4_keeps_stored_versions_and_starts_new_ones_above_them() {
             "ALTER TABLE shared.deployment_settings ALTER COLUMN version DROP DEFAULT; \
              ALTER TABLE shared.deployment_preferences ALTER COLUMN version DROP DEFAULT; \
              ALTER TABLE shared.user_device_settings ALTER COLUMN version DROP DEFAULT; \
+             ALTER TABLE shared.user_device_preferences ALTER COLUMN version DROP DEFAULT; \
              ALTER TABLE shared.user_settings ALTER COLUMN version SET DEFAULT 1; \
              DROP SEQUENCE shared.user_settings_version_seq; \
              ALTER TABLE shared.user_preferences ALTER COLUMN version SET DEFAULT 1; \

@@ -1,5 +1,6 @@
 //! `InvalidatingDeviceSettings`: the device layer's store, unchanged but for one thing: every
-//! write also counts as a change of the user's settings for the caches, so the rendered views
+//! write (of a device's settings or preferences) also counts as a change of the user's
+//! settings for the caches, so the rendered views
 //! stamped with the user's settings generation (`views.rs`) are stale at once on this
 //! instance, as the change feed makes them on the others. Device overrides themselves are not
 //! cached.
@@ -11,6 +12,7 @@ use domain::{
     RepositoryError, UserId,
     devices::{DeviceId, DeviceSummary},
     ports::{DeviceSettingsRepository, SettingDeleteError, SettingWriteError},
+    preferences::{PreferenceOverrides, StoredPreferences},
     settings::{Precondition, Setting, SettingKey, SettingWrite, UpsertOutcome, UserQuota},
 };
 
@@ -82,6 +84,30 @@ impl<R: DeviceSettingsRepository> DeviceSettingsRepository for InvalidatingDevic
         device: &DeviceId,
     ) -> Result<bool, RepositoryError> {
         let result = self.inner.delete_device(user, device).await;
+        self.cache.user_changed(user);
+        result
+    }
+
+    async fn preferences(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+    ) -> Result<Option<StoredPreferences>, RepositoryError> {
+        self.inner.preferences(user, device).await
+    }
+
+    async fn put_preferences(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        overrides: &PreferenceOverrides,
+        expected: Precondition,
+        quota: UserQuota,
+    ) -> Result<Option<StoredPreferences>, SettingWriteError> {
+        let result = self
+            .inner
+            .put_preferences(user, device, overrides, expected, quota)
+            .await;
         self.cache.user_changed(user);
         result
     }

@@ -33,7 +33,8 @@ impl Caches {
                 }
             }
             // Device overrides are not cached, but the user's rendered views include them.
-            ChangeEvent::DeviceSettings { user_id, .. } => {
+            ChangeEvent::DeviceSettings { user_id, .. }
+            | ChangeEvent::DevicePreferences { user_id, .. } => {
                 if let Some(settings) = &self.settings {
                     settings.user_changed(*user_id);
                 }

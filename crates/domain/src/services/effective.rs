@@ -82,12 +82,22 @@ where
             .map(|stored| stored.overrides)
             .unwrap_or_default();
         let own = self.all_settings(user).await?;
-        let on_device = match device {
-            Some(device) => self.devices.list(user, device).await?,
-            None => Vec::new(),
+        let (on_device, device_preferences) = match device {
+            Some(device) => (
+                self.devices.list(user, device).await?,
+                self.devices
+                    .preferences(user, device)
+                    .await?
+                    .map(|stored| stored.overrides),
+            ),
+            None => (Vec::new(), None),
         };
         Ok(EffectiveView {
-            preferences: resolve_preferences(&deployment.preferences, &overrides, None),
+            preferences: resolve_preferences(
+                &deployment.preferences,
+                &overrides,
+                device_preferences.as_ref(),
+            ),
             settings: effective_settings(&self.registry, &deployment, own, on_device),
         })
     }

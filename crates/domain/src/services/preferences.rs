@@ -11,15 +11,19 @@ use super::defaults::DeploymentSource;
 use crate::{
     audit::{Actor, AuditEntry},
     defaults::DeploymentDefaults,
+    devices::DeviceId,
     error::{FieldError, RepositoryError, ValidationErrors},
     ids::UserId,
-    ports::{AuditLog, DefaultsRepository, PreferencesRepository, PreferencesWriteError},
+    ports::{
+        AuditLog, DefaultsRepository, DeviceSettingsRepository, PreferencesRepository,
+        PreferencesWriteError, SettingWriteError,
+    },
     preferences::{
         Channel, NotificationPrefs, PreferenceField, PreferenceOverrides, Preferences,
         PrivacyPrefs, ResolvedPreferences, StoredPreferences, Theme, changed_enforced_field,
         resolve_preferences,
     },
-    settings::Precondition,
+    settings::{Precondition, QuotaExceeded, UserQuota},
 };
 
 /// How often a read-modify-write without a client precondition retries a lost race.
@@ -43,6 +47,9 @@ pub enum PreferencesError {
         /// The field.
         field: PreferenceField,
     },
+    /// A device's first override would take the user over their devices.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
     /// The user does not exist (external provisioning).
     #[error("the user does not exist")]
     UserNotFound,
@@ -102,6 +109,8 @@ enum Omitted {
 pub struct PreferencesService<P, A> {
     repo: P,
     audit: A,
+    /// The device layer and the user's quota (its devices); `None`: no device layer.
+    devices: Option<(Arc<dyn DeviceSettingsRepository>, UserQuota)>,
     /// The deployment layer (none: every field inherits the builtin default).
     defaults: DeploymentSource,
 }
@@ -116,7 +125,153 @@ where
         Self {
             repo,
             audit,
+            devices: None,
             defaults: DeploymentSource::default(),
+        }
+    }
+
+    /// Stores the devices' overrides of the preferences in `devices`, within `quota`.
+    #[must_use]
+    pub fn with_devices(
+        mut self,
+        devices: Arc<dyn DeviceSettingsRepository>,
+        quota: UserQuota,
+    ) -> Self {
+        self.devices = Some((devices, quota));
+        self
+    }
+
+    /// What `device` overrides of the user's preferences (nothing, at version 0, when it
+    /// overrides nothing).
+    ///
+    /// # Errors
+    /// `Validation` for a malformed device id, or `Repository`.
+    pub async fn device_preferences(
+        &self,
+        user: UserId,
+        device: &str,
+    ) -> Result<StoredPreferences, PreferencesError> {
+        let device = parse_device(device)?;
+        let (devices, _) = self.device_store()?;
+        Ok(devices
+            .preferences(user, &device)
+            .await?
+            .unwrap_or_else(|| StoredPreferences::defaults(user)))
+    }
+
+    /// Applies an RFC 7396 merge patch to what `device` overrides: a value overrides a field
+    /// on that device, `null` removes the override. A field the deployment enforces cannot
+    /// be overridden (sending the enforced value itself is no change).
+    ///
+    /// # Errors
+    /// `Validation`, `EnforcedByDeployment`, `VersionConflict`, `QuotaExceeded` (the user's
+    /// devices), `UserNotFound`, `Repository`.
+    pub async fn patch_device(
+        &self,
+        user: UserId,
+        device: &str,
+        patch: &Value,
+        expected: Precondition,
+    ) -> Result<StoredPreferences, PreferencesError> {
+        let device = parse_device(device)?;
+        let (devices, quota) = self.device_store()?;
+        let deployment = self.defaults.load().await?;
+        let own = self.stored(user).await?.overrides;
+        let current = devices
+            .preferences(user, &device)
+            .await?
+            .unwrap_or_else(|| StoredPreferences::defaults(user));
+        let seen = resolve_preferences(&deployment.preferences, &own, Some(&current.overrides))
+            .preferences;
+        let mut next = current.overrides.merge_patch(patch, &seen)?;
+        for field in &deployment.preferences.enforced {
+            if next.matches(*field, &seen) {
+                next.take_field(*field, &current.overrides);
+            }
+        }
+        if let Some(field) =
+            changed_enforced_field(&deployment.preferences, &current.overrides, &next)
+        {
+            return Err(PreferencesError::EnforcedByDeployment { field });
+        }
+        self.put_device(user, &device, &next, expected, current.version, *quota)
+            .await
+    }
+
+    /// Removes every override of the preferences `device` holds.
+    ///
+    /// # Errors
+    /// As [`Self::patch_device`].
+    pub async fn delete_device(
+        &self,
+        user: UserId,
+        device: &str,
+        expected: Precondition,
+    ) -> Result<StoredPreferences, PreferencesError> {
+        let device = parse_device(device)?;
+        let (devices, quota) = self.device_store()?;
+        let current = devices.preferences(user, &device).await?;
+        let version = current.map_or(0, |c| c.version);
+        self.put_device(
+            user,
+            &device,
+            &PreferenceOverrides::default(),
+            expected,
+            version,
+            *quota,
+        )
+        .await
+    }
+
+    fn device_store(
+        &self,
+    ) -> Result<&(Arc<dyn DeviceSettingsRepository>, UserQuota), RepositoryError> {
+        self.devices.as_ref().ok_or_else(|| {
+            RepositoryError::Unknown(anyhow::anyhow!(
+                "no store of the device layer is configured"
+            ))
+        })
+    }
+
+    /// Writes a device's overrides, conditioned on the version the client expects (checked
+    /// here against `current`, then in the statement against the stored one).
+    async fn put_device(
+        &self,
+        user: UserId,
+        device: &DeviceId,
+        next: &PreferenceOverrides,
+        expected: Precondition,
+        current: i64,
+        quota: UserQuota,
+    ) -> Result<StoredPreferences, PreferencesError> {
+        let (devices, _) = self.device_store()?;
+        let holds = match &expected {
+            Precondition::Any => true,
+            Precondition::Absent => current == 0,
+            Precondition::Exists => current != 0,
+            other => other.accepts_version(current),
+        };
+        if !holds {
+            return Err(PreferencesError::VersionConflict { current });
+        }
+        let precondition = match expected {
+            Precondition::Any => Precondition::Any,
+            _ if current == 0 => Precondition::Absent,
+            _ => Precondition::Version(current),
+        };
+        match devices
+            .put_preferences(user, device, next, precondition, quota)
+            .await
+        {
+            Ok(stored) => Ok(stored.unwrap_or_else(|| StoredPreferences::defaults(user))),
+            Err(SettingWriteError::VersionConflict { current }) => {
+                Err(PreferencesError::VersionConflict {
+                    current: current.unwrap_or(0),
+                })
+            }
+            Err(SettingWriteError::QuotaExceeded(q)) => Err(PreferencesError::QuotaExceeded(q)),
+            Err(SettingWriteError::UserNotFound) => Err(PreferencesError::UserNotFound),
+            Err(SettingWriteError::Repository(r)) => Err(r.into()),
         }
     }
 
@@ -374,6 +529,10 @@ fn effective(deployment: &DeploymentDefaults, stored: StoredPreferences) -> Effe
         created_at: stored.created_at,
         updated_at: stored.updated_at,
     }
+}
+
+fn parse_device(raw: &str) -> Result<DeviceId, PreferencesError> {
+    DeviceId::parse(raw).map_err(|e| PreferencesError::Validation(ValidationErrors::single(e)))
 }
 
 impl From<FieldError> for PreferencesError {
