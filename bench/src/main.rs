@@ -10,6 +10,7 @@
 
 mod abuse;
 mod database;
+mod defaults;
 mod load;
 mod procstat;
 mod report;
@@ -60,6 +61,9 @@ enum Benchmark {
     /// Readers' p50/p99 alone, then while one user keeps --abusers largest bulk writes in
     /// flight; the service's peak RSS; writes target/bench/abuse.{md,json}.
     Abuse(abuse::Options),
+    /// How long a deployment default change takes to be served by a second instance, and the
+    /// users' rows it writes; writes target/bench/defaults.{md,json}.
+    Defaults(defaults::Options),
 }
 
 /// The options of the main benchmark.
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Benchmark::Scale(options)) => scale::run(&options),
         Some(Benchmark::Abuse(options)) => abuse::run(&options),
+        Some(Benchmark::Defaults(options)) => defaults::run(&options),
         None => main_benchmark(&cli.options),
     };
     result.unwrap_or_else(|message| {
@@ -96,7 +101,7 @@ fn main() -> ExitCode {
 }
 
 /// A count of at least 1: digits, optionally with `_` separators or a `k`/`m` suffix.
-fn count<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
+pub(crate) fn count<T: TryFrom<u64>>(text: &str) -> Result<T, String> {
     let lower = text.replace('_', "").to_ascii_lowercase();
     let (digits, factor) = match (lower.strip_suffix('k'), lower.strip_suffix('m')) {
         (Some(d), _) => (d, 1_000),
@@ -241,6 +246,16 @@ impl Bench {
     /// Tokens for the user ids of `ids` (one a line), one per line in `target/bench/<file>`:
     /// one run of `user-settings token` signs them all.
     pub fn write_tokens(&self, ids: &str, file: &str) -> Result<PathBuf, String> {
+        self.write_tokens_with(ids, file, &[])
+    }
+
+    /// As [`Self::write_tokens`], the tokens granting `roles`.
+    pub fn write_tokens_with(
+        &self,
+        ids: &str,
+        file: &str,
+        roles: &[&str],
+    ) -> Result<PathBuf, String> {
         let subjects = self.out.join(format!("{file}.subjects"));
         report::write(&subjects, ids)?;
         let mut mint = self.command();
@@ -248,6 +263,9 @@ impl Bench {
             .arg("--subjects-file")
             .arg(&subjects)
             .args(["--ttl", TOKEN_TTL]);
+        for role in roles {
+            mint.args(["--role", role]);
+        }
         let tokens = process::output(&mut mint)?;
         let path = self.out.join(file);
         report::write(&path, &(tokens + "\n"))?;
@@ -441,7 +459,7 @@ impl Bench {
 }
 
 /// The first token of a file of tokens.
-fn first_token(tokens: &Path) -> Result<String, String> {
+pub(crate) fn first_token(tokens: &Path) -> Result<String, String> {
     let text =
         fs::read_to_string(tokens).map_err(|e| format!("reading {}: {e}", tokens.display()))?;
     text.lines()

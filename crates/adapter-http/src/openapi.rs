@@ -304,6 +304,18 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
     for (name, schema) in preferences_schemas() {
         schemas[name] = schema;
     }
+    // A device's write: the user's body, but never a secret (no `encrypted` type; a sensitive
+    // key answers 422 `not_layerable`).
+    let mut device_body = schemas["SettingBody"].clone();
+    if let Some(types) = device_body["properties"]["data_type"]["enum"].as_array_mut() {
+        types.retain(|t| t.as_str() != Some("encrypted"));
+    }
+    if let Some(branches) = device_body["allOf"].as_array_mut() {
+        branches.retain(|b| b["if"]["properties"]["data_type"]["const"] != "encrypted");
+    }
+    device_body["description"] =
+        json!("A device's override: the user's setting body, never a secret");
+    schemas["DeviceSettingBody"] = device_body;
     // The deployment layer's bodies: a value as a user's, never null; preference fields by
     // name.
     schemas["DefaultBody"]["properties"]["value"] =
@@ -342,7 +354,7 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
                 for parameter in parameters {
                     match parameter["name"].as_str() {
                         Some("key") => parameter["schema"] = key.clone(),
-                        Some("device_id") => parameter["schema"] = device_id.clone(),
+                        Some("device_id" | "device") => parameter["schema"] = device_id.clone(),
                         Some("category") => {
                             parameter["schema"] =
                                 json!({"type": "string", "enum": config.categories})
@@ -364,6 +376,15 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
                     }
                 }
             }
+        }
+    }
+    // `get_mut`: indexing a missing member would insert it.
+    if let Some(content) = doc
+        .pointer_mut("/paths/~1api~1v1~1users~1me~1devices~1{device_id}~1settings~1{key}/put/requestBody/content")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for media in content.values_mut() {
+            media["schema"] = json!({"$ref": "#/components/schemas/DeviceSettingBody"});
         }
     }
     doc

@@ -233,3 +233,32 @@ async fn two_instances_agree_on_a_deployment_change_within_a_second() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn deleting_the_users_own_value_resets_it_to_the_default_in_effect() {
+    let app = TestApp::spawn().await;
+    let operator = app.token(new_user(), &["operator"]);
+    let alice = app.token(new_user(), &[]);
+    json_with_status(
+        app.put(&default_of(KEY), &operator, &json!({"value": "compact"}))
+            .await,
+        201,
+    )
+    .await;
+    json_with_status(
+        app.put(&own(KEY), &alice, &json!({"value": "roomy"})).await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        json_with_status(app.get(&effective(KEY), &alice).await, 200).await["source"],
+        "user"
+    );
+
+    assert_eq!(app.delete(&own(KEY), &alice).await.status(), 204);
+    let reset = json_with_status(app.get(&effective(KEY), &alice).await, 200).await;
+    assert_eq!(
+        (&reset["value"], &reset["source"]),
+        (&json!("compact"), &json!("deployment"))
+    );
+}
