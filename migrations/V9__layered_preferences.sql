@@ -5,7 +5,11 @@
 -- Until now the first write of a user's preferences stored every field, defaults included.
 -- Those copies cannot be told from a deliberate choice, so every stored value that equals
 -- its builtin default becomes "inherit" (the rule of storing only what differs from the
--- defaults). A user who had chosen exactly the default reads the same value as before.
+-- defaults). A user who had chosen exactly the default reads the same value as before; the
+-- choice itself cannot be told apart afterwards, so the rule cannot be undone.
+--
+-- Deploying: stop every instance of the earlier version before this migration runs. Earlier
+-- code reads these columns as never NULL and would fail on the rows it rewrites.
 
 ALTER TABLE shared.user_preferences
     ALTER COLUMN email_notifications DROP NOT NULL,
@@ -57,7 +61,10 @@ UPDATE shared.user_preferences SET
     display_language = NULLIF(display_language, 'en-US'),
     show_adult_content = NULLIF(show_adult_content, false),
     show_spoilers = NULLIF(show_spoilers, false),
-    auto_play_videos = NULLIF(auto_play_videos, true)
+    auto_play_videos = NULLIF(auto_play_videos, true),
+    -- A rewritten row is a new state of the row: a fresh version, so an ETag from before does
+    -- not match it.
+    version = nextval('shared.user_preferences_version_seq')
 WHERE email_notifications = '{"enabled": true, "frequency": "instant"}'::jsonb
    OR push_notifications = '{"enabled": false}'::jsonb
    OR digest_notifications = '{"enabled": true, "frequency": "weekly"}'::jsonb

@@ -344,10 +344,10 @@ async fn v9_turns_stored_defaults_into_inherit_and_keeps_choices() {
         after.overrides.to_document(),
         json!({"digest_notifications": {"enabled": true, "frequency": "daily"}, "theme": "dark"})
     );
-    // What the user reads is unchanged; the row keeps its version (nothing of it was chosen
-    // differently).
+    // What the user reads is unchanged, but the row is a new state of it: a new version.
     assert_eq!(
         after.overrides.apply(Preferences::default()),
         before.overrides.apply(Preferences::default())
     );
+    assert!(after.version > before.version);
 }

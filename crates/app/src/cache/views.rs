@@ -47,8 +47,8 @@ impl RenderedViews {
         let views = Cache::builder()
             .time_to_live(ttl)
             .max_capacity(budget.max_bytes)
-            .weigher(|_, entry: &Stamped| {
-                u32::try_from(ENTRY_OVERHEAD + entry.view.body.len()).unwrap_or(u32::MAX)
+            .weigher(|(_, device): &(UserId, Option<String>), entry: &Stamped| {
+                u32::try_from(weight(device.as_deref(), &entry.view)).unwrap_or(u32::MAX)
             })
             .build();
         Self {
@@ -59,6 +59,11 @@ impl RenderedViews {
             budget,
         }
     }
+}
+
+/// What a stored view pins: the entry's overhead, the device's name, the body and the tag.
+fn weight(device: Option<&str>, view: &RenderedView) -> usize {
+    ENTRY_OVERHEAD + device.map_or(0, str::len) + view.body.len() + view.tag.len()
 }
 
 #[async_trait]
@@ -76,11 +81,7 @@ impl ViewCache for RenderedViews {
     }
 
     async fn put(&self, user: UserId, device: Option<&str>, stamp: u64, view: Arc<RenderedView>) {
-        if self
-            .budget
-            .charge(ENTRY_OVERHEAD + view.body.len())
-            .is_none()
-        {
+        if self.budget.charge(weight(device, &view)).is_none() {
             return;
         }
         self.views

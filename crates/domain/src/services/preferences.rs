@@ -175,27 +175,40 @@ where
     ) -> Result<StoredPreferences, PreferencesError> {
         let device = parse_device(device)?;
         let (devices, quota) = self.device_store()?;
-        let deployment = self.defaults.load().await?;
-        let own = self.stored(user).await?.overrides;
-        let current = devices
-            .preferences(user, &device)
-            .await?
-            .unwrap_or_else(|| StoredPreferences::defaults(user));
-        let seen = resolve_preferences(&deployment.preferences, &own, Some(&current.overrides))
-            .preferences;
-        let mut next = current.overrides.merge_patch(patch, &seen)?;
-        for field in &deployment.preferences.enforced {
-            if next.matches(*field, &seen) {
-                next.take_field(*field, &current.overrides);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let deployment = self.defaults.load().await?;
+            let own = self.stored(user).await?.overrides;
+            let current = devices
+                .preferences(user, &device)
+                .await?
+                .unwrap_or_else(|| StoredPreferences::defaults(user));
+            let seen = resolve_preferences(&deployment.preferences, &own, Some(&current.overrides))
+                .preferences;
+            let mut next = current.overrides.merge_patch(patch, &seen)?;
+            for field in &deployment.preferences.enforced {
+                if next.matches(*field, &seen) {
+                    next.take_field(*field, &current.overrides);
+                }
+            }
+            if let Some(field) =
+                changed_enforced_field(&deployment.preferences, &current.overrides, &next)
+            {
+                return Err(PreferencesError::EnforcedByDeployment { field });
+            }
+            // The patch was merged into the version read: the write is conditioned on it, so
+            // a concurrent patch is never overwritten; without a client precondition a lost
+            // race is tried again on fresh data.
+            let result = self
+                .put_device(user, &device, &next, &expected, current.version, *quota)
+                .await;
+            match result {
+                Err(PreferencesError::VersionConflict { .. })
+                    if matches!(expected, Precondition::Any) && attempt < MAX_ATTEMPTS => {}
+                result => return result,
             }
         }
-        if let Some(field) =
-            changed_enforced_field(&deployment.preferences, &current.overrides, &next)
-        {
-            return Err(PreferencesError::EnforcedByDeployment { field });
-        }
-        self.put_device(user, &device, &next, expected, current.version, *quota)
-            .await
     }
 
     /// Removes every override of the preferences `device` holds.
@@ -210,17 +223,27 @@ where
     ) -> Result<StoredPreferences, PreferencesError> {
         let device = parse_device(device)?;
         let (devices, quota) = self.device_store()?;
-        let current = devices.preferences(user, &device).await?;
-        let version = current.map_or(0, |c| c.version);
-        self.put_device(
-            user,
-            &device,
-            &PreferenceOverrides::default(),
-            expected,
-            version,
-            *quota,
-        )
-        .await
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = devices.preferences(user, &device).await?;
+            let version = current.map_or(0, |c| c.version);
+            let result = self
+                .put_device(
+                    user,
+                    &device,
+                    &PreferenceOverrides::default(),
+                    &expected,
+                    version,
+                    *quota,
+                )
+                .await;
+            match result {
+                Err(PreferencesError::VersionConflict { .. })
+                    if matches!(expected, Precondition::Any) && attempt < MAX_ATTEMPTS => {}
+                result => return result,
+            }
+        }
     }
 
     fn device_store(
@@ -233,19 +256,19 @@ where
         })
     }
 
-    /// Writes a device's overrides, conditioned on the version the client expects (checked
-    /// here against `current`, then in the statement against the stored one).
+    /// Writes a device's overrides computed from version `current`: the client's condition is
+    /// checked against `current`, and the statement is conditioned on `current` itself.
     async fn put_device(
         &self,
         user: UserId,
         device: &DeviceId,
         next: &PreferenceOverrides,
-        expected: Precondition,
+        expected: &Precondition,
         current: i64,
         quota: UserQuota,
     ) -> Result<StoredPreferences, PreferencesError> {
         let (devices, _) = self.device_store()?;
-        let holds = match &expected {
+        let holds = match expected {
             Precondition::Any => true,
             Precondition::Absent => current == 0,
             Precondition::Exists => current != 0,
@@ -254,10 +277,11 @@ where
         if !holds {
             return Err(PreferencesError::VersionConflict { current });
         }
-        let precondition = match expected {
-            Precondition::Any => Precondition::Any,
-            _ if current == 0 => Precondition::Absent,
-            _ => Precondition::Version(current),
+        // Always the version the write was computed from, never "whatever is stored".
+        let precondition = if current == 0 {
+            Precondition::Absent
+        } else {
+            Precondition::Version(current)
         };
         match devices
             .put_preferences(user, device, next, precondition, quota)

@@ -428,3 +428,66 @@ async fn echoing_the_enforced_value_or_leaving_it_out_of_a_replace_keeps_the_sto
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_device_patch_is_written_over_the_version_it_read_and_retried_on_a_lost_race() {
+    use crate::{
+        ports::{MockDeviceSettingsRepository, SettingWriteError},
+        settings::{Limits, Precondition},
+    };
+    let stored_device = |document: serde_json::Value, version: i64| {
+        Some(stored(
+            PreferenceOverrides::from_document(&document).unwrap(),
+            version,
+        ))
+    };
+    let mut devices = MockDeviceSettingsRepository::new();
+    let mut order = Sequence::new();
+    devices
+        .expect_preferences()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(move |_, _| Ok(stored_device(json!({"theme": "dark"}), 3)));
+    devices
+        .expect_put_preferences()
+        .withf(|_, _, _, e, _| *e == Precondition::Version(3))
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, _, _, _| Err(SettingWriteError::VersionConflict { current: Some(4) }));
+    // Another patch came first: the retry merges into what it wrote.
+    devices
+        .expect_preferences()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(move |_, _| {
+            Ok(stored_device(
+                json!({"theme": "dark", "show_spoilers": true}),
+                4,
+            ))
+        });
+    devices
+        .expect_put_preferences()
+        .withf(|_, _, p, e, _| {
+            *e == Precondition::Version(4)
+                && p.to_document()
+                    == json!({"theme": "dark", "show_spoilers": true, "auto_play_videos": false})
+        })
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _, p, _, _| Ok(Some(stored(p.clone(), 5))));
+    let mut repo = MockPreferencesRepository::new();
+    repo.expect_get().returning(|_| Ok(None));
+    let svc = PreferencesService::new(repo, MockAuditLog::new())
+        .with_devices(std::sync::Arc::new(devices), Limits::default().quota());
+
+    let out = svc
+        .patch_device(
+            user(),
+            "tv",
+            &json!({"auto_play_videos": false}),
+            Precondition::Any,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.version, 5);
+}
