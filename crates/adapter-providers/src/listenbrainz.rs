@@ -20,14 +20,20 @@ pub(crate) async fn validate_token(
         .api_url
         .as_ref()
         .ok_or_else(|| ProviderError::Unknown(anyhow::anyhow!("api_url is not configured")))?;
-    let request = http.client().get(join(api, "1/validate-token")).header(
-        header::AUTHORIZATION,
-        format!("Token {}", token.expose_secret()),
-    );
-    let (status, body) = http.send(request).await?;
     let invalid = || ProviderError::Rejected {
         code: Some("invalid_token".into()),
     };
+    // A token that cannot stand in a header (control characters, non-ASCII) is no
+    // ListenBrainz token: refused here, as the provider would, not a failure of this service.
+    let mut authorization =
+        header::HeaderValue::from_str(&format!("Token {}", token.expose_secret()))
+            .map_err(|_| invalid())?;
+    authorization.set_sensitive(true);
+    let request = http
+        .client()
+        .get(join(api, "1/validate-token"))
+        .header(header::AUTHORIZATION, authorization);
+    let (status, body) = http.send(request).await?;
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST) {
         return Err(invalid());
     }

@@ -315,6 +315,32 @@ async fn an_invalid_listenbrainz_token_is_rejected() {
 }
 
 #[tokio::test]
+async fn a_listenbrainz_token_that_cannot_be_a_header_is_rejected_without_a_request() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&server)
+        .await;
+    for token in ["line\nbreak", "nul\u{0}byte"] {
+        let err = gateway(
+            ProviderId::Listenbrainz,
+            settings(&server),
+            Duration::from_secs(5),
+        )
+        .connect(
+            ProviderId::Listenbrainz,
+            ConnectProof::UserToken {
+                token: SecretString::from(token),
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, ProviderError::Rejected { .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
 async fn trakt_revocation_posts_the_token_with_the_client_credentials() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
