@@ -1,21 +1,19 @@
 //! The deployment layer: enforcement refuses user writes before any store is touched, and
 //! the layer holds no secrets.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use serde_json::json;
-use time::OffsetDateTime;
 
-use super::{admin, user};
+use super::{admin, enforcing, user};
 use crate::{
-    defaults::{DeploymentDefaults, DeploymentSetting},
     ports::{MockAuditLog, MockDefaultsRepository, MockSecretCipher, MockSettingsRepository},
     registry::KeyRegistry,
     services::{
         DefaultsError, DefaultsService, DeleteSettingError, SetSettingError, SettingInput,
         SettingsService, WritePipeline,
     },
-    settings::{AllowedCategories, DataType, Limits, Precondition, SettingKey},
+    settings::{AllowedCategories, Limits, Precondition},
 };
 
 fn pipeline() -> WritePipeline<MockSecretCipher> {
@@ -25,28 +23,6 @@ fn pipeline() -> WritePipeline<MockSecretCipher> {
         Limits::default(),
         AllowedCategories::default(),
     )
-}
-
-/// A deployment layer that enforces `ui.a.b`.
-fn enforcing() -> MockDefaultsRepository {
-    let setting = DeploymentSetting {
-        key: SettingKey::parse("ui.a.b").unwrap(),
-        value: json!(1),
-        data_type: DataType::Number,
-        category: None,
-        enforced: true,
-        version: 9,
-        updated_at: OffsetDateTime::UNIX_EPOCH,
-    };
-    let layer = Arc::new(DeploymentDefaults {
-        settings: BTreeMap::from([("ui.a.b".to_owned(), setting)]),
-        ..DeploymentDefaults::default()
-    });
-    let mut defaults = MockDefaultsRepository::new();
-    defaults
-        .expect_load()
-        .returning(move || Ok(Arc::clone(&layer)));
-    defaults
 }
 
 /// A settings service whose store must not be touched.

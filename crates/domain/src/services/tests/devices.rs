@@ -1,25 +1,21 @@
 //! The device layer: what is refused before the store is touched (a malformed device id, a
 //! secret, a managed key, an enforced key), and what reaches it (the user's whole quota).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
-use super::{created, user};
+use super::{created, enforcing, user};
 use crate::{
-    defaults::{DeploymentDefaults, DeploymentSetting},
     devices::DeviceId,
     error::FieldError,
-    ports::{
-        MockDefaultsRepository, MockDeviceSettingsRepository, MockSecretCipher, SettingDeleteError,
-    },
+    ports::{MockDeviceSettingsRepository, MockSecretCipher, SettingDeleteError},
     registry::KeyRegistry,
     services::{
         DeleteDeviceError, DeleteSettingError, DevicesService, GetSettingError, SetSettingError,
         SettingInput, WritePipeline,
     },
-    settings::{AllowedCategories, DataType, Limits, Precondition, SettingKey, UserQuota},
+    settings::{AllowedCategories, Limits, Precondition, UserQuota},
 };
 
 const LIMITS: Limits = Limits {
@@ -32,28 +28,6 @@ const LIMITS: Limits = Limits {
     max_devices_per_user: 3,
 };
 
-/// A deployment layer that enforces `ui.a.b`.
-fn enforcing() -> Arc<MockDefaultsRepository> {
-    let setting = DeploymentSetting {
-        key: SettingKey::parse("ui.a.b").unwrap(),
-        value: json!(1),
-        data_type: DataType::Number,
-        category: None,
-        enforced: true,
-        version: 9,
-        updated_at: OffsetDateTime::UNIX_EPOCH,
-    };
-    let layer = Arc::new(DeploymentDefaults {
-        settings: BTreeMap::from([("ui.a.b".to_owned(), setting)]),
-        ..DeploymentDefaults::default()
-    });
-    let mut defaults = MockDefaultsRepository::new();
-    defaults
-        .expect_load()
-        .returning(move || Ok(Arc::clone(&layer)));
-    Arc::new(defaults)
-}
-
 fn service(
     repo: MockDeviceSettingsRepository,
 ) -> DevicesService<MockDeviceSettingsRepository, MockSecretCipher> {
@@ -63,7 +37,7 @@ fn service(
         LIMITS,
         AllowedCategories::default(),
     );
-    DevicesService::new(repo, pipeline, enforcing())
+    DevicesService::new(repo, pipeline, Arc::new(enforcing()))
 }
 
 /// A service whose store must not be touched: any call fails the test.

@@ -9,10 +9,16 @@ mod settings;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use std::{collections::BTreeMap, sync::Arc};
+
+use serde_json::json;
+
 use crate::{
     UserId,
     audit::{Actor, Role},
-    settings::{Setting, SettingWrite, UpsertOutcome},
+    defaults::{DeploymentDefaults, DeploymentSetting},
+    ports::MockDefaultsRepository,
+    settings::{DataType, Setting, SettingKey, SettingWrite, UpsertOutcome},
 };
 
 fn user() -> UserId {
@@ -47,4 +53,26 @@ fn created(write: &SettingWrite) -> UpsertOutcome {
         setting: stored(write, 1),
         created: true,
     }
+}
+
+/// A deployment layer that enforces `ui.a.b` (shared by the defaults and devices tests).
+pub(super) fn enforcing() -> MockDefaultsRepository {
+    let setting = DeploymentSetting {
+        key: SettingKey::parse("ui.a.b").unwrap(),
+        value: json!(1),
+        data_type: DataType::Number,
+        category: None,
+        enforced: true,
+        version: 9,
+        updated_at: OffsetDateTime::UNIX_EPOCH,
+    };
+    let layer = Arc::new(DeploymentDefaults {
+        settings: BTreeMap::from([("ui.a.b".to_owned(), setting)]),
+        ..DeploymentDefaults::default()
+    });
+    let mut defaults = MockDefaultsRepository::new();
+    defaults
+        .expect_load()
+        .returning(move || Ok(Arc::clone(&layer)));
+    defaults
 }
