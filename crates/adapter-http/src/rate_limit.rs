@@ -5,7 +5,7 @@
 //! quotas. The limiter is keyed by the token's `sub`, so the middleware verifies the token
 //! itself; a request without a valid token passes through and its handler answers 401.
 
-use std::time::Duration;
+use std::{num::NonZeroU32, time::Duration};
 
 use crate::{auth::Authenticator, error::ApiError, metrics::HttpMetrics};
 use actix_web::{
@@ -86,7 +86,13 @@ pub enum Decision {
 #[async_trait]
 pub trait RateLimiter: Send + Sync {
     /// Counts one request of `kind` by `user` and says whether it may proceed.
-    async fn check(&self, user: UserId, kind: AccessKind) -> Decision;
+    async fn check(&self, user: UserId, kind: AccessKind) -> Decision {
+        self.check_n(user, kind, NonZeroU32::MIN).await
+    }
+
+    /// Counts `n` requests of `kind` at once (an operation worth several, such as an import
+    /// that changes `n` items): all are allowed, or none is counted.
+    async fn check_n(&self, user: UserId, kind: AccessKind, n: NonZeroU32) -> Decision;
 }
 
 /// Middleware of the routes limited per user (the `/api/v1` scope, which leaves out the

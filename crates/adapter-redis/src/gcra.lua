@@ -3,6 +3,7 @@
 -- KEYS[1]  the counter of one user and kind
 -- ARGV[1]  emission interval in microseconds: one request comes back every interval
 -- ARGV[2]  limit: the burst, i.e. how many requests may be spent at once
+-- ARGV[3]  cost: how many requests this one counts as (all are allowed, or none is counted)
 --
 -- The key holds the theoretical arrival time (TAT, microseconds of the store's clock): the
 -- instant at which the whole quota is available again. It expires at that instant, so an idle
@@ -14,13 +15,14 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local interval = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3]) or 1
 local capacity = interval * limit
 
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then
   tat = now
 end
-local ahead = tat + interval - now
+local ahead = tat + interval * cost - now
 if ahead > capacity then
   return {0, 0, ahead - capacity}
 end

@@ -89,8 +89,8 @@ impl RedisGcra {
         client(url).map(drop)
     }
 
-    /// Counts one request against the counter `key`, which allows `limit` requests at once and
-    /// gains one back every `period / limit`.
+    /// Counts `cost` requests at once (all or none) against the counter `key`, which allows
+    /// `limit` requests at once and gains one back every `period / limit`.
     ///
     /// # Errors
     /// [`StoreError`] when the store does not answer within the timeout or fails.
@@ -99,13 +99,15 @@ impl RedisGcra {
         key: &str,
         limit: NonZeroU32,
         period: Duration,
+        cost: NonZeroU32,
     ) -> Result<Verdict, StoreError> {
         let interval_us = (period.as_micros() / u128::from(limit.get())).max(1);
         let mut connection = self.connection.clone();
         let mut invocation = self.script.key(format!("{}{key}", self.prefix));
         invocation
             .arg(u64::try_from(interval_us).unwrap_or(u64::MAX))
-            .arg(limit.get());
+            .arg(limit.get())
+            .arg(cost.get());
         let answer: (u8, u64, u64) =
             tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
                 .await

@@ -8,6 +8,7 @@ use std::{num::NonZeroU32, time::Duration};
 use adapter_redis::{ConfigError, RedisGcra, StoreError};
 
 const HOUR: Duration = Duration::from_secs(3600);
+const ONE: NonZeroU32 = NonZeroU32::MIN;
 
 fn store_url() -> String {
     std::env::var("USER_SETTINGS_TEST_REDIS_URL").unwrap_or_else(|_| {
@@ -42,11 +43,11 @@ async fn the_whole_quota_may_be_spent_at_once_then_requests_are_refused() {
 
     let mut remaining = Vec::new();
     for _ in 0..5 {
-        let verdict = limiter.check("u", limit(5), HOUR).await.unwrap();
+        let verdict = limiter.check("u", limit(5), HOUR, ONE).await.unwrap();
         assert!(verdict.allowed);
         remaining.push(verdict.remaining);
     }
-    let refused = limiter.check("u", limit(5), HOUR).await.unwrap();
+    let refused = limiter.check("u", limit(5), HOUR, ONE).await.unwrap();
 
     assert_eq!(remaining, [4, 3, 2, 1, 0]);
     assert!(!refused.allowed);
@@ -66,13 +67,25 @@ async fn a_request_comes_back_after_one_emission_interval() {
     // 2 per 400 ms: one back every 200 ms.
     let period = Duration::from_millis(400);
     for _ in 0..2 {
-        assert!(limiter.check("u", limit(2), period).await.unwrap().allowed);
+        assert!(
+            limiter
+                .check("u", limit(2), period, ONE)
+                .await
+                .unwrap()
+                .allowed
+        );
     }
-    assert!(!limiter.check("u", limit(2), period).await.unwrap().allowed);
+    assert!(
+        !limiter
+            .check("u", limit(2), period, ONE)
+            .await
+            .unwrap()
+            .allowed
+    );
 
     tokio::time::sleep(Duration::from_millis(250)).await;
 
-    let verdict = limiter.check("u", limit(2), period).await.unwrap();
+    let verdict = limiter.check("u", limit(2), period, ONE).await.unwrap();
     assert!(verdict.allowed);
     assert_eq!(verdict.remaining, 0);
 }
@@ -80,17 +93,35 @@ async fn a_request_comes_back_after_one_emission_interval() {
 #[tokio::test]
 async fn counters_are_separate_per_key() {
     let (limiter, _) = limiter();
-    assert!(limiter.check("a", limit(1), HOUR).await.unwrap().allowed);
-    assert!(!limiter.check("a", limit(1), HOUR).await.unwrap().allowed);
+    assert!(
+        limiter
+            .check("a", limit(1), HOUR, ONE)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !limiter
+            .check("a", limit(1), HOUR, ONE)
+            .await
+            .unwrap()
+            .allowed
+    );
 
-    assert!(limiter.check("b", limit(1), HOUR).await.unwrap().allowed);
+    assert!(
+        limiter
+            .check("b", limit(1), HOUR, ONE)
+            .await
+            .unwrap()
+            .allowed
+    );
 }
 
 #[tokio::test]
 async fn a_counter_expires_when_its_quota_is_full_again() {
     let (limiter, prefix) = limiter();
-    limiter.check("u", limit(10), HOUR).await.unwrap();
-    limiter.check("u", limit(10), HOUR).await.unwrap();
+    limiter.check("u", limit(10), HOUR, ONE).await.unwrap();
+    limiter.check("u", limit(10), HOUR, ONE).await.unwrap();
 
     let ttl: i64 = redis::cmd("PTTL")
         .arg(format!("{prefix}u"))
@@ -105,14 +136,20 @@ async fn a_counter_expires_when_its_quota_is_full_again() {
 #[tokio::test]
 async fn the_script_is_loaded_again_after_the_store_forgets_it() {
     let (limiter, _) = limiter();
-    assert!(limiter.check("u", limit(3), HOUR).await.unwrap().allowed);
+    assert!(
+        limiter
+            .check("u", limit(3), HOUR, ONE)
+            .await
+            .unwrap()
+            .allowed
+    );
     let _: () = redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query_async(&mut raw_connection().await)
         .await
         .unwrap();
 
-    let verdict = limiter.check("u", limit(3), HOUR).await.unwrap();
+    let verdict = limiter.check("u", limit(3), HOUR, ONE).await.unwrap();
 
     assert!(verdict.allowed);
     assert_eq!(verdict.remaining, 1);
@@ -124,10 +161,22 @@ async fn instances_sharing_the_store_share_the_quota() {
     let second = RedisGcra::connect_lazily(&store_url(), &prefix, Duration::from_secs(2)).unwrap();
 
     for limiter in [&first, &second, &first] {
-        assert!(limiter.check("u", limit(3), HOUR).await.unwrap().allowed);
+        assert!(
+            limiter
+                .check("u", limit(3), HOUR, ONE)
+                .await
+                .unwrap()
+                .allowed
+        );
     }
 
-    assert!(!second.check("u", limit(3), HOUR).await.unwrap().allowed);
+    assert!(
+        !second
+            .check("u", limit(3), HOUR, ONE)
+            .await
+            .unwrap()
+            .allowed
+    );
 }
 
 #[tokio::test]
@@ -138,7 +187,7 @@ async fn an_unreachable_store_fails_within_the_timeout() {
     let limiter = RedisGcra::connect_lazily(&url, "t:", Duration::from_millis(100)).unwrap();
 
     let started = std::time::Instant::now();
-    let result = limiter.check("u", limit(3), HOUR).await;
+    let result = limiter.check("u", limit(3), HOUR, ONE).await;
 
     assert!(matches!(result, Err(StoreError::Timeout(_))), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -154,7 +203,7 @@ async fn a_refused_connection_is_an_error_not_a_hang() {
     let url = format!("redis://127.0.0.1:{port}");
     let limiter = RedisGcra::connect_lazily(&url, "t:", Duration::from_millis(200)).unwrap();
 
-    let result = limiter.check("u", limit(3), HOUR).await;
+    let result = limiter.check("u", limit(3), HOUR, ONE).await;
 
     assert!(result.is_err(), "{result:?}");
 }
@@ -175,4 +224,20 @@ async fn tls_urls_are_accepted() {
     assert!(
         RedisGcra::connect_lazily("rediss://127.0.0.1:1", "t:", Duration::from_millis(50)).is_ok()
     );
+}
+
+#[tokio::test]
+async fn a_request_worth_several_is_counted_whole_or_not_at_all() {
+    let (limiter, _) = limiter();
+    let three = NonZeroU32::new(3).unwrap();
+
+    let verdict = limiter.check("u", limit(5), HOUR, three).await.unwrap();
+    assert!(verdict.allowed);
+    assert_eq!(verdict.remaining, 2);
+    // Three more do not fit in the two left: refused, and nothing is spent.
+    let refused = limiter.check("u", limit(5), HOUR, three).await.unwrap();
+    assert!(!refused.allowed);
+    let verdict = limiter.check("u", limit(5), HOUR, ONE).await.unwrap();
+    assert!(verdict.allowed);
+    assert_eq!(verdict.remaining, 1);
 }

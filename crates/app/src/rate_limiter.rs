@@ -60,9 +60,14 @@ impl<C: Clock + Clone> GovernorRateLimiter<C> {
 impl<C: Clock> GovernorRateLimiter<C> {
     /// Checks and counts one request (the port's logic, without the async wrapper).
     pub fn decide(&self, user: UserId, kind: AccessKind) -> Decision {
+        self.decide_n(user, kind, NonZeroU32::MIN)
+    }
+
+    /// Checks and counts `n` requests at once: all, or none.
+    pub fn decide_n(&self, user: UserId, kind: AccessKind, n: NonZeroU32) -> Decision {
         match kind {
-            AccessKind::Read => self.reads.decide(user),
-            AccessKind::Write => self.writes.decide(user),
+            AccessKind::Read => self.reads.decide(user, n),
+            AccessKind::Write => self.writes.decide(user, n),
         }
     }
 
@@ -92,16 +97,18 @@ impl<C: Clock> Limiter<C> {
         Self { keyed, quota }
     }
 
-    fn decide(&self, user: UserId) -> Decision {
+    fn decide(&self, user: UserId, n: NonZeroU32) -> Decision {
         let limit = self.quota.burst_size().get();
         let per_request = self.quota.replenish_interval();
-        match self.keyed.check_key(&user) {
-            Ok(snapshot) => allowed(limit, snapshot.remaining_burst_capacity(), per_request),
-            Err(not_until) => limited(
+        match self.keyed.check_key_n(&user, n) {
+            Ok(Ok(snapshot)) => allowed(limit, snapshot.remaining_burst_capacity(), per_request),
+            Ok(Err(not_until)) => limited(
                 limit,
                 not_until.wait_time_from(self.keyed.clock().now()),
                 per_request,
             ),
+            // More than the whole quota: never allowed; the quota is whole again after this.
+            Err(_) => limited(limit, per_request * limit, per_request),
         }
     }
 }
@@ -135,8 +142,8 @@ where
     C: Clock + Send + Sync,
     C::Instant: Send + Sync,
 {
-    async fn check(&self, user: UserId, kind: AccessKind) -> Decision {
-        self.decide(user, kind)
+    async fn check_n(&self, user: UserId, kind: AccessKind, n: NonZeroU32) -> Decision {
+        self.decide_n(user, kind, n)
     }
 }
 

@@ -63,7 +63,7 @@ impl SharedRateLimiter {
         }
     }
 
-    async fn shared(&self, user: UserId, kind: AccessKind) -> Option<Decision> {
+    async fn shared(&self, user: UserId, kind: AccessKind, n: NonZeroU32) -> Option<Decision> {
         if self.health.left_alone() {
             return None;
         }
@@ -72,7 +72,7 @@ impl SharedRateLimiter {
             AccessKind::Write => (self.writes, 'w'),
         };
         let key = format!("{tag}:{user}");
-        match self.store.check(&key, limit, HOUR).await {
+        match self.store.check(&key, limit, HOUR, n).await {
             Ok(verdict) => {
                 self.health.answered();
                 Some(decision(limit, verdict))
@@ -87,12 +87,12 @@ impl SharedRateLimiter {
 
 #[async_trait]
 impl RateLimiter for SharedRateLimiter {
-    async fn check(&self, user: UserId, kind: AccessKind) -> Decision {
-        if let Some(decision) = self.shared(user, kind).await {
+    async fn check_n(&self, user: UserId, kind: AccessKind, n: NonZeroU32) -> Decision {
+        if let Some(decision) = self.shared(user, kind, n).await {
             return decision;
         }
         self.fallbacks.inc();
-        self.local.decide(user, kind)
+        self.local.decide_n(user, kind, n)
     }
 }
 
