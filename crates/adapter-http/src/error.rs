@@ -15,7 +15,7 @@ use domain::{
     secrets::CipherError,
     services::{
         DefaultsError, DeleteDeviceError, DeleteSettingError, GetSecretError, GetSettingError,
-        ListSettingsError, PreferencesError, SetSettingError,
+        HistoryError, ListSettingsError, NotRestorable, PreferencesError, SetSettingError,
     },
     settings::{QuotaExceeded, SettingKey},
 };
@@ -422,6 +422,7 @@ impl From<SetSettingError> for ApiError {
             }
             SetSettingError::EnforcedByDeployment { key } => enforced_by_deployment(&key),
             SetSettingError::NotLayerable => not_layerable(),
+            SetSettingError::NotRestorable(n) => not_restorable(&n),
             SetSettingError::UserNotFound => user_not_found(),
             SetSettingError::Cipher(c) => cipher_failure(c),
             SetSettingError::Repository(r) => r.into(),
@@ -508,7 +509,33 @@ impl From<PreferencesError> for ApiError {
                 )))
             }
             PreferencesError::UserNotFound => user_not_found(),
+            PreferencesError::NotRestorable(n) => not_restorable(&n),
             PreferencesError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<HistoryError> for ApiError {
+    fn from(e: HistoryError) -> Self {
+        match e {
+            HistoryError::Validation(v) => from_validation(v),
+            HistoryError::Repository(r) => r.into(),
+        }
+    }
+}
+
+/// A restore of a version that holds no value: 404 when it is not kept, 422 otherwise.
+fn not_restorable(reason: &NotRestorable) -> ApiError {
+    match reason {
+        NotRestorable::VersionNotFound { .. } => {
+            ApiError::NotFound("version_not_found", reason.to_string())
+        }
+        NotRestorable::Secret => ApiError::Unprocessable(
+            "secret_not_restorable",
+            "a secret's history keeps no value; write the secret again instead".into(),
+        ),
+        NotRestorable::Deletion { .. } => {
+            ApiError::Unprocessable("version_is_a_deletion", reason.to_string())
         }
     }
 }

@@ -17,8 +17,8 @@ use domain::{
 use domain::preferences::PreferenceField;
 
 use crate::handlers::{
-    admin, defaults, devices, effective, health, integrations, internal, preferences, schema,
-    settings,
+    admin, defaults, devices, effective, health, history, integrations, internal, preferences,
+    schema, settings,
 };
 
 /// The API description served at `/openapi.json`.
@@ -41,6 +41,9 @@ use crate::handlers::{
         devices::list, devices::delete,
         devices::get_setting, devices::put_setting, devices::delete_setting,
         devices::get_preferences, devices::patch_preferences, devices::delete_preferences,
+        history::setting, history::restore_setting, history::device_setting,
+        history::restore_device_setting, history::preferences, history::restore_preferences,
+        history::admin_setting,
         internal::secret,
         integrations::list, integrations::status, integrations::authorize,
         integrations::connect, integrations::disconnect, integrations::token,
@@ -58,6 +61,7 @@ use crate::handlers::{
             defaults::EffectiveSettingRepresentation,
             effective::EffectiveRepresentation, effective::EffectiveEntry,
             devices::DeviceEntry, devices::DeviceList,
+            history::HistoryEntryRepresentation, history::RestoreBody,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
             schema::Registry, schema::RegistryKey, schema::RegistryLimits,
             internal::SecretPlaintext, health::Health, health::HealthStatus,
@@ -79,6 +83,7 @@ use crate::handlers::{
         (name = "admin", description = "Read-only, audited support access"),
         (name = "defaults", description = "The deployment layer: values an operator sets for every user"),
         (name = "devices", description = "The device layer: each of the caller's devices' own overrides of their settings"),
+        (name = "history", description = "Every kept change of the caller's settings and preferences, and restoring an earlier version"),
         (name = "internal", description = "Plaintext secrets and provider tokens for integration services"),
         (name = "integrations", description = "The caller's connections to external services"),
         (name = "operations", description = "Health"),

@@ -11,8 +11,8 @@ use actix_web::{
 use crate::{
     error::ApiError,
     handlers::{
-        admin, defaults, devices, effective, health, integrations, internal, preferences, schema,
-        settings,
+        admin, defaults, devices, effective, health, history, integrations, internal, preferences,
+        schema, settings,
     },
     json,
 };
@@ -115,6 +115,48 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Method::DELETE,
         "/api/v1/users/me/settings/{key}",
         |r| r.to(settings::delete),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/users/me/settings/{key}/history",
+        |r| r.to(history::setting),
+    ),
+    endpoint(
+        Group::Api,
+        Method::POST,
+        "/api/v1/users/me/settings/{key}/restore",
+        |r| r.to(history::restore_setting),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/users/me/preferences/history",
+        |r| r.to(history::preferences),
+    ),
+    endpoint(
+        Group::Api,
+        Method::POST,
+        "/api/v1/users/me/preferences/restore",
+        |r| r.to(history::restore_preferences),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/users/me/devices/{device_id}/settings/{key}/history",
+        |r| r.to(history::device_setting),
+    ),
+    endpoint(
+        Group::Api,
+        Method::POST,
+        "/api/v1/users/me/devices/{device_id}/settings/{key}/restore",
+        |r| r.to(history::restore_device_setting),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/admin/users/{user_id}/settings/{key}/history",
+        |r| r.to(history::admin_setting),
     ),
     endpoint(Group::Api, Method::GET, "/api/v1/users/me/effective", |r| {
         r.to(effective::view)

@@ -18,6 +18,7 @@ use deadpool_postgres::Pool;
 use domain::{
     RepositoryError, UserId,
     devices::{DeviceId, DeviceSummary},
+    history::ChangeOrigin,
     ports::{DeviceSettingsRepository, SettingDeleteError, SettingWriteError},
     preferences::{PreferenceOverrides, StoredPreferences},
     settings::{Precondition, Setting, SettingKey, SettingWrite, UpsertOutcome, UserQuota},
@@ -259,7 +260,13 @@ impl DeviceSettingsRepository for PgDeviceSettingsRepository {
     ) -> Result<(), SettingDeleteError> {
         within(
             self.operation_timeout,
-            delete_row(&self.pool, Owner::device(user, device), key, expected),
+            delete_row(
+                &self.pool,
+                Owner::device(user, device),
+                key,
+                expected,
+                ChangeOrigin::User,
+            ),
         )
         .await
     }

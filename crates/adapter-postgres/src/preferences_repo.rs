@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
 use domain::{
     RepositoryError, UserId,
+    history::ChangeOrigin,
     ports::{PreferencesRepository, PreferencesWriteError},
     preferences::{PreferenceOverrides, StoredPreferences},
     settings::Precondition,
@@ -25,6 +26,7 @@ use tokio_postgres::{Row, types::ToSql};
 use crate::{
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::{PgError, PgResultExt},
+    history_repo::name_origin,
     provisioning::{Provisioning, ensure_user},
 };
 
@@ -162,10 +164,12 @@ impl PgPreferencesRepository {
         user: UserId,
         overrides: &PreferenceOverrides,
         expected: Precondition,
+        origin: ChangeOrigin,
     ) -> Result<StoredPreferences, PreferencesWriteError> {
         let params = WriteParams::new(user, overrides);
         let mut client = self.pool.get().await.pg()?;
         let tx = client.transaction().await.pg()?;
+        name_origin(&tx, origin).await?;
         let stored = match expected {
             Precondition::Absent | Precondition::Version(0) => {
                 ensure_user(&tx, user, self.provisioning).await?;
@@ -204,10 +208,11 @@ impl PreferencesRepository for PgPreferencesRepository {
         user: UserId,
         overrides: &PreferenceOverrides,
         expected: Precondition,
+        origin: ChangeOrigin,
     ) -> Result<StoredPreferences, PreferencesWriteError> {
         within(
             self.operation_timeout,
-            self.upsert_inner(user, overrides, expected),
+            self.upsert_inner(user, overrides, expected, origin),
         )
         .await
     }

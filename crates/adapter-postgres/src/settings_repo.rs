@@ -35,6 +35,7 @@ use deadpool_postgres::{Pool, Transaction};
 use domain::{
     RepositoryError, UserId,
     devices::DeviceId,
+    history::ChangeOrigin,
     ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
     secrets::Envelope,
     settings::{
@@ -48,6 +49,7 @@ use crate::{
     PgDeviceSettingsRepository,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::{PgError, PgResultExt},
+    history_repo::name_origin,
     provisioning::{Provisioning, lock_user},
 };
 
@@ -296,7 +298,12 @@ impl PgSettingsRepository {
         }
         let before = usage(&tx, user).await?;
         let mut outcomes = Vec::with_capacity(writes.len());
+        let mut named = ChangeOrigin::User;
         for write in writes {
+            if write.origin != named {
+                name_origin(&tx, write.origin).await?;
+                named = write.origin;
+            }
             outcomes.push(upsert(&tx, Owner::user(user), write).await?);
         }
         check_quota(&tx, user, before, quota).await?;
@@ -410,10 +417,11 @@ impl SettingsRepository for PgSettingsRepository {
         user: UserId,
         key: &SettingKey,
         expected: Precondition,
+        origin: ChangeOrigin,
     ) -> Result<(), SettingDeleteError> {
         within(
             self.operation_timeout,
-            delete_row(&self.pool, Owner::user(user), key, expected),
+            delete_row(&self.pool, Owner::user(user), key, expected, origin),
         )
         .await
     }
@@ -448,6 +456,7 @@ pub(crate) async fn upsert_row(
             Precondition::Any | Precondition::Absent => SettingWriteError::UserNotFound,
         });
     }
+    name_origin(&tx, write.origin).await?;
     let before = usage(&tx, user).await?;
     let outcome = match expected {
         Precondition::Version(version) => {
@@ -465,16 +474,37 @@ pub(crate) async fn upsert_row(
     Ok(outcome)
 }
 
-/// Deletes `owner`'s row of `key` if `expected` holds. Deletes only lower the quota's
-/// figures: no user lock.
+/// Deletes `owner`'s row of `key` if `expected` holds; its history names `origin`. Deletes
+/// only lower the quota's figures: no user lock.
 pub(crate) async fn delete_row(
     pool: &Pool,
     owner: Owner<'_>,
     key: &SettingKey,
     expected: Precondition,
+    origin: ChangeOrigin,
 ) -> Result<(), SettingDeleteError> {
     let statements = owner.statements();
-    let client = pool.get().await.pg()?;
+    let mut client = pool.get().await.pg()?;
+    if origin != ChangeOrigin::User {
+        // The origin is named for a transaction: one of its own (rare: an integration's).
+        let tx = client.transaction().await.pg()?;
+        name_origin(&tx, origin).await?;
+        let result = delete_in(&tx, statements, owner, key, expected).await;
+        if result.is_ok() {
+            tx.commit().await.pg()?;
+        }
+        return result;
+    }
+    delete_in(&client, statements, owner, key, expected).await
+}
+
+async fn delete_in(
+    client: &impl deadpool_postgres::GenericClient,
+    statements: &RowStatements,
+    owner: Owner<'_>,
+    key: &SettingKey,
+    expected: Precondition,
+) -> Result<(), SettingDeleteError> {
     let cell = Cell {
         owner,
         key: key.as_str(),
@@ -486,8 +516,8 @@ pub(crate) async fn delete_row(
             let statement = client.prepare_cached(&statements.delete).await.pg()?;
             client.query_opt(&statement, &params).await.pg()?
         }
-        Precondition::Version(version) => delete_version(&client, cell, &[version]).await?,
-        Precondition::VersionIn(versions) => delete_version(&client, cell, &versions).await?,
+        Precondition::Version(version) => delete_version(client, cell, &[version]).await?,
+        Precondition::VersionIn(versions) => delete_version(client, cell, &versions).await?,
         // "Only if absent" cannot delete anything: report what is there.
         Precondition::Absent => None,
     };
@@ -619,7 +649,7 @@ async fn insert_absent(
 
 /// Deletes the row if it is at one of the `expected` versions.
 async fn delete_version(
-    client: &deadpool_postgres::Client,
+    client: &impl deadpool_postgres::GenericClient,
     cell: Cell<'_>,
     expected: &[i64],
 ) -> Result<Option<Row>, SettingDeleteError> {

@@ -111,6 +111,15 @@ const ENV_MAP: &[(&str, &str)] = &[
         "validation.max_devices_per_user",
     ),
     ("USER_SETTINGS_LOG_FORMAT", "log.format"),
+    (
+        "USER_SETTINGS_HISTORY_KEEP_VERSIONS",
+        "history.keep_versions",
+    ),
+    ("USER_SETTINGS_HISTORY_MAX_AGE", "history.max_age"),
+    (
+        "USER_SETTINGS_HISTORY_PRUNE_INTERVAL",
+        "history.prune_interval",
+    ),
 ];
 
 /// The whole configuration.
@@ -137,6 +146,8 @@ pub struct Config {
     pub log: LogConfig,
     /// External service integrations: provider client credentials and endpoints.
     pub integrations: crate::integrations::IntegrationsConfig,
+    /// How much history is kept.
+    pub history: HistoryConfig,
 }
 
 /// PostgreSQL settings.
@@ -390,6 +401,40 @@ impl Default for ValidationConfig {
             max_devices_per_user: NonZeroU32::new(limits.max_devices_per_user)
                 .unwrap_or(NonZeroU32::MIN),
             allowed_categories: AllowedCategories::default(),
+        }
+    }
+}
+
+/// Retention of the history of changes (the YAML `history:` block).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// The last versions of each key (and of each layer's preferences) that are kept.
+    pub keep_versions: NonZeroU32,
+    /// Older changes are removed whatever their number.
+    pub max_age: PositiveDuration,
+    /// How often the pruner walks the history (each walk in small batches).
+    pub prune_interval: PositiveDuration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        let retention = domain::history::Retention::default();
+        Self {
+            keep_versions: NonZeroU32::new(retention.keep_versions).unwrap_or(NonZeroU32::MIN),
+            max_age: PositiveDuration::new(retention.max_age).unwrap_or(PositiveDuration::SECOND),
+            prune_interval: PositiveDuration::new(Duration::from_secs(600))
+                .unwrap_or(PositiveDuration::SECOND),
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// The retention this asks for.
+    pub fn retention(&self) -> domain::history::Retention {
+        domain::history::Retention {
+            keep_versions: self.keep_versions.get(),
+            max_age: self.max_age.get(),
         }
     }
 }

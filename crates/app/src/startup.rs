@@ -9,15 +9,15 @@ use adapter_http::{
     ServerOptions, VerificationKey, WritePermits, views::ViewCache,
 };
 use adapter_postgres::{
-    ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgPreferencesRepository,
-    PgSettingsRepository, Pool, Provisioning,
+    ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgHistoryRepository,
+    PgPreferencesRepository, PgSettingsRepository, Pool, Provisioning,
 };
 use adapter_redis::RedisGcra;
 use anyhow::Context;
 use domain::{
     ports::{
-        AuditLog, DefaultsRepository, DeviceSettingsRepository, PreferencesRepository,
-        SecretCipher, SettingsRepository,
+        AuditLog, DefaultsRepository, DeviceSettingsRepository, HistoryRepository,
+        PreferencesRepository, SecretCipher, SettingsRepository,
     },
     registry::KeyRegistry,
     services::{
@@ -38,6 +38,7 @@ use crate::{
     },
     config::{Config, ProvisioningMode},
     counting_cipher::CountingCipher,
+    history_pruner::spawn_pruner,
     metrics::{AppMetrics, PREFERENCES_CACHE, SETTINGS_CACHE, SETTINGS_LIST_CACHE},
     rate_limiter::{EVICTION_INTERVAL, GovernorRateLimiter, spawn_eviction},
     readiness::{CachedReadiness, PoolReadiness, READINESS_MAX_AGE},
@@ -103,7 +104,14 @@ impl Application {
             .and_then(|()| metrics.register_rate_limiter(Arc::clone(&local_limiter)))
             .context("registering metrics")?;
         let limiter = shared_limiter(&config, local_limiter, &metrics)?;
-        let state = api_state(&config, pool, cipher, &caches)?;
+        let history = PgHistoryRepository::new(pool.clone())
+            .with_operation_timeout(config.database.timeout.get());
+        background.tasks.push(spawn_pruner(
+            history.clone(),
+            config.history.retention(),
+            config.history.prune_interval.get(),
+        ));
+        let state = api_state(&config, pool, cipher, &caches, Arc::new(history))?;
         let operations = Operations {
             rate_limiter: limiter,
             metrics: http_metrics,
@@ -385,6 +393,7 @@ fn api_state(
     pool: Pool,
     cipher: Arc<dyn SecretCipher>,
     caches: &Caches,
+    history: Arc<dyn HistoryRepository>,
 ) -> anyhow::Result<ApiState> {
     let provisioning = match config.users.provisioning {
         ProvisioningMode::Auto => Provisioning::Auto,
@@ -472,20 +481,25 @@ fn api_state(
             Arc::clone(&defaults_repo),
             pipeline.clone(),
         )),
-        devices: Arc::new(DevicesService::new(
-            Arc::clone(&devices_repo),
-            pipeline.clone(),
-            Arc::clone(&defaults_repo),
-        )),
+        devices: Arc::new(
+            DevicesService::new(
+                Arc::clone(&devices_repo),
+                pipeline.clone(),
+                Arc::clone(&defaults_repo),
+            )
+            .with_history(Arc::clone(&history)),
+        ),
         settings: Arc::new(
             SettingsService::new(settings_repo, audit.clone(), pipeline)
-                .with_defaults(Arc::clone(&defaults_repo)),
+                .with_defaults(Arc::clone(&defaults_repo))
+                .with_history(Arc::clone(&history)),
         ),
         integrations: Some(integrations),
         preferences: Arc::new(
             PreferencesService::new(preferences_repo, audit)
                 .with_defaults(defaults_repo)
-                .with_devices(Arc::clone(&devices_repo), limits.quota()),
+                .with_devices(Arc::clone(&devices_repo), limits.quota())
+                .with_history(history),
         ),
         readiness: Arc::new(CachedReadiness::new(
             BoundedReadiness::new(PoolReadiness::new(pool), timeout),

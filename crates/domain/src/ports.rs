@@ -11,6 +11,7 @@ use crate::{
     defaults::{DeploymentDefaults, DeploymentSetting},
     devices::{DeviceId, DeviceSummary},
     error::RepositoryError,
+    history::{ChangeOrigin, HistoryEntry, HistoryTarget},
     ids::UserId,
     preferences::{DeploymentPreferences, PreferenceOverrides, StoredPreferences},
     secrets::{CipherError, Envelope},
@@ -111,12 +112,13 @@ pub trait SettingsRepository: Send + Sync {
         quota: UserQuota,
     ) -> Result<Vec<UpsertOutcome>, SettingWriteError>;
 
-    /// Deletes one setting if `expected` holds.
+    /// Deletes one setting if `expected` holds; its history names `origin`.
     async fn delete(
         &self,
         user: UserId,
         key: &SettingKey,
         expected: Precondition,
+        origin: ChangeOrigin,
     ) -> Result<(), SettingDeleteError>;
 
     /// How many settings the user has.
@@ -198,11 +200,13 @@ pub trait PreferencesRepository: Send + Sync {
 
     /// Inserts or replaces the user layer if `expected` holds (`Version(0)` and `Absent` both
     /// mean "no row yet"). A write that changes nothing leaves the row (and version) as is.
+    /// Its history names `origin`.
     async fn upsert(
         &self,
         user: UserId,
         overrides: &PreferenceOverrides,
         expected: Precondition,
+        origin: ChangeOrigin,
     ) -> Result<StoredPreferences, PreferencesWriteError>;
 }
 
@@ -269,6 +273,30 @@ pub trait DefaultsRepository: Send + Sync {
     ) -> Result<bool, RepositoryError>;
 }
 
+/// The kept history of the users' settings and preferences (written by the store itself, in
+/// the transaction of each change; see [`crate::history`]).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait HistoryRepository: Send + Sync {
+    /// At most `limit` entries of `target`, newest first, older than version `before` when
+    /// given.
+    async fn history(
+        &self,
+        user: UserId,
+        target: &HistoryTarget,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, RepositoryError>;
+
+    /// The entry of `target` at `version`, if kept.
+    async fn entry(
+        &self,
+        user: UserId,
+        target: &HistoryTarget,
+        version: i64,
+    ) -> Result<Option<HistoryEntry>, RepositoryError>;
+}
+
 /// The append-only audit log of privileged reads.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
@@ -323,8 +351,9 @@ impl<T: SettingsRepository + ?Sized> SettingsRepository for std::sync::Arc<T> {
         user: UserId,
         key: &SettingKey,
         expected: Precondition,
+        origin: ChangeOrigin,
     ) -> Result<(), SettingDeleteError> {
-        (**self).delete(user, key, expected).await
+        (**self).delete(user, key, expected, origin).await
     }
 
     async fn count(&self, user: UserId) -> Result<u64, RepositoryError> {
@@ -413,8 +442,31 @@ impl<T: PreferencesRepository + ?Sized> PreferencesRepository for std::sync::Arc
         user: UserId,
         overrides: &PreferenceOverrides,
         expected: Precondition,
+        origin: ChangeOrigin,
     ) -> Result<StoredPreferences, PreferencesWriteError> {
-        (**self).upsert(user, overrides, expected).await
+        (**self).upsert(user, overrides, expected, origin).await
+    }
+}
+
+#[async_trait]
+impl<T: HistoryRepository + ?Sized> HistoryRepository for Arc<T> {
+    async fn history(
+        &self,
+        user: UserId,
+        target: &HistoryTarget,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, RepositoryError> {
+        (**self).history(user, target, before, limit).await
+    }
+
+    async fn entry(
+        &self,
+        user: UserId,
+        target: &HistoryTarget,
+        version: i64,
+    ) -> Result<Option<HistoryEntry>, RepositoryError> {
+        (**self).entry(user, target, version).await
     }
 }
 

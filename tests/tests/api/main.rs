@@ -10,6 +10,7 @@ mod device_preferences;
 mod devices;
 mod docs_health;
 mod effective;
+mod history;
 mod if_match_lists;
 mod if_match_star;
 mod layered_preferences;

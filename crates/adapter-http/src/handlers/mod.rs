@@ -5,6 +5,7 @@ pub mod defaults;
 pub mod devices;
 pub mod effective;
 pub mod health;
+pub mod history;
 pub mod integrations;
 pub mod internal;
 pub mod preferences;

@@ -62,7 +62,7 @@ pub fn preferences_etag(effective: &EffectivePreferences) -> EntityTag {
     }
 }
 
-fn respond(effective: &EffectivePreferences) -> HttpResponse {
+pub(crate) fn respond(effective: &EffectivePreferences) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(ETag(preferences_etag(effective)))
         .json(representation(effective))

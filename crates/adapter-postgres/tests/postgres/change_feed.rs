@@ -84,9 +84,14 @@ async fn feed_reports_deletes() {
     let (_feed, mut events) = ChangeFeed::spawn(&db.config()).unwrap();
     expect_flush(&mut events).await;
 
-    repo.delete(user, &key("ui.theme"), Precondition::Any)
-        .await
-        .unwrap();
+    repo.delete(
+        user,
+        &key("ui.theme"),
+        Precondition::Any,
+        domain::history::ChangeOrigin::User,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(
         next_change(&mut events).await,

@@ -134,9 +134,14 @@ async fn replace_envelope_skips_a_row_deleted_and_created_again() {
     // The user deletes the secret and stores another one under the same key after the batch
     // was read: the rewrap of the old secret must not replace the new one.
     let repo = settings_repo(&db);
-    repo.delete(user, &key("s.a"), Precondition::Any)
-        .await
-        .unwrap();
+    repo.delete(
+        user,
+        &key("s.a"),
+        Precondition::Any,
+        domain::history::ChangeOrigin::User,
+    )
+    .await
+    .unwrap();
     store_secret(&db, user, "s.a", json!("old2")).await;
 
     let replaced = store.replace_envelope(&cells[0], &fresh).await.unwrap();

@@ -109,9 +109,14 @@ async fn a_delete_that_must_exist_removes_the_setting() {
     .await
     .unwrap();
 
-    repo.delete(user, &key("ui.theme"), Precondition::Exists)
-        .await
-        .unwrap();
+    repo.delete(
+        user,
+        &key("ui.theme"),
+        Precondition::Exists,
+        domain::history::ChangeOrigin::User,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(repo.get(user, &key("ui.theme")).await.unwrap(), None);
 }
@@ -122,7 +127,12 @@ async fn a_delete_that_must_exist_of_an_absent_setting_is_not_found() {
     let repo = settings_repo(&db);
 
     let result = repo
-        .delete(new_user(), &key("ui.theme"), Precondition::Exists)
+        .delete(
+            new_user(),
+            &key("ui.theme"),
+            Precondition::Exists,
+            domain::history::ChangeOrigin::User,
+        )
         .await;
 
     assert!(matches!(result, Err(SettingDeleteError::NotFound)));
@@ -135,7 +145,12 @@ async fn preferences_that_must_exist_are_not_created_from_the_defaults() {
     let user = new_user();
 
     let result = repo
-        .upsert(user, &PreferenceOverrides::default(), Precondition::Exists)
+        .upsert(
+            user,
+            &PreferenceOverrides::default(),
+            Precondition::Exists,
+            domain::history::ChangeOrigin::User,
+        )
         .await;
 
     assert!(matches!(
@@ -151,13 +166,23 @@ async fn stored_preferences_that_must_exist_are_updated_at_any_version() {
     let repo = preferences_repo(&db);
     let user = new_user();
     let first = repo
-        .upsert(user, &PreferenceOverrides::default(), Precondition::Any)
+        .upsert(
+            user,
+            &PreferenceOverrides::default(),
+            Precondition::Any,
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap();
     let dark = PreferenceOverrides::from_document(&json!({"theme": "dark"})).unwrap();
 
     let stored = repo
-        .upsert(user, &dark, Precondition::Exists)
+        .upsert(
+            user,
+            &dark,
+            Precondition::Exists,
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap();
 

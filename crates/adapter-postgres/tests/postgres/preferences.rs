@@ -47,7 +47,12 @@ async fn every_column_round_trips() {
     let user = new_user();
 
     let stored = repo
-        .upsert(user, &customised(), Precondition::Absent)
+        .upsert(
+            user,
+            &customised(),
+            Precondition::Absent,
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap();
 
@@ -67,6 +72,7 @@ async fn defaults_round_trip() {
         user,
         &PreferenceOverrides::default(),
         Precondition::Version(0),
+        domain::history::ChangeOrigin::User,
     )
     .await
     .unwrap();
@@ -85,12 +91,18 @@ async fn update_with_the_current_version_gives_a_new_greater_one() {
             user,
             &PreferenceOverrides::default(),
             Precondition::Version(0),
+            domain::history::ChangeOrigin::User,
         )
         .await
         .unwrap();
 
     let stored = repo
-        .upsert(user, &customised(), Precondition::Version(first.version))
+        .upsert(
+            user,
+            &customised(),
+            Precondition::Version(first.version),
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap();
 
@@ -114,6 +126,7 @@ async fn update_with_a_stale_version_is_a_conflict_that_names_the_current_one() 
             user,
             &PreferenceOverrides::default(),
             Precondition::Version(first.version),
+            domain::history::ChangeOrigin::User,
         )
         .await;
 
@@ -133,13 +146,30 @@ async fn create_when_a_row_exists_is_a_conflict() {
     let repo = preferences_repo(&db);
     let user = new_user();
     let stored = repo
-        .upsert(user, &PreferenceOverrides::default(), Precondition::Absent)
+        .upsert(
+            user,
+            &PreferenceOverrides::default(),
+            Precondition::Absent,
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap();
 
-    let absent = repo.upsert(user, &customised(), Precondition::Absent).await;
+    let absent = repo
+        .upsert(
+            user,
+            &customised(),
+            Precondition::Absent,
+            domain::history::ChangeOrigin::User,
+        )
+        .await;
     let version_zero = repo
-        .upsert(user, &customised(), Precondition::Version(0))
+        .upsert(
+            user,
+            &customised(),
+            Precondition::Version(0),
+            domain::history::ChangeOrigin::User,
+        )
         .await;
 
     assert!(matches!(
@@ -158,7 +188,12 @@ async fn update_with_a_version_but_no_row_is_a_conflict_at_version_zero() {
     let repo = preferences_repo(&db);
 
     let result = repo
-        .upsert(new_user(), &customised(), Precondition::Version(3))
+        .upsert(
+            new_user(),
+            &customised(),
+            Precondition::Version(3),
+            domain::history::ChangeOrigin::User,
+        )
         .await;
 
     assert!(matches!(
@@ -175,11 +210,21 @@ async fn unchanged_write_keeps_the_version() {
     let first = repo.put(user, &customised()).await;
 
     let any = repo
-        .upsert(user, &customised(), Precondition::Any)
+        .upsert(
+            user,
+            &customised(),
+            Precondition::Any,
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap();
     let versioned = repo
-        .upsert(user, &customised(), Precondition::Version(first.version))
+        .upsert(
+            user,
+            &customised(),
+            Precondition::Version(first.version),
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap();
 
@@ -206,7 +251,13 @@ async fn concurrent_updates_with_the_same_version_let_exactly_one_win() {
                     "display_language": format!("en-{}", 10 + i),
                 }))
                 .unwrap();
-                repo.upsert(user, &next, Precondition::Version(first)).await
+                repo.upsert(
+                    user,
+                    &next,
+                    Precondition::Version(first),
+                    domain::history::ChangeOrigin::User,
+                )
+                .await
             })
         })
         .collect();
@@ -231,8 +282,22 @@ async fn external_provisioning_refuses_unknown_users() {
     let repo = PgPreferencesRepository::new(db.pool().clone(), Provisioning::External);
     let user = new_user();
 
-    let any = repo.upsert(user, &customised(), Precondition::Any).await;
-    let absent = repo.upsert(user, &customised(), Precondition::Absent).await;
+    let any = repo
+        .upsert(
+            user,
+            &customised(),
+            Precondition::Any,
+            domain::history::ChangeOrigin::User,
+        )
+        .await;
+    let absent = repo
+        .upsert(
+            user,
+            &customised(),
+            Precondition::Absent,
+            domain::history::ChangeOrigin::User,
+        )
+        .await;
 
     assert!(matches!(any, Err(PreferencesWriteError::UserNotFound)));
     assert!(matches!(absent, Err(PreferencesWriteError::UserNotFound)));
@@ -265,11 +330,21 @@ async fn preferences_recreated_after_the_user_was_deleted_never_reuse_a_version(
     let repo = preferences_repo(&db);
     let user = new_user();
     let created = repo
-        .upsert(user, &PreferenceOverrides::default(), Precondition::Absent)
+        .upsert(
+            user,
+            &PreferenceOverrides::default(),
+            Precondition::Absent,
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap();
     let before = repo
-        .upsert(user, &customised(), Precondition::Version(created.version))
+        .upsert(
+            user,
+            &customised(),
+            Precondition::Version(created.version),
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap()
         .version;
@@ -282,16 +357,30 @@ async fn preferences_recreated_after_the_user_was_deleted_never_reuse_a_version(
             user,
             &PreferenceOverrides::default(),
             Precondition::Version(0),
+            domain::history::ChangeOrigin::User,
         )
         .await
         .unwrap();
     let stale = [created.version, before].map(Precondition::Version);
     let mut results = Vec::new();
     for expected in stale {
-        results.push(repo.upsert(user, &customised(), expected.clone()).await);
         results.push(
-            repo.upsert(user, &PreferenceOverrides::default(), expected)
-                .await,
+            repo.upsert(
+                user,
+                &customised(),
+                expected.clone(),
+                domain::history::ChangeOrigin::User,
+            )
+            .await,
+        );
+        results.push(
+            repo.upsert(
+                user,
+                &PreferenceOverrides::default(),
+                expected,
+                domain::history::ChangeOrigin::User,
+            )
+            .await,
         );
     }
 

@@ -74,6 +74,7 @@ async fn migrations_are_recorded_in_the_service_history_table() {
             "device_settings",
             "layered_preferences",
             "device_preferences",
+            "history",
         ]
     );
 }
@@ -526,7 +527,12 @@ async fn v4_keeps_stored_versions_and_starts_new_ones_above_them() {
     let created = settings.put(user, "a.new", json!(1)).await;
     let dark = PreferenceOverrides::from_document(&json!({"theme": "dark"})).unwrap();
     let replaced = preferences
-        .upsert(user, &dark, Precondition::Version(7))
+        .upsert(
+            user,
+            &dark,
+            Precondition::Version(7),
+            domain::history::ChangeOrigin::User,
+        )
         .await
         .unwrap();
 

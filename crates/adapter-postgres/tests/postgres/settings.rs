@@ -97,9 +97,14 @@ async fn delete_removes_the_setting() {
     let input = write("ui.theme", json!("dark"));
     repo.put_write(user, &input).await;
 
-    repo.delete(user, &input.key, Precondition::Any)
-        .await
-        .unwrap();
+    repo.delete(
+        user,
+        &input.key,
+        Precondition::Any,
+        domain::history::ChangeOrigin::User,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(repo.get(user, &input.key).await.unwrap(), None);
     assert_eq!(repo.count(user).await.unwrap(), 0);
@@ -111,7 +116,12 @@ async fn delete_of_an_absent_setting_is_not_found() {
     let repo = settings_repo(&db);
 
     let result = repo
-        .delete(new_user(), &key("ui.theme"), Precondition::Any)
+        .delete(
+            new_user(),
+            &key("ui.theme"),
+            Precondition::Any,
+            domain::history::ChangeOrigin::User,
+        )
         .await;
 
     assert!(matches!(result, Err(SettingDeleteError::NotFound)));
@@ -131,6 +141,7 @@ async fn delete_with_a_stale_version_is_a_conflict_and_keeps_the_row() {
             user,
             &input.key,
             Precondition::Version(first.setting.version),
+            domain::history::ChangeOrigin::User,
         )
         .await;
 
@@ -153,6 +164,7 @@ async fn delete_with_the_current_version_succeeds() {
         user,
         &input.key,
         Precondition::Version(stored.setting.version),
+        domain::history::ChangeOrigin::User,
     )
     .await
     .unwrap();
@@ -209,6 +221,7 @@ async fn a_recreated_setting_gets_a_version_greater_than_any_before() {
             user,
             &input.key,
             Precondition::Version(changed.setting.version),
+            domain::history::ChangeOrigin::User,
         )
         .await
         .unwrap();
@@ -222,9 +235,14 @@ async fn a_version_from_before_a_delete_conflicts_with_the_recreated_setting() {
     let user = new_user();
     let input = write("ui.theme", json!("dark"));
     let before = repo.put_write(user, &input).await.setting.version;
-    repo.delete(user, &input.key, Precondition::Any)
-        .await
-        .unwrap();
+    repo.delete(
+        user,
+        &input.key,
+        Precondition::Any,
+        domain::history::ChangeOrigin::User,
+    )
+    .await
+    .unwrap();
     let recreated = repo.put_write(user, &input).await;
     let current = recreated.setting.version;
 
@@ -241,7 +259,12 @@ async fn a_version_from_before_a_delete_conflicts_with_the_recreated_setting() {
         .upsert(user, &input, Precondition::Version(before), quota(MAX))
         .await;
     let deleted = repo
-        .delete(user, &input.key, Precondition::Version(before))
+        .delete(
+            user,
+            &input.key,
+            Precondition::Version(before),
+            domain::history::ChangeOrigin::User,
+        )
         .await;
 
     assert!(recreated.created);

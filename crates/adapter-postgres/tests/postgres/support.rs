@@ -5,6 +5,7 @@ use adapter_postgres::{
 };
 use domain::{
     UserId,
+    history::ChangeOrigin,
     ports::{PreferencesRepository, SettingsRepository},
     preferences::{PreferenceOverrides, StoredPreferences},
     secrets::Envelope,
@@ -33,6 +34,7 @@ pub fn write(raw_key: &str, value: Value) -> SettingWrite {
         description: None,
         category: None,
         data_type,
+        origin: ChangeOrigin::User,
     }
 }
 
@@ -44,6 +46,7 @@ pub fn sealed(raw_key: &str, envelope: Value) -> SettingWrite {
         description: None,
         category: None,
         data_type: DataType::Encrypted,
+        origin: ChangeOrigin::User,
     }
 }
 
@@ -140,8 +143,13 @@ pub trait PutPreferences {
 
 impl PutPreferences for PgPreferencesRepository {
     async fn put(&self, user: UserId, overrides: &PreferenceOverrides) -> StoredPreferences {
-        self.upsert(user, overrides, Precondition::Any)
-            .await
-            .expect("unconditional write")
+        self.upsert(
+            user,
+            overrides,
+            Precondition::Any,
+            domain::history::ChangeOrigin::User,
+        )
+        .await
+        .expect("unconditional write")
     }
 }

@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use domain::{
     RepositoryError, UserId,
+    history::ChangeOrigin,
     ports::{PreferencesRepository, PreferencesWriteError},
     preferences::{PreferenceOverrides, StoredPreferences},
     settings::Precondition,
@@ -95,8 +96,9 @@ impl<P: PreferencesRepository> PreferencesRepository for CachedPreferencesReposi
         user: UserId,
         overrides: &PreferenceOverrides,
         expected: Precondition,
+        origin: ChangeOrigin,
     ) -> Result<StoredPreferences, PreferencesWriteError> {
-        let result = self.inner.upsert(user, overrides, expected).await;
+        let result = self.inner.upsert(user, overrides, expected, origin).await;
         // Whatever the outcome: a timeout may hide a committed write.
         self.cache.preferences_changed(user).await;
         result

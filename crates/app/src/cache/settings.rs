@@ -6,6 +6,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use domain::{
     RepositoryError, UserId,
+    history::ChangeOrigin,
     ports::{SettingDeleteError, SettingWriteError, SettingsRepository},
     settings::{
         Category, Page, Precondition, Setting, SettingKey, SettingWrite, UpsertOutcome, UserQuota,
@@ -163,8 +164,9 @@ impl<R: SettingsRepository> SettingsRepository for CachedSettingsRepository<R> {
         user: UserId,
         key: &SettingKey,
         expected: Precondition,
+        origin: ChangeOrigin,
     ) -> Result<(), SettingDeleteError> {
-        let result = self.inner.delete(user, key, expected).await;
+        let result = self.inner.delete(user, key, expected, origin).await;
         self.cache.setting_changed(user, key).await;
         result
     }

@@ -84,6 +84,7 @@ fn write(value: &str) -> SettingWrite {
         description: None,
         category: None,
         data_type: DataType::String,
+        origin: Default::default(),
     }
 }
 
@@ -207,7 +208,7 @@ async fn a_failed_write_invalidates_too() {
     mock.expect_get()
         .times(2)
         .returning(|u, _| Ok(Some(setting(u, "dark", 1))));
-    mock.expect_delete().times(1).returning(|_, _, _| {
+    mock.expect_delete().times(1).returning(|_, _, _, _| {
         Err(SettingDeleteError::Repository(
             RepositoryError::Unavailable("timeout".into()),
         ))
@@ -215,7 +216,16 @@ async fn a_failed_write_invalidates_too() {
     let repo = CachedSettingsRepository::new(mock, settings_cache());
 
     repo.get(alice, &key()).await.unwrap();
-    assert!(repo.delete(alice, &key(), Precondition::Any).await.is_err());
+    assert!(
+        repo.delete(
+            alice,
+            &key(),
+            Precondition::Any,
+            domain::history::ChangeOrigin::User
+        )
+        .await
+        .is_err()
+    );
     repo.get(alice, &key()).await.unwrap();
 }
 
@@ -332,7 +342,7 @@ async fn preferences_are_cached_and_invalidated_by_writes_and_events() {
         .returning(|u| Ok(Some(StoredPreferences::defaults(u))));
     mock.expect_upsert()
         .times(1)
-        .returning(|u, _, _| Ok(StoredPreferences::defaults(u)));
+        .returning(|u, _, _, _| Ok(StoredPreferences::defaults(u)));
     let cache = Arc::new(PreferencesCache::new(
         TTL,
         Budget::bytes(1 << 20),
@@ -347,9 +357,14 @@ async fn preferences_are_cached_and_invalidated_by_writes_and_events() {
 
     repo.get(alice).await.unwrap();
     repo.get(alice).await.unwrap();
-    repo.upsert(alice, &Default::default(), Precondition::Any)
-        .await
-        .unwrap();
+    repo.upsert(
+        alice,
+        &Default::default(),
+        Precondition::Any,
+        domain::history::ChangeOrigin::User,
+    )
+    .await
+    .unwrap();
     repo.get(alice).await.unwrap();
     caches
         .apply(&ChangeEvent::Preferences { user_id: alice })
@@ -415,6 +430,7 @@ impl SettingsRepository for SlowStore {
         _: UserId,
         _: &SettingKey,
         _: Precondition,
+        _: domain::history::ChangeOrigin,
     ) -> Result<(), SettingDeleteError> {
         unimplemented!("not used")
     }

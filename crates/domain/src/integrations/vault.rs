@@ -20,6 +20,7 @@ use super::{
 };
 use crate::{
     error::{RepositoryError, ValidationErrors},
+    history::ChangeOrigin,
     ids::UserId,
     ports::{SecretCipher, SettingDeleteError, SettingWriteError, SettingsRepository},
     secrets::{CipherError, Envelope, SecretValue},
@@ -312,7 +313,12 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
                 // take the row back rather than leave metadata without a connection.
                 let undo = self
                     .repo
-                    .delete(user, &key, Precondition::Version(outcome.setting.version))
+                    .delete(
+                        user,
+                        &key,
+                        Precondition::Version(outcome.setting.version),
+                        ChangeOrigin::Integration,
+                    )
                     .await;
                 return match undo {
                     Ok(())
@@ -440,7 +446,12 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
         for name in names {
             match self
                 .repo
-                .delete(user, &setting_key(name)?, Precondition::Any)
+                .delete(
+                    user,
+                    &setting_key(name)?,
+                    Precondition::Any,
+                    ChangeOrigin::Integration,
+                )
                 .await
             {
                 Ok(()) => removed = true,
@@ -497,7 +508,9 @@ impl<R: SettingsRepository, C: SecretCipher> CredentialVault<R, C> {
             category: None,
             data_type: Some(data_type.as_str().to_owned()),
         };
-        Ok(self.pipeline.prepare(user, input)?)
+        let mut write = self.pipeline.prepare(user, input)?;
+        write.origin = ChangeOrigin::Integration;
+        Ok(write)
     }
 }
 

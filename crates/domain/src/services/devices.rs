@@ -9,15 +9,17 @@
 use std::sync::Arc;
 
 use super::{
+    history::{HistoryError, HistorySource, restore_input},
     settings::{DeleteSettingError, GetSettingError, SetSettingError, refuse_managed},
     write_pipeline::{PlainPrepareError, SettingInput, WritePipeline},
 };
 use crate::{
     devices::{DeviceId, DeviceSummary},
     error::{RepositoryError, ValidationErrors},
+    history::{ChangeOrigin, HistoryPage, HistoryTarget},
     ids::UserId,
     integrations::managing_provider,
-    ports::{DefaultsRepository, DeviceSettingsRepository, SecretCipher},
+    ports::{DefaultsRepository, DeviceSettingsRepository, HistoryRepository, SecretCipher},
     settings::{Precondition, Setting, SettingKey, SettingView},
 };
 
@@ -41,6 +43,8 @@ pub struct DevicesService<R, C> {
     pipeline: WritePipeline<C>,
     /// The deployment layer: a key it enforces refuses device writes and deletes.
     defaults: Arc<dyn DefaultsRepository>,
+    /// The kept versions of the devices' overrides.
+    history: HistorySource,
 }
 
 impl<R: DeviceSettingsRepository, C: SecretCipher> DevicesService<R, C> {
@@ -51,7 +55,72 @@ impl<R: DeviceSettingsRepository, C: SecretCipher> DevicesService<R, C> {
             repo,
             pipeline,
             defaults,
+            history: HistorySource::default(),
         }
+    }
+
+    /// Reads history (and restores from it) through `history`.
+    #[must_use]
+    pub fn with_history(mut self, history: Arc<dyn HistoryRepository>) -> Self {
+        self.history = HistorySource::new(history);
+        self
+    }
+
+    /// The kept versions of the device's override of a key, newest first.
+    ///
+    /// # Errors
+    /// `Validation` for a malformed device id, key or limit; `Repository`.
+    pub async fn history(
+        &self,
+        user: UserId,
+        device: &str,
+        key: &str,
+        before: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage, HistoryError> {
+        let (device, key) = parse_cell(device, key).map_err(HistoryError::Validation)?;
+        self.history
+            .page(
+                user,
+                &HistoryTarget::setting(Some(device), key),
+                before,
+                limit,
+            )
+            .await
+    }
+
+    /// Writes the device's override kept at `version` again, as a new version (recorded as
+    /// `restored`).
+    ///
+    /// # Errors
+    /// `NotRestorable`, or as [`Self::set_setting`].
+    pub async fn restore(
+        &self,
+        user: UserId,
+        device: &str,
+        key: &str,
+        version: i64,
+        expected: Precondition,
+    ) -> Result<(SettingView, bool), SetSettingError> {
+        let (device_id, key) = parse_cell(device, key).map_err(SetSettingError::Validation)?;
+        let entry = self
+            .history
+            .restorable(
+                user,
+                &HistoryTarget::setting(Some(device_id), key.clone()),
+                version,
+            )
+            .await
+            .map_err(SetSettingError::Repository)?
+            .map_err(SetSettingError::NotRestorable)?;
+        self.write_setting(
+            user,
+            device,
+            restore_input(&key, &entry),
+            expected,
+            ChangeOrigin::Restore,
+        )
+        .await
     }
 
     /// The device's own override of a key (not the value in effect).
@@ -87,6 +156,18 @@ impl<R: DeviceSettingsRepository, C: SecretCipher> DevicesService<R, C> {
         input: SettingInput,
         expected: Precondition,
     ) -> Result<(SettingView, bool), SetSettingError> {
+        self.write_setting(user, device, input, expected, ChangeOrigin::User)
+            .await
+    }
+
+    async fn write_setting(
+        &self,
+        user: UserId,
+        device: &str,
+        input: SettingInput,
+        expected: Precondition,
+        origin: ChangeOrigin,
+    ) -> Result<(SettingView, bool), SetSettingError> {
         let device = DeviceId::parse(device)
             .map_err(|e| SetSettingError::Validation(ValidationErrors::single(e)))?;
         refuse_managed(&input.key)?;
@@ -99,10 +180,11 @@ impl<R: DeviceSettingsRepository, C: SecretCipher> DevicesService<R, C> {
         {
             return Err(SetSettingError::EnforcedByDeployment { key });
         }
-        let write = self.pipeline.prepare_plain(input).map_err(|e| match e {
+        let mut write = self.pipeline.prepare_plain(input).map_err(|e| match e {
             PlainPrepareError::Invalid(e) => SetSettingError::Validation(e),
             PlainPrepareError::NotLayerable => SetSettingError::NotLayerable,
         })?;
+        write.origin = origin;
         let outcome = self
             .repo
             .upsert(

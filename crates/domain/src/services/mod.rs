@@ -3,6 +3,7 @@
 mod defaults;
 mod devices;
 mod effective;
+mod history;
 mod preferences;
 mod rotation;
 mod settings;
@@ -11,6 +12,7 @@ mod write_pipeline;
 pub use defaults::{DefaultsError, DefaultsService};
 pub use devices::{DeleteDeviceError, DevicesService};
 pub use effective::{EffectiveService, EffectiveView};
+pub use history::{DEFAULT_HISTORY_LIMIT, HistoryError, MAX_HISTORY_LIMIT, NotRestorable};
 pub use preferences::{EffectivePreferences, PreferencesError, PreferencesService};
 pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapProgress, RewrapReport};
 pub use settings::{

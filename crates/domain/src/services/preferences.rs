@@ -7,16 +7,20 @@ use std::{collections::BTreeSet, sync::Arc};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::defaults::DeploymentSource;
+use super::{
+    defaults::DeploymentSource,
+    history::{HistoryError, HistorySource, NotRestorable},
+};
 use crate::{
     audit::{Actor, AuditEntry},
     defaults::DeploymentDefaults,
     devices::DeviceId,
     error::{FieldError, RepositoryError, ValidationErrors},
+    history::{ChangeOrigin, HistoryPage, HistoryTarget},
     ids::UserId,
     ports::{
-        AuditLog, DefaultsRepository, DeviceSettingsRepository, PreferencesRepository,
-        PreferencesWriteError, SettingWriteError,
+        AuditLog, DefaultsRepository, DeviceSettingsRepository, HistoryRepository,
+        PreferencesRepository, PreferencesWriteError, SettingWriteError,
     },
     preferences::{
         Channel, NotificationPrefs, PreferenceField, PreferenceOverrides, Preferences,
@@ -53,6 +57,9 @@ pub enum PreferencesError {
     /// The user does not exist (external provisioning).
     #[error("the user does not exist")]
     UserNotFound,
+    /// A restore named a version that holds no preferences to write again.
+    #[error(transparent)]
+    NotRestorable(NotRestorable),
     /// The store or the audit log failed.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
@@ -113,6 +120,8 @@ pub struct PreferencesService<P, A> {
     devices: Option<(Arc<dyn DeviceSettingsRepository>, UserQuota)>,
     /// The deployment layer (none: every field inherits the builtin default).
     defaults: DeploymentSource,
+    /// The kept versions of the user layer.
+    history: HistorySource,
 }
 
 impl<P, A> PreferencesService<P, A>
@@ -127,7 +136,60 @@ where
             audit,
             devices: None,
             defaults: DeploymentSource::default(),
+            history: HistorySource::default(),
         }
+    }
+
+    /// Reads history (and restores from it) through `history`.
+    #[must_use]
+    pub fn with_history(mut self, history: Arc<dyn HistoryRepository>) -> Self {
+        self.history = HistorySource::new(history);
+        self
+    }
+
+    /// The kept versions of the user layer (the fields it set after each change), newest
+    /// first.
+    ///
+    /// # Errors
+    /// `Validation` for a limit out of range; `Repository`.
+    pub async fn history(
+        &self,
+        user: UserId,
+        before: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage, HistoryError> {
+        self.history
+            .page(user, &HistoryTarget::preferences(None), before, limit)
+            .await
+    }
+
+    /// Writes the user layer kept at `version` again, as a new version (recorded as
+    /// `restored`): the fields it set are set, every other field inherits. Fields the
+    /// deployment now enforces keep what is stored, as for a full replace.
+    ///
+    /// # Errors
+    /// `NotRestorable`, or as [`Self::replace`] (the kept document obeys today's rules).
+    pub async fn restore(
+        &self,
+        user: UserId,
+        version: i64,
+        expected: Precondition,
+    ) -> Result<EffectivePreferences, PreferencesError> {
+        let entry = self
+            .history
+            .restorable(user, &HistoryTarget::preferences(None), version)
+            .await?
+            .map_err(PreferencesError::NotRestorable)?;
+        let document = entry.value.unwrap_or_default();
+        let next = PreferenceOverrides::from_document(&document)?;
+        self.modify(
+            user,
+            expected,
+            Omitted::KeepsStored,
+            ChangeOrigin::Restore,
+            |_, _| Ok(next.clone()),
+        )
+        .await
     }
 
     /// Stores the devices' overrides of the preferences in `devices`, within `quota`.
@@ -357,6 +419,7 @@ where
             user,
             expected,
             Omitted::KeepsStored,
+            ChangeOrigin::User,
             |_, _| Ok(next.clone()),
         )
         .await
@@ -373,9 +436,13 @@ where
         patch: &Value,
         expected: Precondition,
     ) -> Result<EffectivePreferences, PreferencesError> {
-        self.modify(user, expected, Omitted::Untouched, |current, seen| {
-            current.merge_patch(patch, seen)
-        })
+        self.modify(
+            user,
+            expected,
+            Omitted::Untouched,
+            ChangeOrigin::User,
+            |current, seen| current.merge_patch(patch, seen),
+        )
         .await
     }
 
@@ -453,7 +520,12 @@ where
     ) -> Result<EffectivePreferences, PreferencesError> {
         match self
             .repo
-            .upsert(user, &PreferenceOverrides::default(), Precondition::Absent)
+            .upsert(
+                user,
+                &PreferenceOverrides::default(),
+                Precondition::Absent,
+                ChangeOrigin::User,
+            )
             .await
         {
             Ok(_) | Err(PreferencesWriteError::VersionConflict { .. }) => self.get(user).await,
@@ -468,13 +540,19 @@ where
         fields: Value,
     ) -> Result<EffectivePreferences, PreferencesError> {
         let set = PreferenceOverrides::from_document(&fields)?;
-        self.modify(user, Precondition::Any, Omitted::Untouched, |current, _| {
-            let mut next = current.clone();
-            for field in set.fields() {
-                next.take_field(field, &set);
-            }
-            Ok(next)
-        })
+        self.modify(
+            user,
+            Precondition::Any,
+            Omitted::Untouched,
+            ChangeOrigin::User,
+            |current, _| {
+                let mut next = current.clone();
+                for field in set.fields() {
+                    next.take_field(field, &set);
+                }
+                Ok(next)
+            },
+        )
         .await
     }
 
@@ -487,6 +565,7 @@ where
         user: UserId,
         expected: Precondition,
         omitted: Omitted,
+        origin: ChangeOrigin,
         change: F,
     ) -> Result<EffectivePreferences, PreferencesError>
     where
@@ -532,7 +611,7 @@ where
             {
                 return Err(PreferencesError::EnforcedByDeployment { field });
             }
-            match self.repo.upsert(user, &next, precondition).await {
+            match self.repo.upsert(user, &next, precondition, origin).await {
                 Err(PreferencesWriteError::VersionConflict { .. })
                     if matches!(expected, Precondition::Any | Precondition::Exists)
                         && attempt < MAX_ATTEMPTS => {}

@@ -7,16 +7,18 @@ use std::{collections::HashSet, sync::Arc};
 
 use super::{
     defaults::DeploymentSource,
+    history::{HistoryError, HistorySource, NotRestorable, restore_input},
     write_pipeline::{PrepareError, SettingInput, WritePipeline},
 };
 use crate::{
     audit::{Actor, AuditAction, AuditEntry},
     error::{FieldError, RepositoryError, ValidationErrors},
+    history::{ChangeOrigin, HistoryPage, HistoryTarget},
     ids::UserId,
     integrations::{ProviderId, managing_provider},
     ports::{
-        AuditLog, DefaultsRepository, SecretCipher, SettingDeleteError, SettingWriteError,
-        SettingsRepository,
+        AuditLog, DefaultsRepository, HistoryRepository, SecretCipher, SettingDeleteError,
+        SettingWriteError, SettingsRepository,
     },
     registry::KeyRegistry,
     secrets::{CipherError, SecretValue},
@@ -96,6 +98,9 @@ pub enum SetSettingError {
     /// user's own cell only.
     #[error("secrets exist only in the user layer")]
     NotLayerable,
+    /// A restore named a version that holds no value to write again.
+    #[error(transparent)]
+    NotRestorable(NotRestorable),
     /// The value could not be encrypted.
     #[error("the value could not be encrypted: {0}")]
     Cipher(CipherError),
@@ -177,6 +182,8 @@ pub struct SettingsService<R, C, A> {
     /// The deployment layer: enforced keys refuse user writes, effective reads fall back
     /// to it.
     defaults: DeploymentSource,
+    /// The kept versions, for history reads and restores.
+    history: HistorySource,
 }
 
 impl<R, C, A> SettingsService<R, C, A>
@@ -192,7 +199,15 @@ where
             audit,
             pipeline,
             defaults: DeploymentSource::default(),
+            history: HistorySource::default(),
         }
+    }
+
+    /// Reads history (and restores from it) through `history`.
+    #[must_use]
+    pub fn with_history(mut self, history: Arc<dyn HistoryRepository>) -> Self {
+        self.history = HistorySource::new(history);
+        self
     }
 
     /// Reads the deployment layer from `defaults`.
@@ -343,17 +358,93 @@ where
         input: SettingInput,
         expected: Precondition,
     ) -> Result<(SettingView, bool), SetSettingError> {
+        self.write_setting(user, input, expected, ChangeOrigin::User)
+            .await
+    }
+
+    async fn write_setting(
+        &self,
+        user: UserId,
+        input: SettingInput,
+        expected: Precondition,
+        origin: ChangeOrigin,
+    ) -> Result<(SettingView, bool), SetSettingError> {
         refuse_managed(&input.key)?;
         self.refuse_enforced([input.key.as_str()]).await?;
-        let write = self
+        let mut write = self
             .pipeline
             .prepare(user, input)
             .map_err(PrepareError::into_set_error)?;
+        write.origin = origin;
         let outcome = self
             .repo
             .upsert(user, &write, expected, self.limits().quota())
             .await?;
         Ok((outcome.setting.redacted(), outcome.created))
+    }
+
+    /// The kept versions of one of the user's settings, newest first; `before` is the
+    /// `next_before` of the previous page. A secret's entries hold no value.
+    ///
+    /// # Errors
+    /// `Validation` for a malformed key or a limit out of range; `Repository`.
+    pub async fn history(
+        &self,
+        user: UserId,
+        key: &str,
+        before: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage, HistoryError> {
+        let key = SettingKey::parse(key)
+            .map_err(|e| HistoryError::Validation(ValidationErrors::single(e)))?;
+        self.history
+            .page(user, &HistoryTarget::setting(None, key), before, limit)
+            .await
+    }
+
+    /// Support's read of a user's history of a key: audited first.
+    ///
+    /// # Errors
+    /// As [`Self::history`]; an audit failure refuses the read.
+    pub async fn history_as_admin(
+        &self,
+        actor: &Actor,
+        subject: UserId,
+        key: &str,
+        before: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<HistoryPage, HistoryError> {
+        let mut entry = AuditEntry::admin_read(actor, subject);
+        entry.key = SettingKey::parse(key).ok();
+        self.audit.record(entry).await?;
+        self.history(subject, key, before, limit).await
+    }
+
+    /// Writes the value kept at `version` of `key` again, as a new version (recorded as
+    /// `restored`), under `expected`. Returns the setting and whether it was created (the
+    /// key had been deleted).
+    ///
+    /// # Errors
+    /// `NotRestorable` for a version not kept, a deletion or a secret's; otherwise as
+    /// [`Self::set_setting`] (the kept value obeys today's rules).
+    pub async fn restore(
+        &self,
+        user: UserId,
+        key: &str,
+        version: i64,
+        expected: Precondition,
+    ) -> Result<(SettingView, bool), SetSettingError> {
+        let key = SettingKey::parse(key)
+            .map_err(|e| SetSettingError::Validation(ValidationErrors::single(e)))?;
+        let entry = self
+            .history
+            .restorable(user, &HistoryTarget::setting(None, key.clone()), version)
+            .await
+            .map_err(SetSettingError::Repository)?
+            .map_err(SetSettingError::NotRestorable)?;
+        let input = restore_input(&key, &entry);
+        self.write_setting(user, input, expected, ChangeOrigin::Restore)
+            .await
     }
 
     /// Writes many settings in one transaction (SetSettings): all or nothing. Every bad item
@@ -433,7 +524,7 @@ where
         }
         let must_exist = expected == Precondition::Exists;
         self.repo
-            .delete(user, &key, expected)
+            .delete(user, &key, expected, ChangeOrigin::User)
             .await
             .map_err(|e| DeleteSettingError::from_store(e, must_exist))
     }

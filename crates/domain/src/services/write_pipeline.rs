@@ -10,6 +10,7 @@ use serde_json::{Value, value::RawValue};
 
 use crate::{
     error::{FieldError, ValidationErrors},
+    history::ChangeOrigin,
     ids::UserId,
     ports::SecretCipher,
     registry::KeyRegistry,
@@ -229,6 +230,7 @@ impl<C: SecretCipher> WritePipeline<C> {
             description,
             category,
             data_type,
+            origin: ChangeOrigin::User,
         })
     }
 }

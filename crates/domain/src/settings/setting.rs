@@ -5,7 +5,7 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::{Category, DataType, SettingKey, StoredValue};
-use crate::{error::FieldError, ids::UserId};
+use crate::{error::FieldError, history::ChangeOrigin, ids::UserId};
 
 /// A validated free-text description of a setting.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -129,6 +129,8 @@ pub struct SettingWrite {
     pub category: Option<Category>,
     /// Declared type.
     pub data_type: DataType,
+    /// Why it is written, as the history records it.
+    pub origin: ChangeOrigin,
 }
 
 /// What a write expects of the current row (HTTP `If-Match` / `If-None-Match`).

@@ -385,6 +385,7 @@ async fn disconnect_also_removes_the_legacy_music_copy() {
         description: None,
         category: None,
         data_type: crate::settings::DataType::Encrypted,
+        origin: Default::default(),
     };
     rows.upsert(&legacy, crate::settings::Precondition::Any)
         .unwrap();
@@ -410,6 +411,7 @@ async fn unreadable_credentials_are_removed_without_revocation() {
         description: None,
         category: None,
         data_type: crate::settings::DataType::Encrypted,
+        origin: Default::default(),
     };
     rows.upsert(&garbage, crate::settings::Precondition::Any)
         .unwrap();

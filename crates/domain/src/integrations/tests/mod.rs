@@ -127,6 +127,7 @@ impl Rows {
             description: None,
             category: None,
             data_type: crate::settings::DataType::Encrypted,
+            origin: Default::default(),
         };
         self.upsert(&write, Precondition::Any).unwrap();
     }
@@ -138,6 +139,7 @@ impl Rows {
             description: None,
             category: None,
             data_type: crate::settings::DataType::Json,
+            origin: Default::default(),
         };
         self.upsert(&write, Precondition::Any).unwrap();
     }
@@ -218,7 +220,7 @@ fn repository_with(rows: &Rows, mut hook: UpsertHook) -> MockSettingsRepository 
     });
     let r = rows.clone();
     repo.expect_delete()
-        .returning(move |_, key, expected| r.delete(key.as_str(), expected));
+        .returning(move |_, key, expected, _| r.delete(key.as_str(), expected));
     repo
 }
 

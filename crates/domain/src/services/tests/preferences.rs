@@ -46,9 +46,9 @@ fn store_expecting(
     repo.expect_get()
         .returning(move |_| Ok(Some(stored(current.clone(), 1))));
     repo.expect_upsert()
-        .withf(move |_, p, e| *e == Precondition::Version(1) && check(&seen(p)))
+        .withf(move |_, p, e, _| *e == Precondition::Version(1) && check(&seen(p)))
         .times(1)
-        .returning(|_, p, _| Ok(stored(p.clone(), 2)));
+        .returning(|_, p, _, _| Ok(stored(p.clone(), 2)));
     repo
 }
 
@@ -79,12 +79,12 @@ async fn replace_passes_the_client_precondition() {
     let mut repo = MockPreferencesRepository::new();
     repo.expect_get().returning(|_| Ok(Some(stored(dark(), 4))));
     repo.expect_upsert()
-        .withf(|_, p, e| {
+        .withf(|_, p, e, _| {
             let p = seen(p);
             p.theme == Theme::Light && !p.show_spoilers && *e == Precondition::Version(4)
         })
         .times(1)
-        .returning(|_, p, _| Ok(stored(p.clone(), 5)));
+        .returning(|_, p, _, _| Ok(stored(p.clone(), 5)));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let out = svc
         .replace(user(), &json!({"theme": "light"}), Precondition::Version(4))
@@ -99,9 +99,9 @@ async fn replace_with_several_versions_is_conditioned_on_the_current_one() {
     repo.expect_get()
         .returning(|_| Ok(Some(stored(PreferenceOverrides::default(), 4))));
     repo.expect_upsert()
-        .withf(|_, _, e| *e == Precondition::Version(4))
+        .withf(|_, _, e, _| *e == Precondition::Version(4))
         .times(1)
-        .returning(|_, p, _| Ok(stored(p.clone(), 5)));
+        .returning(|_, p, _, _| Ok(stored(p.clone(), 5)));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let out = svc
         .replace(
@@ -149,11 +149,11 @@ async fn patch_writes_against_the_version_it_read() {
     let mut repo = MockPreferencesRepository::new();
     repo.expect_get().returning(|_| Ok(Some(stored(dark(), 7))));
     repo.expect_upsert()
-        .withf(|_, p, e| {
+        .withf(|_, p, e, _| {
             seen(p).theme == Theme::Dark && seen(p).show_email && *e == Precondition::Version(7)
         })
         .times(1)
-        .returning(|_, p, _| Ok(stored(p.clone(), 8)));
+        .returning(|_, p, _, _| Ok(stored(p.clone(), 8)));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let out = svc
         .patch(user(), &json!({"show_email": true}), Precondition::Any)
@@ -190,21 +190,21 @@ async fn patch_without_precondition_retries_a_lost_race_on_fresh_data() {
         .in_sequence(&mut seq)
         .returning(|_| Ok(None));
     repo.expect_upsert()
-        .withf(|_, _, e| *e == Precondition::Version(0))
+        .withf(|_, _, e, _| *e == Precondition::Version(0))
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, _, _| Err(PreferencesWriteError::VersionConflict { current: 1 }));
+        .returning(|_, _, _, _| Err(PreferencesWriteError::VersionConflict { current: 1 }));
     repo.expect_get()
         .times(1)
         .in_sequence(&mut seq)
         .returning(|_| Ok(Some(stored(dark(), 1))));
     repo.expect_upsert()
-        .withf(|_, p, e| {
+        .withf(|_, p, e, _| {
             seen(p).theme == Theme::Dark && seen(p).show_email && *e == Precondition::Version(1)
         })
         .times(1)
         .in_sequence(&mut seq)
-        .returning(|_, p, _| Ok(stored(p.clone(), 2)));
+        .returning(|_, p, _, _| Ok(stored(p.clone(), 2)));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let out = svc
         .patch(user(), &json!({"show_email": true}), Precondition::Any)
@@ -227,13 +227,13 @@ async fn update_notifications_replaces_one_channel() {
     let mut repo = MockPreferencesRepository::new();
     repo.expect_get().returning(|_| Ok(Some(stored(dark(), 1))));
     repo.expect_upsert()
-        .withf(|_, p, _| {
+        .withf(|_, p, _, _| {
             let p = seen(p);
             p.push_notifications.enabled()
                 && p.theme == Theme::Dark
                 && p.email_notifications.enabled()
         })
-        .returning(|_, p, _| Ok(stored(p.clone(), 2)));
+        .returning(|_, p, _, _| Ok(stored(p.clone(), 2)));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     svc.update_notifications(user(), Channel::Push, &json!({"enabled": true}))
         .await
@@ -244,8 +244,8 @@ async fn update_notifications_replaces_one_channel() {
 async fn initialize_defaults_keeps_existing_preferences() {
     let mut repo = MockPreferencesRepository::new();
     repo.expect_upsert()
-        .withf(|_, _, e| *e == Precondition::Absent)
-        .returning(|_, _, _| Err(PreferencesWriteError::VersionConflict { current: 3 }));
+        .withf(|_, _, e, _| *e == Precondition::Absent)
+        .returning(|_, _, _, _| Err(PreferencesWriteError::VersionConflict { current: 3 }));
     repo.expect_get().returning(|_| Ok(Some(stored(dark(), 3))));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let out = svc.initialize_defaults(user()).await.unwrap();
@@ -332,18 +332,18 @@ async fn update_privacy_retries_a_lost_race_on_fresh_data() {
     repo.expect_upsert()
         .times(1)
         .in_sequence(&mut order)
-        .returning(|_, _, _| Err(PreferencesWriteError::VersionConflict { current: 2 }));
+        .returning(|_, _, _, _| Err(PreferencesWriteError::VersionConflict { current: 2 }));
     repo.expect_get()
         .times(1)
         .in_sequence(&mut order)
         .returning(|_| Ok(Some(stored(dark(), 2))));
     repo.expect_upsert()
-        .withf(|_, p, e| {
+        .withf(|_, p, e, _| {
             *e == Precondition::Version(2) && seen(p).theme == Theme::Dark && seen(p).show_email
         })
         .times(1)
         .in_sequence(&mut order)
-        .returning(|_, p, _| Ok(stored(p.clone(), 3)));
+        .returning(|_, p, _, _| Ok(stored(p.clone(), 3)));
     let svc = PreferencesService::new(repo, MockAuditLog::new());
     let privacy = PrivacyPrefs {
         show_email: true,
@@ -415,9 +415,9 @@ async fn changing_an_enforced_field_is_refused_without_writing() {
 async fn echoing_the_enforced_value_or_leaving_it_out_of_a_replace_keeps_the_stored_one() {
     let mut repo = light_user();
     repo.expect_upsert()
-        .withf(|_, p, _| p.to_document() == json!({"theme": "light", "show_email": true}))
+        .withf(|_, p, _, _| p.to_document() == json!({"theme": "light", "show_email": true}))
         .times(2)
-        .returning(|_, p, _| Ok(stored(p.clone(), 4)));
+        .returning(|_, p, _, _| Ok(stored(p.clone(), 4)));
     let svc = PreferencesService::new(repo, MockAuditLog::new()).with_defaults(dark_enforced());
     for document in [
         json!({"theme": "dark", "show_email": true}),

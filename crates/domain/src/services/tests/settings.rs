@@ -10,6 +10,7 @@ use super::{admin, created, stored, user};
 use crate::{
     RepositoryError,
     audit::AuditAction,
+    history::ChangeOrigin,
     ports::{
         MockAuditLog, MockSecretCipher, MockSettingsRepository, SettingDeleteError,
         SettingWriteError,
@@ -466,6 +467,7 @@ async fn get_redacts_encrypted_values() {
             description: None,
             category: None,
             data_type: DataType::Encrypted,
+            origin: Default::default(),
         };
         Ok(Some(stored(&write, 1)))
     });
@@ -497,6 +499,7 @@ fn secret_repo() -> MockSettingsRepository {
             description: None,
             category: None,
             data_type: DataType::Encrypted,
+            origin: Default::default(),
         };
         Ok(Some(stored(&write, 1)))
     });
@@ -565,6 +568,7 @@ async fn get_secret_of_a_plain_setting_is_refused() {
             description: None,
             category: None,
             data_type: DataType::Boolean,
+            origin: Default::default(),
         };
         Ok(Some(stored(&write, 1)))
     });
@@ -584,15 +588,17 @@ async fn delete_maps_store_outcomes() {
             eq(user()),
             eq(SettingKey::parse("ui.a").unwrap()),
             eq(Precondition::Version(1)),
+            eq(ChangeOrigin::User),
         )
-        .returning(|_, _, _| Err(SettingDeleteError::VersionConflict { current: 2 }));
+        .returning(|_, _, _, _| Err(SettingDeleteError::VersionConflict { current: 2 }));
     repo.expect_delete()
         .with(
             eq(user()),
             eq(SettingKey::parse("ui.b").unwrap()),
             eq(Precondition::Any),
+            eq(ChangeOrigin::User),
         )
-        .returning(|_, _, _| Err(SettingDeleteError::NotFound));
+        .returning(|_, _, _, _| Err(SettingDeleteError::NotFound));
     let svc = TestService::default().repo(repo).build();
     assert!(matches!(
         svc.delete_setting(user(), "ui.a", Precondition::Version(1))
@@ -644,6 +650,7 @@ fn stored_keys(keys: &[&str]) -> Vec<crate::settings::Setting> {
                 description: None,
                 category: None,
                 data_type: DataType::Number,
+                origin: Default::default(),
             };
             stored(&write, 1)
         })

@@ -1,0 +1,334 @@
+//! History and restore: the kept versions of a setting (the caller's own, a device's, or, for
+//! support, any user's) and of the caller's preferences, newest first; and writing a kept
+//! version again.
+//!
+//! A page is a JSON array; when more follow, a `Link: <...>; rel="next"` header (RFC 8288)
+//! gives the URL of the next page, whose `cursor` is the version the page continues below.
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    http::header,
+    web::{Data, Json, Path, Query},
+};
+use domain::{
+    FieldError, UserId, ValidationErrors,
+    history::{ChangeActor, ChangeOp, HistoryEntry, HistoryPage},
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{preferences::respond as preferences_answer, settings::write_answer};
+use crate::{
+    auth::{Admin, User},
+    conditional::precondition,
+    error::ApiError,
+    openapi::docs,
+    state::ApiState,
+    write_permits::WritePermit,
+};
+
+/// Paging of a history.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryQuery {
+    /// Entries per page (1..=200, default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// Where to continue: from the `Link` header of the previous page (a version).
+    #[param(pattern = "^[0-9]{1,19}$")]
+    pub cursor: Option<String>,
+}
+
+impl HistoryQuery {
+    fn before(&self) -> Result<Option<i64>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    ApiError::Validation(ValidationErrors::single(FieldError::new(
+                        "cursor",
+                        "invalid_cursor",
+                        "the cursor is not one this API gave",
+                    )))
+                })
+            })
+            .transpose()
+    }
+}
+
+/// One kept change.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryEntryRepresentation {
+    /// The version the change gave (a delete has a version of its own).
+    version: i64,
+    /// What the change did.
+    #[schema(value_type = String, example = "updated")]
+    op: ChangeOp,
+    /// The value after the change: `null` after a delete and always for a secret (whose
+    /// value is never kept). For preferences: the fields the layer set.
+    value: Option<Value>,
+    /// When it was committed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    changed_at: OffsetDateTime,
+    /// Who made it: `user`, `operator`, `integration`, `import` or `system`.
+    #[schema(value_type = String, example = "user")]
+    actor: ChangeActor,
+}
+
+impl From<HistoryEntry> for HistoryEntryRepresentation {
+    fn from(entry: HistoryEntry) -> Self {
+        Self {
+            version: entry.version,
+            op: entry.op,
+            value: entry.value,
+            changed_at: entry.changed_at,
+            actor: entry.actor,
+        }
+    }
+}
+
+/// The version to write again.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBody {
+    /// A version from the history.
+    version: i64,
+}
+
+/// A page as the answer: the entries, and the next page's URL in `Link`.
+fn page_answer(req: &HttpRequest, query: &HistoryQuery, page: HistoryPage) -> HttpResponse {
+    let mut response = HttpResponse::Ok();
+    if let Some(before) = page.next_before {
+        let limit = query
+            .limit
+            .map(|l| format!("&limit={l}"))
+            .unwrap_or_default();
+        response.insert_header((
+            header::LINK,
+            format!("<{}?cursor={before}{limit}>; rel=\"next\"", req.path()),
+        ));
+    }
+    let entries: Vec<HistoryEntryRepresentation> =
+        page.entries.into_iter().map(Into::into).collect();
+    response.json(entries)
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/users/me/settings/{key}/history", tag = "history",
+    params(("key" = String, Path, description = "Setting key"), HistoryQuery),
+    responses(
+        (status = 200, description = "The kept versions, newest first; a secret's without values", body = [HistoryEntryRepresentation],
+            headers(("Link" = String, description = "`<url>; rel=\"next\"` when more entries follow"))),
+        docs::UserReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// The history of one of the caller's settings.
+#[tracing::instrument(skip_all)]
+pub async fn setting(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    User(user): User,
+    key: Path<String>,
+    query: Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state
+        .settings
+        .history(user.user_id, &key, query.before()?, query.limit)
+        .await?;
+    Ok(page_answer(&req, &query, page))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/users/me/settings/{key}/restore", tag = "history",
+    params(("key" = String, Path, description = "Setting key")),
+    request_body(content = RestoreBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The kept value is the setting's new version", body = super::settings::SettingRepresentation),
+        (status = 201, description = "The deleted setting is created again with the kept value", body = super::settings::SettingRepresentation),
+        (status = 409, response = docs::Conflict),
+        docs::UserWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// Writes a kept version of one of the caller's settings again, as a new version. A secret's
+/// history holds no value (422 `secret_not_restorable`), nor does a deletion (422
+/// `version_is_a_deletion`); a version not kept is 404 `version_not_found`.
+#[tracing::instrument(skip_all)]
+pub async fn restore_setting(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    _permit: WritePermit,
+    User(user): User,
+    key: Path<String>,
+    body: Json<RestoreBody>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = precondition(&req, state.options.require_if_match)?;
+    let (setting, created) = state
+        .settings
+        .restore(user.user_id, &key, body.version, expected)
+        .await?;
+    let location = created.then(|| format!("/api/v1/users/me/settings/{}", setting.key));
+    Ok(write_answer(setting, location))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/users/me/devices/{device_id}/settings/{key}/history", tag = "history",
+    params(
+        ("device_id" = String, Path, description = "The device's id", pattern = "^[A-Za-z0-9._-]{1,64}$"),
+        ("key" = String, Path, description = "Setting key"),
+        HistoryQuery,
+    ),
+    responses(
+        (status = 200, description = "The kept versions of the device's override, newest first", body = [HistoryEntryRepresentation],
+            headers(("Link" = String, description = "`<url>; rel=\"next\"` when more entries follow"))),
+        docs::UserReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// The history of a device's override of a setting.
+#[tracing::instrument(skip_all)]
+pub async fn device_setting(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    User(user): User,
+    path: Path<(String, String)>,
+    query: Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (device, key) = path.into_inner();
+    let page = state
+        .devices
+        .history(user.user_id, &device, &key, query.before()?, query.limit)
+        .await?;
+    Ok(page_answer(&req, &query, page))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/users/me/devices/{device_id}/settings/{key}/restore", tag = "history",
+    params(
+        ("device_id" = String, Path, description = "The device's id", pattern = "^[A-Za-z0-9._-]{1,64}$"),
+        ("key" = String, Path, description = "Setting key"),
+    ),
+    request_body(content = RestoreBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The kept value is the override's new version", body = super::settings::SettingRepresentation),
+        (status = 201, description = "The deleted override is created again", body = super::settings::SettingRepresentation),
+        (status = 409, response = docs::Conflict),
+        docs::UserWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// Writes a kept version of a device's override again, as a new version.
+#[tracing::instrument(skip_all)]
+pub async fn restore_device_setting(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    _permit: WritePermit,
+    User(user): User,
+    path: Path<(String, String)>,
+    body: Json<RestoreBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (device, key) = path.into_inner();
+    let expected = precondition(&req, state.options.require_if_match)?;
+    let (setting, created) = state
+        .devices
+        .restore(user.user_id, &device, &key, body.version, expected)
+        .await?;
+    let location =
+        created.then(|| format!("/api/v1/users/me/devices/{device}/settings/{}", setting.key));
+    Ok(write_answer(setting, location))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/users/me/preferences/history", tag = "history",
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "The kept versions of the caller's own preferences (the fields they set), newest first", body = [HistoryEntryRepresentation],
+            headers(("Link" = String, description = "`<url>; rel=\"next\"` when more entries follow"))),
+        docs::UserReadErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// The history of the caller's own preferences.
+#[tracing::instrument(skip_all)]
+pub async fn preferences(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    User(user): User,
+    query: Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = state
+        .preferences
+        .history(user.user_id, query.before()?, query.limit)
+        .await?;
+    Ok(page_answer(&req, &query, page))
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/users/me/preferences/restore", tag = "history",
+    request_body(content = RestoreBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The kept fields are the caller's preferences again", body = docs::Preferences),
+        (status = 409, response = docs::Conflict),
+        docs::UserWriteErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// Writes a kept version of the caller's own preferences again: the fields it set are set,
+/// the others inherit.
+#[tracing::instrument(skip_all)]
+pub async fn restore_preferences(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    User(user): User,
+    body: Json<RestoreBody>,
+) -> Result<HttpResponse, ApiError> {
+    let expected = precondition(&req, state.options.require_if_match)?;
+    let stored = state
+        .preferences
+        .restore(user.user_id, body.version, expected)
+        .await?;
+    Ok(preferences_answer(&stored))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/admin/users/{user_id}/settings/{key}/history", tag = "admin",
+    params(
+        ("user_id" = Uuid, Path, description = "The user"),
+        ("key" = String, Path, description = "Setting key"),
+        HistoryQuery,
+    ),
+    responses(
+        (status = 200, description = "The kept versions, newest first; a secret's without values", body = [HistoryEntryRepresentation],
+            headers(("Link" = String, description = "`<url>; rel=\"next\"` when more entries follow"))),
+        docs::AdminErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// The history of any user's setting (role `admin`; audited).
+#[tracing::instrument(skip_all)]
+pub async fn admin_setting(
+    req: HttpRequest,
+    state: Data<ApiState>,
+    Admin(actor): Admin,
+    path: Path<(Uuid, String)>,
+    query: Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (user_id, key) = path.into_inner();
+    let page = state
+        .settings
+        .history_as_admin(
+            &actor,
+            UserId::new(user_id),
+            &key,
+            query.before()?,
+            query.limit,
+        )
+        .await?;
+    Ok(page_answer(&req, &query, page))
+}
