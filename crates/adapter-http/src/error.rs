@@ -15,7 +15,8 @@ use domain::{
     secrets::CipherError,
     services::{
         DefaultsError, DeleteDeviceError, DeleteSettingError, GetSecretError, GetSettingError,
-        HistoryError, ListSettingsError, NotRestorable, PreferencesError, SetSettingError,
+        HistoryError, ImportError, ListSettingsError, NotRestorable, PreferencesError,
+        SetSettingError,
     },
     settings::{QuotaExceeded, SettingKey},
 };
@@ -511,6 +512,25 @@ impl From<PreferencesError> for ApiError {
             PreferencesError::UserNotFound => user_not_found(),
             PreferencesError::NotRestorable(n) => not_restorable(&n),
             PreferencesError::Repository(r) => r.into(),
+        }
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Validation(v) => from_validation(v),
+            ImportError::Conflict => ApiError::Conflict(
+                "import_conflict",
+                "the user's data changed while the import was planned; nothing was written, \
+                 send it again"
+                    .into(),
+            ),
+            ImportError::QuotaExceeded(quota) => ApiError::Validation(ValidationErrors::single(
+                FieldError::new("document", "quota_exceeded", quota.to_string()),
+            )),
+            ImportError::UserNotFound => user_not_found(),
+            ImportError::Repository(r) => r.into(),
         }
     }
 }

@@ -17,8 +17,8 @@ use domain::{
 use domain::preferences::PreferenceField;
 
 use crate::handlers::{
-    admin, defaults, devices, effective, health, history, integrations, internal, preferences,
-    schema, settings,
+    admin, defaults, devices, effective, health, history, integrations, internal, portability,
+    preferences, schema, settings,
 };
 
 /// The API description served at `/openapi.json`.
@@ -44,6 +44,7 @@ use crate::handlers::{
         history::setting, history::restore_setting, history::device_setting,
         history::restore_device_setting, history::preferences, history::restore_preferences,
         history::admin_setting,
+        portability::export, portability::import, portability::admin_export,
         internal::secret,
         integrations::list, integrations::status, integrations::authorize,
         integrations::connect, integrations::disconnect, integrations::token,
@@ -62,6 +63,7 @@ use crate::handlers::{
             effective::EffectiveRepresentation, effective::EffectiveEntry,
             devices::DeviceEntry, devices::DeviceList,
             history::HistoryEntryRepresentation, history::RestoreBody,
+            portability::ExportSchema, portability::ImportPlanSchema,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
             schema::Registry, schema::RegistryKey, schema::RegistryLimits,
             internal::SecretPlaintext, health::Health, health::HealthStatus,
@@ -84,6 +86,7 @@ use crate::handlers::{
         (name = "defaults", description = "The deployment layer: values an operator sets for every user"),
         (name = "devices", description = "The device layer: each of the caller's devices' own overrides of their settings"),
         (name = "history", description = "Every kept change of the caller's settings and preferences, and restoring an earlier version"),
+        (name = "portability", description = "Everything the caller stored, as one document to download, and its import"),
         (name = "internal", description = "Plaintext secrets and provider tokens for integration services"),
         (name = "integrations", description = "The caller's connections to external services"),
         (name = "operations", description = "Health"),

@@ -11,8 +11,8 @@ use actix_web::{
 use crate::{
     error::ApiError,
     handlers::{
-        admin, defaults, devices, effective, health, history, integrations, internal, preferences,
-        schema, settings,
+        admin, defaults, devices, effective, health, history, integrations, internal, portability,
+        preferences, schema, settings,
     },
     json,
 };
@@ -157,6 +157,19 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Method::GET,
         "/api/v1/admin/users/{user_id}/settings/{key}/history",
         |r| r.to(history::admin_setting),
+    ),
+    endpoint(Group::Api, Method::GET, "/api/v1/users/me/export", |r| {
+        r.to(portability::export)
+    }),
+    endpoint(Group::Api, Method::POST, "/api/v1/users/me/import", |r| {
+        r.to(portability::import)
+    })
+    .with_body(BodyLimit::Bulk),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/admin/users/{user_id}/export",
+        |r| r.to(portability::admin_export),
     ),
     endpoint(Group::Api, Method::GET, "/api/v1/users/me/effective", |r| {
         r.to(effective::view)

@@ -10,7 +10,8 @@ use domain::{
         SecretCipher, SettingsRepository,
     },
     services::{
-        DefaultsService, DevicesService, EffectiveService, PreferencesService, SettingsService,
+        DefaultsService, DevicesService, EffectiveService, PortabilityService, PreferencesService,
+        SettingsService,
     },
 };
 
@@ -33,6 +34,9 @@ pub type DynEffectiveService = EffectiveService<
 /// The device layer's service as the HTTP layer holds it.
 pub type DynDevicesService =
     DevicesService<Arc<dyn DeviceSettingsRepository>, Arc<dyn SecretCipher>>;
+
+/// Export and import as the HTTP layer holds them.
+pub type DynPortabilityService = PortabilityService<Arc<dyn SecretCipher>>;
 
 /// Answers whether the service can do its job (the database is reachable).
 #[async_trait]
@@ -77,6 +81,8 @@ pub struct ApiState {
     pub views: Option<Arc<dyn crate::views::ViewCache>>,
     /// The device layer's use cases.
     pub devices: Arc<DynDevicesService>,
+    /// Export and import.
+    pub portability: Arc<DynPortabilityService>,
     /// Readiness probe.
     pub readiness: Arc<dyn Readiness>,
     /// Options.

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Pool, Transaction};
 use domain::{
     RepositoryError, UserId,
     devices::{DeviceId, DeviceSummary},
@@ -163,49 +163,61 @@ impl PgDeviceSettingsRepository {
             return Err(SettingWriteError::UserNotFound);
         }
         let before = usage(&tx, user).await?;
-        let params: [&(dyn ToSql + Sync); 2] = [&user.as_uuid(), &device.as_str()];
-        let statement = tx.prepare_cached(PREFERENCES_FOR_UPDATE).await.pg()?;
-        let current: Option<i64> = tx
-            .query_opt(&statement, &params)
-            .await
-            .pg()?
-            .map(|row| row.try_get(0))
-            .transpose()
-            .pg()?;
-        let holds = match (&expected, current) {
-            (Precondition::Any, _) | (Precondition::Absent, None) => true,
-            (Precondition::Exists, Some(_)) => true,
-            (condition, Some(version)) => condition.accepts_version(version),
-            _ => false,
-        };
-        if !holds {
-            return Err(SettingWriteError::VersionConflict { current });
-        }
-        let stored = if overrides.is_empty() {
-            let statement = tx.prepare_cached(DELETE_PREFERENCES).await.pg()?;
-            tx.execute(&statement, &params).await.pg()?;
-            None
-        } else {
-            let document = overrides.to_document();
-            let statement = tx.prepare_cached(PUT_PREFERENCES).await.pg()?;
-            let written = tx
-                .query_opt(&statement, &[params[0], params[1], &document])
-                .await
-                .pg()?;
-            let row = match written {
-                Some(row) => row,
-                // Unchanged: report the row as it is.
-                None => {
-                    let statement = tx.prepare_cached(PREFERENCES).await.pg()?;
-                    tx.query_one(&statement, &params).await.pg()?
-                }
-            };
-            Some(stored_from_row(user, &row)?)
-        };
+        let stored = put_device_preferences(&tx, user, device, overrides, expected).await?;
         check_quota(&tx, user, before, quota).await?;
         tx.commit().await.pg()?;
         Ok(stored)
     }
+}
+
+/// Writes `device`'s preference overrides under `expected` in the caller's transaction (which
+/// holds the user's lock); empty overrides remove its row. Returns the row written, if any.
+pub(crate) async fn put_device_preferences(
+    tx: &Transaction<'_>,
+    user: UserId,
+    device: &DeviceId,
+    overrides: &PreferenceOverrides,
+    expected: Precondition,
+) -> Result<Option<StoredPreferences>, SettingWriteError> {
+    let params: [&(dyn ToSql + Sync); 2] = [&user.as_uuid(), &device.as_str()];
+    let statement = tx.prepare_cached(PREFERENCES_FOR_UPDATE).await.pg()?;
+    let current: Option<i64> = tx
+        .query_opt(&statement, &params)
+        .await
+        .pg()?
+        .map(|row| row.try_get(0))
+        .transpose()
+        .pg()?;
+    let holds = match (&expected, current) {
+        (Precondition::Any, _) | (Precondition::Absent, None) => true,
+        (Precondition::Exists, Some(_)) => true,
+        (condition, Some(version)) => condition.accepts_version(version),
+        _ => false,
+    };
+    if !holds {
+        return Err(SettingWriteError::VersionConflict { current });
+    }
+    Ok(if overrides.is_empty() {
+        let statement = tx.prepare_cached(DELETE_PREFERENCES).await.pg()?;
+        tx.execute(&statement, &params).await.pg()?;
+        None
+    } else {
+        let document = overrides.to_document();
+        let statement = tx.prepare_cached(PUT_PREFERENCES).await.pg()?;
+        let written = tx
+            .query_opt(&statement, &[params[0], params[1], &document])
+            .await
+            .pg()?;
+        let row = match written {
+            Some(row) => row,
+            // Unchanged: report the row as it is.
+            None => {
+                let statement = tx.prepare_cached(PREFERENCES).await.pg()?;
+                tx.query_one(&statement, &params).await.pg()?
+            }
+        };
+        Some(stored_from_row(user, &row)?)
+    })
 }
 
 #[async_trait]

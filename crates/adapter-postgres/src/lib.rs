@@ -8,7 +8,7 @@
 //! - [`migrate`]: the refinery migrations of `migrations/`, embedded in the binary.
 //! - [`PgSettingsRepository`], [`PgDeviceSettingsRepository`], [`PgPreferencesRepository`],
 //!   [`PgAuditLog`], [`PgEnvelopeStore`], [`PgOAuthStateStore`], [`PgDefaultsRepository`],
-//!   [`PgHistoryRepository`]: the
+//!   [`PgHistoryRepository`], [`PgImportRepository`]: the
 //!   domain's ports on PostgreSQL. Static SQL only (the settings' and devices' row statements
 //!   built once from shared templates), prepared with `prepare_cached`; optimistic
 //!   concurrency in the statements themselves.
@@ -28,6 +28,7 @@ mod device_settings_repo;
 mod envelope_store;
 mod errors;
 mod history_repo;
+mod import_repo;
 mod migrate;
 mod oauth_state_store;
 mod pool;
@@ -46,6 +47,7 @@ pub use defaults_repo::PgDefaultsRepository;
 pub use device_settings_repo::PgDeviceSettingsRepository;
 pub use envelope_store::PgEnvelopeStore;
 pub use history_repo::{PRUNE_ROWS_PER_BATCH, PRUNE_USERS_PER_BATCH, PgHistoryRepository};
+pub use import_repo::PgImportRepository;
 pub use migrate::{MigrateError, MigrationReport, migrate, migrate_pool};
 pub use oauth_state_store::PgOAuthStateStore;
 pub use pool::{ConnectError, build_pool, connect, ping};

@@ -166,29 +166,10 @@ impl PgPreferencesRepository {
         expected: Precondition,
         origin: ChangeOrigin,
     ) -> Result<StoredPreferences, PreferencesWriteError> {
-        let params = WriteParams::new(user, overrides);
         let mut client = self.pool.get().await.pg()?;
         let tx = client.transaction().await.pg()?;
         name_origin(&tx, origin).await?;
-        let stored = match expected {
-            Precondition::Absent | Precondition::Version(0) => {
-                ensure_user(&tx, user, self.provisioning).await?;
-                insert_absent(&tx, user, &params).await?
-            }
-            Precondition::Version(version) => {
-                update_version(&tx, user, &params, Some(&[version])).await?
-            }
-            // Matches stored rows only: a listed 0 (the defaults) does not create one.
-            Precondition::VersionIn(versions) => {
-                update_version(&tx, user, &params, Some(&versions)).await?
-            }
-            // A stored row, at whatever version: the defaults alone do not count.
-            Precondition::Exists => update_version(&tx, user, &params, None).await?,
-            Precondition::Any => {
-                ensure_user(&tx, user, self.provisioning).await?;
-                upsert(&tx, user, &params).await?
-            }
-        };
+        let stored = write_preferences(&tx, user, overrides, expected, self.provisioning).await?;
         tx.commit().await.pg()?;
         Ok(stored)
     }
@@ -215,6 +196,34 @@ impl PreferencesRepository for PgPreferencesRepository {
             self.upsert_inner(user, overrides, expected, origin),
         )
         .await
+    }
+}
+
+/// Writes the user layer under `expected` in the caller's transaction.
+pub(crate) async fn write_preferences(
+    tx: &Transaction<'_>,
+    user: UserId,
+    overrides: &PreferenceOverrides,
+    expected: Precondition,
+    provisioning: Provisioning,
+) -> Result<StoredPreferences, PreferencesWriteError> {
+    let params = WriteParams::new(user, overrides);
+    match expected {
+        Precondition::Absent | Precondition::Version(0) => {
+            ensure_user(tx, user, provisioning).await?;
+            insert_absent(tx, user, &params).await
+        }
+        Precondition::Version(version) => update_version(tx, user, &params, Some(&[version])).await,
+        // Matches stored rows only: a listed 0 (the defaults) does not create one.
+        Precondition::VersionIn(versions) => {
+            update_version(tx, user, &params, Some(&versions)).await
+        }
+        // A stored row, at whatever version: the defaults alone do not count.
+        Precondition::Exists => update_version(tx, user, &params, None).await,
+        Precondition::Any => {
+            ensure_user(tx, user, provisioning).await?;
+            upsert(tx, user, &params).await
+        }
     }
 }
 

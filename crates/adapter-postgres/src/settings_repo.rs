@@ -458,20 +458,29 @@ pub(crate) async fn upsert_row(
     }
     name_origin(&tx, write.origin).await?;
     let before = usage(&tx, user).await?;
-    let outcome = match expected {
-        Precondition::Version(version) => {
-            update_version(&tx, owner, write, Some(&[version])).await?
-        }
-        Precondition::VersionIn(versions) => {
-            update_version(&tx, owner, write, Some(&versions)).await?
-        }
-        Precondition::Exists => update_version(&tx, owner, write, None).await?,
-        Precondition::Absent => insert_absent(&tx, owner, write).await?,
-        Precondition::Any => upsert(&tx, owner, write).await?,
-    };
+    let outcome = write_row(&tx, owner, write, expected).await?;
     check_quota(&tx, user, before, quota).await?;
     tx.commit().await.pg()?;
     Ok(outcome)
+}
+
+/// Writes `owner`'s row of `write.key` under `expected`, in the caller's transaction (which
+/// holds the user's lock and checks the quota).
+pub(crate) async fn write_row(
+    tx: &Transaction<'_>,
+    owner: Owner<'_>,
+    write: &SettingWrite,
+    expected: Precondition,
+) -> Result<UpsertOutcome, SettingWriteError> {
+    match expected {
+        Precondition::Version(version) => update_version(tx, owner, write, Some(&[version])).await,
+        Precondition::VersionIn(versions) => {
+            update_version(tx, owner, write, Some(&versions)).await
+        }
+        Precondition::Exists => update_version(tx, owner, write, None).await,
+        Precondition::Absent => insert_absent(tx, owner, write).await,
+        Precondition::Any => upsert(tx, owner, write).await,
+    }
 }
 
 /// Deletes `owner`'s row of `key` if `expected` holds; its history names `origin`. Deletes
@@ -483,28 +492,29 @@ pub(crate) async fn delete_row(
     expected: Precondition,
     origin: ChangeOrigin,
 ) -> Result<(), SettingDeleteError> {
-    let statements = owner.statements();
     let mut client = pool.get().await.pg()?;
     if origin != ChangeOrigin::User {
         // The origin is named for a transaction: one of its own (rare: an integration's).
         let tx = client.transaction().await.pg()?;
         name_origin(&tx, origin).await?;
-        let result = delete_in(&tx, statements, owner, key, expected).await;
+        let result = delete_in(&tx, owner, key, expected).await;
         if result.is_ok() {
             tx.commit().await.pg()?;
         }
         return result;
     }
-    delete_in(&client, statements, owner, key, expected).await
+    delete_in(&client, owner, key, expected).await
 }
 
-async fn delete_in(
+/// Deletes `owner`'s row of `key` if `expected` holds, on `client` (a connection, or the
+/// caller's transaction).
+pub(crate) async fn delete_in(
     client: &impl deadpool_postgres::GenericClient,
-    statements: &RowStatements,
     owner: Owner<'_>,
     key: &SettingKey,
     expected: Precondition,
 ) -> Result<(), SettingDeleteError> {
+    let statements = owner.statements();
     let cell = Cell {
         owner,
         key: key.as_str(),

@@ -10,7 +10,7 @@ use adapter_http::{
 };
 use adapter_postgres::{
     ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgHistoryRepository,
-    PgPreferencesRepository, PgSettingsRepository, Pool, Provisioning,
+    PgImportRepository, PgPreferencesRepository, PgSettingsRepository, Pool, Provisioning,
 };
 use adapter_redis::RedisGcra;
 use anyhow::Context;
@@ -21,8 +21,8 @@ use domain::{
     },
     registry::KeyRegistry,
     services::{
-        DefaultsService, DevicesService, EffectiveService, PreferencesService, SettingsService,
-        WritePipeline,
+        DefaultsService, DevicesService, EffectiveService, PortabilityPorts, PortabilityService,
+        PreferencesService, SettingsService, WritePipeline,
     },
 };
 use prometheus::Registry;
@@ -33,8 +33,8 @@ use crate::{
     bounded_readiness::BoundedReadiness,
     cache::{
         CachedDefaultsRepository, CachedPreferencesRepository, CachedSettingsRepository, Caches,
-        DefaultsCache, InvalidatingDeviceSettings, PreferencesCache, RenderedViews, SettingsCache,
-        spawn_invalidation,
+        DefaultsCache, InvalidatingDeviceSettings, InvalidatingImport, PreferencesCache,
+        RenderedViews, SettingsCache, spawn_invalidation,
     },
     config::{Config, ProvisioningMode},
     counting_cipher::CountingCipher,
@@ -450,6 +450,22 @@ fn api_state(
         Arc::clone(&defaults_repo),
     );
     let pipeline = WritePipeline::new(cipher, registry, limits, categories);
+    let importer = InvalidatingImport::new(
+        PgImportRepository::new(pool.clone(), provisioning).with_operation_timeout(timeout),
+        caches.settings.clone(),
+        caches.preferences.clone(),
+    );
+    let portability = PortabilityService::new(
+        PortabilityPorts {
+            settings: Arc::clone(&settings_repo),
+            devices: Arc::clone(&devices_repo),
+            preferences: Arc::clone(&preferences_repo),
+            defaults: Arc::clone(&defaults_repo),
+            audit: Arc::clone(&audit),
+            importer: Arc::new(importer),
+        },
+        pipeline.clone(),
+    );
     let integrations = crate::integrations::build(
         &config.integrations,
         &pool,
@@ -476,6 +492,7 @@ fn api_state(
         };
     Ok(ApiState {
         effective: Arc::new(effective),
+        portability: Arc::new(portability),
         views,
         defaults: Arc::new(DefaultsService::new(
             Arc::clone(&defaults_repo),

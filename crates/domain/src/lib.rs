@@ -12,6 +12,7 @@ pub mod history;
 pub mod ids;
 pub mod integrations;
 pub mod layers;
+pub mod portability;
 pub mod ports;
 pub mod preferences;
 pub mod registry;

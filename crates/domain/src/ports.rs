@@ -13,6 +13,7 @@ use crate::{
     error::RepositoryError,
     history::{ChangeOrigin, HistoryEntry, HistoryTarget},
     ids::UserId,
+    portability::ImportChanges,
     preferences::{DeploymentPreferences, PreferenceOverrides, StoredPreferences},
     secrets::{CipherError, Envelope},
     settings::{
@@ -295,6 +296,21 @@ pub trait HistoryRepository: Send + Sync {
         target: &HistoryTarget,
         version: i64,
     ) -> Result<Option<HistoryEntry>, RepositoryError>;
+}
+
+/// Writes an import (see [`crate::portability`]) in one transaction: every write and delete
+/// under its precondition, the result within `quota`, all or nothing. Its history names the
+/// import.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait ImportRepository: Send + Sync {
+    /// Writes `changes` for `user`.
+    async fn apply(
+        &self,
+        user: UserId,
+        changes: &ImportChanges,
+        quota: UserQuota,
+    ) -> Result<(), SettingWriteError>;
 }
 
 /// The append-only audit log of privileged reads.

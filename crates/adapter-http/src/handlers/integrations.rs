@@ -448,7 +448,7 @@ fn not_connected(provider: ProviderId) -> ApiError {
     )
 }
 
-fn status_error(e: StatusError) -> ApiError {
+pub(crate) fn status_error(e: StatusError) -> ApiError {
     match e {
         StatusError::Repository(r) => r.into(),
     }

@@ -8,6 +8,7 @@ pub mod health;
 pub mod history;
 pub mod integrations;
 pub mod internal;
+pub mod portability;
 pub mod preferences;
 pub mod schema;
 pub mod settings;

@@ -4,6 +4,7 @@ mod defaults;
 mod devices;
 mod effective;
 mod history;
+mod portability;
 mod preferences;
 mod rotation;
 mod settings;
@@ -13,6 +14,7 @@ pub use defaults::{DefaultsError, DefaultsService};
 pub use devices::{DeleteDeviceError, DevicesService};
 pub use effective::{EffectiveService, EffectiveView};
 pub use history::{DEFAULT_HISTORY_LIMIT, HistoryError, MAX_HISTORY_LIMIT, NotRestorable};
+pub use portability::{ImportError, PortabilityPorts, PortabilityService};
 pub use preferences::{EffectivePreferences, PreferencesError, PreferencesService};
 pub use rotation::{KeyRotation, RewrapFailure, RewrapOptions, RewrapProgress, RewrapReport};
 pub use settings::{
