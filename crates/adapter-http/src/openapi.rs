@@ -63,7 +63,7 @@ use crate::handlers::{
             effective::EffectiveRepresentation, effective::EffectiveEntry,
             devices::DeviceEntry, devices::DeviceList,
             history::HistoryEntryRepresentation, history::RestoreBody,
-            portability::ExportSchema, portability::ImportPlanSchema,
+            portability::ExportSchema, portability::ImportSchema, portability::ImportPlanSchema,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
             schema::Registry, schema::RegistryKey, schema::RegistryLimits,
             internal::SecretPlaintext, health::Health, health::HealthStatus,
@@ -367,10 +367,13 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
                             parameter["schema"] =
                                 json!({"type": "string", "enum": config.categories})
                         }
-                        Some("limit") => {
+                        // A history pages by version, with limits of its own (as derived).
+                        Some("limit") if !path.ends_with("/history") => {
                             parameter["schema"] = json!({"type": "integer", "minimum": 1, "maximum": Page::MAX_LIMIT});
                         }
-                        Some("cursor") => parameter["schema"] = key.clone(),
+                        Some("cursor") if !path.ends_with("/history") => {
+                            parameter["schema"] = key.clone();
+                        }
                         Some("provider") => {
                             let redirect = path.ends_with("/authorize");
                             let providers: Vec<&str> = ProviderId::ALL

@@ -99,7 +99,7 @@ pub struct ExportedIntegration {
 }
 
 /// A document to import, as sent: every member is checked by the import, which reports every
-/// problem at once, so the shapes here are lenient.
+/// problem at once, so the shapes here are lenient (a `null` member is an absent one).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ImportDocument {
@@ -111,17 +111,21 @@ pub struct ImportDocument {
     /// replace).
     pub preferences: Option<Value>,
     /// Devices' overrides, by device id.
+    #[serde(deserialize_with = "nullable")]
     pub devices: BTreeMap<String, ImportedDevice>,
     /// Settings of the user's own layer.
+    #[serde(deserialize_with = "nullable")]
     pub settings: Vec<ImportedSetting>,
     /// Secrets, by name: never imported. An entry holding a value is refused.
-    pub secrets: Vec<BTreeMap<String, Value>>,
+    #[serde(deserialize_with = "nullable")]
+    pub secrets: Vec<serde_json::Map<String, Value>>,
     /// Connections: never imported (they need the user to sign in to the provider).
-    pub integrations: Vec<Value>,
+    #[serde(deserialize_with = "nullable")]
+    pub integrations: Vec<serde_json::Map<String, Value>>,
     /// Also in every export; not read (another user's export may be imported).
-    pub user_id: Option<Value>,
+    pub user_id: Option<Uuid>,
     /// Also in every export; not read.
-    pub exported_at: Option<Value>,
+    pub exported_at: Option<String>,
 }
 
 /// One device's overrides, as sent.
@@ -131,7 +135,17 @@ pub struct ImportedDevice {
     /// The preference fields it overrides.
     pub preferences: Option<Value>,
     /// The settings it overrides.
+    #[serde(deserialize_with = "nullable")]
     pub settings: Vec<ImportedSetting>,
+}
+
+/// `null` read as the empty collection.
+fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// One setting, as sent.

@@ -232,7 +232,11 @@ async fn a_history_is_read_a_page_at_a_time() {
     let bad = app
         .get(&format!("{}?cursor=abc", history_of(key)), &token)
         .await;
-    json_with_status(bad, 422).await;
+    json_with_status(bad, 400).await;
+    let negative = app
+        .get(&format!("{}?cursor=-3", history_of(key)), &token)
+        .await;
+    json_with_status(negative, 422).await;
 }
 
 #[tokio::test]

@@ -71,6 +71,25 @@ async fn disconnect_revokes_the_token_and_removes_every_key() {
     assert_eq!(status["connected"], false);
     assert_eq!(status["username"], serde_json::Value::Null);
     assert_eq!(disconnect(&world, "trakt").await, 404);
+
+    // The history names the integration as the actor of the connect and the disconnect, and
+    // never holds the tokens.
+    let history = world
+        .app
+        .query_json(&format!(
+            "SELECT json_build_object('op', op, 'actor', actor, 'value', value) \
+             FROM shared.user_settings_history \
+             WHERE user_id = '{}' AND key = 'scrobbling.trakt.oauth_tokens' ORDER BY position",
+            world.user
+        ))
+        .await;
+    assert_eq!(
+        history,
+        [
+            json!({"op": "created", "actor": "integration", "value": null}),
+            json!({"op": "deleted", "actor": "integration", "value": null}),
+        ]
+    );
 }
 
 #[tokio::test]

@@ -225,6 +225,8 @@ async fn rewrap_moves_every_secret_to_the_current_key_with_fresh_salts() {
         store_secret(&app, &format!("secret-{i}")).await;
     }
     let before = envelopes(&app).await;
+    let history = "SELECT to_jsonb(count(*)) FROM shared.user_settings_history";
+    let kept_before = app.query_json(history).await;
     let old = keyring(ENCRYPTION_KEY, "");
     let new = keyring(K2, ENCRYPTION_KEY);
     let report = rewrap(
@@ -238,6 +240,8 @@ async fn rewrap_moves_every_secret_to_the_current_key_with_fresh_salts() {
     .await
     .unwrap();
     assert_eq!((report.rewrapped, report.failures.len()), (5, 0));
+    // Re-sealing is not a change: the history holds nothing more.
+    assert_eq!(app.query_json(history).await, kept_before);
 
     let after = envelopes(&app).await;
     for ((user, was), (same_user, now)) in before.iter().zip(&after) {

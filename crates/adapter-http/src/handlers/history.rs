@@ -39,24 +39,22 @@ pub struct HistoryQuery {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// Where to continue: from the `Link` header of the previous page (a version).
-    #[param(pattern = "^[0-9]{1,19}$")]
-    pub cursor: Option<String>,
+    #[param(minimum = 1)]
+    pub cursor: Option<i64>,
 }
 
 impl HistoryQuery {
     fn before(&self) -> Result<Option<i64>, ApiError> {
-        self.cursor
-            .as_deref()
-            .map(|c| {
-                c.parse::<i64>().map_err(|_| {
-                    ApiError::Validation(ValidationErrors::single(FieldError::new(
-                        "cursor",
-                        "invalid_cursor",
-                        "the cursor is not one this API gave",
-                    )))
-                })
-            })
-            .transpose()
+        match self.cursor {
+            Some(cursor) if cursor < 1 => Err(ApiError::Validation(ValidationErrors::single(
+                FieldError::new(
+                    "cursor",
+                    "invalid_cursor",
+                    "the cursor is not one this API gave",
+                ),
+            ))),
+            cursor => Ok(cursor),
+        }
     }
 }
 
@@ -97,7 +95,22 @@ impl From<HistoryEntry> for HistoryEntryRepresentation {
 #[serde(deny_unknown_fields)]
 pub struct RestoreBody {
     /// A version from the history.
+    #[serde(deserialize_with = "integral")]
     version: i64,
+}
+
+/// An integer, also when written with a zero fraction (`790.0`): JSON Schema's `integer` is
+/// the value, not its spelling.
+fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_i64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        #[allow(clippy::cast_possible_truncation)]
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom("the version is an integer")),
+    }
 }
 
 /// A page as the answer: the entries, and the next page's URL in `Link`.

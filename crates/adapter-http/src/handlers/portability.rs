@@ -76,6 +76,38 @@ pub struct ExportSchema {
     pub integrations: Vec<serde_json::Value>,
 }
 
+/// A document to import: an export (the caller's own or another user's), or any document of
+/// its shape. Only `format` and `format_version` are required; an absent or `null` member holds
+/// nothing. Each item is checked by the rules of a normal write (see the settings routes).
+#[derive(ToSchema)]
+pub struct ImportSchema {
+    /// `user-settings-export`.
+    #[schema(pattern = "^user-settings-export$")]
+    pub format: String,
+    /// `1`.
+    #[schema(minimum = 1, maximum = 1)]
+    pub format_version: u32,
+    /// Not read.
+    pub exported_at: Option<String>,
+    /// Not read: another user's export imports as well.
+    pub user_id: Option<Uuid>,
+    /// The preference fields to set, as in a full replace of the preferences.
+    #[schema(value_type = Option<Object>)]
+    pub preferences: Option<serde_json::Value>,
+    /// Each device's `{"preferences", "settings"}`, by device id.
+    #[schema(value_type = Option<Object>)]
+    pub devices: Option<serde_json::Value>,
+    /// `[{"key", "value", "category", "data_type", "description"}]`; `updated_at` is not read.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub settings: Option<Vec<serde_json::Value>>,
+    /// Names only (`[{"key", "updated_at"}]`): never imported; a `value` is refused.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub secrets: Option<Vec<serde_json::Value>>,
+    /// Not imported: a connection needs the user at the provider.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub integrations: Option<Vec<serde_json::Value>>,
+}
+
 /// What an import does (or, in a dry run, would do), item by item: `settings/{key}`,
 /// `preferences`, `devices/{device_id}/settings/{key}`, `devices/{device_id}/preferences`.
 #[derive(ToSchema)]
@@ -135,7 +167,7 @@ pub async fn admin_export(
 #[utoipa::path(
     post, path = "/api/v1/users/me/import", tag = "portability",
     params(ImportQuery),
-    request_body(content = ExportSchema, content_type = "application/json",
+    request_body(content = ImportSchema, content_type = "application/json",
         description = "An export document (the caller's own or another user's)"),
     responses(
         (status = 200, description = "The plan, done (or, with dry_run, only planned)", body = ImportPlanSchema),

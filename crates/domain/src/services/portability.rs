@@ -612,7 +612,7 @@ fn check_envelope(document: &ImportDocument, errors: &mut ValidationErrors) {
         ));
     }
     for (i, secret) in document.secrets.iter().enumerate() {
-        if secret.contains_key("value") {
+        if secret.get("value").is_some() {
             errors.push(secret_refused_at().prefixed(&format!("secrets[{i}]")));
         }
     }

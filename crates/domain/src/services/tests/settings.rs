@@ -10,16 +10,16 @@ use super::{admin, created, stored, user};
 use crate::{
     RepositoryError,
     audit::AuditAction,
-    history::ChangeOrigin,
+    history::{ChangeActor, ChangeOp, ChangeOrigin, HistoryEntry},
     ports::{
-        MockAuditLog, MockSecretCipher, MockSettingsRepository, SettingDeleteError,
-        SettingWriteError,
+        MockAuditLog, MockHistoryRepository, MockSecretCipher, MockSettingsRepository,
+        SettingDeleteError, SettingWriteError,
     },
     registry::KeyRegistry,
     secrets::{CipherError, Envelope, SecretValue},
     services::{
-        DeleteSettingError, GetSecretError, SetSettingError, SettingInput, SettingsService,
-        WritePipeline,
+        DeleteSettingError, GetSecretError, NotRestorable, SetSettingError, SettingInput,
+        SettingsService, WritePipeline,
     },
     settings::{
         AllowedCategories, DataType, Limits, Page, Precondition, QuotaExceeded, SettingKey,
@@ -801,4 +801,96 @@ async fn whitespace_between_tokens_does_not_count_towards_the_value_size() {
         ),
         vec![("value".to_owned(), "too_large")]
     );
+}
+
+/// A history that keeps one entry of `ui.a` at version 7.
+fn history_with(entry: HistoryEntry) -> Arc<MockHistoryRepository> {
+    let mut history = MockHistoryRepository::new();
+    history
+        .expect_entry()
+        .withf(|_, target, version| {
+            target.key.as_ref().map(SettingKey::as_str) == Some("ui.a") && *version == 7
+        })
+        .returning(move |_, _, _| Ok(Some(entry.clone())));
+    history.expect_entry().returning(|_, _, _| Ok(None));
+    Arc::new(history)
+}
+
+fn kept(op: ChangeOp, value: Option<Value>, data_type: DataType) -> HistoryEntry {
+    HistoryEntry {
+        version: 7,
+        op,
+        actor: ChangeActor::User,
+        value,
+        data_type: Some(data_type),
+        category: None,
+        description: None,
+        changed_at: time::OffsetDateTime::UNIX_EPOCH,
+    }
+}
+
+#[tokio::test]
+async fn a_restore_writes_the_kept_value_as_a_restore_under_the_precondition() {
+    let mut repo = MockSettingsRepository::new();
+    repo.expect_upsert()
+        .withf(|_, write, expected, _| {
+            write.key.as_str() == "ui.a"
+                && write.value.plain() == Some(&json!({"columns": 3}))
+                && write.origin == ChangeOrigin::Restore
+                && *expected == Precondition::Version(9)
+        })
+        .times(1)
+        .returning(|_, write, _, _| Ok(created(write)));
+    let svc = TestService::default()
+        .repo(repo)
+        .build()
+        .with_history(history_with(kept(
+            ChangeOp::Updated,
+            Some(json!({"columns": 3})),
+            DataType::Json,
+        )));
+
+    let (setting, created) = svc
+        .restore(user(), "ui.a", 7, Precondition::Version(9))
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(setting.value, json!({"columns": 3}));
+}
+
+#[tokio::test]
+async fn a_secret_a_deletion_and_a_version_not_kept_are_not_restored() {
+    for (entry, version, expected) in [
+        (
+            kept(ChangeOp::Updated, None, DataType::Encrypted),
+            7,
+            "secret",
+        ),
+        (
+            kept(ChangeOp::Deleted, None, DataType::String),
+            7,
+            "deletion",
+        ),
+        (
+            kept(ChangeOp::Created, Some(json!(1)), DataType::Number),
+            8,
+            "not kept",
+        ),
+    ] {
+        // No write is expected: the mock repository refuses any.
+        let svc = TestService::default()
+            .build()
+            .with_history(history_with(entry));
+        let error = svc
+            .restore(user(), "ui.a", version, Precondition::Any)
+            .await
+            .unwrap_err();
+        let reason = match error {
+            SetSettingError::NotRestorable(NotRestorable::Secret) => "secret",
+            SetSettingError::NotRestorable(NotRestorable::Deletion { .. }) => "deletion",
+            SetSettingError::NotRestorable(NotRestorable::VersionNotFound { .. }) => "not kept",
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(reason, expected);
+    }
 }
