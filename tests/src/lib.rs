@@ -170,7 +170,7 @@ impl TestApp {
         let sql = "SELECT to_jsonb(count(*)) FROM pg_stat_activity \
                    WHERE datname = current_database() \
                    AND application_name = 'user-settings-change-feed' \
-                   AND query = 'LISTEN user_settings_changes'";
+                   AND query LIKE 'LISTEN user_settings_changes%'";
         for _ in 0..200 {
             if self.query_json(sql).await[0] == instances {
                 return;

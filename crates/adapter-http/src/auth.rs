@@ -86,6 +86,7 @@ pub struct Claims {
 #[derive(Deserialize)]
 struct VerifiedClaims {
     sub: String,
+    exp: u64,
     #[serde(default)]
     roles: Vec<String>,
 }
@@ -182,9 +183,14 @@ impl Authenticator {
                 _ => None,
             })
             .collect();
+        let expires_at = i64::try_from(data.claims.exp)
+            .ok()
+            .and_then(|exp| time::OffsetDateTime::from_unix_timestamp(exp).ok())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         Ok(Principal {
             user_id: UserId::new(user_id),
             roles,
+            expires_at,
         })
     }
 }
@@ -224,6 +230,9 @@ pub struct Principal {
     pub user_id: UserId,
     /// Extra roles the token grants.
     pub roles: Vec<Role>,
+    /// When the token expires (its `exp`): what outlives a request, such as a change stream,
+    /// ends then.
+    pub expires_at: time::OffsetDateTime,
 }
 
 impl Principal {

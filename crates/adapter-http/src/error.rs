@@ -76,6 +76,15 @@ pub enum ApiError {
     /// 429: the caller already has the most settings writes in flight.
     #[error("too many concurrent writes")]
     TooManyConcurrentWrites,
+    /// 429: the caller already has the most change streams open.
+    #[error("too many change streams")]
+    TooManyStreams {
+        /// Streams allowed per user.
+        limit: usize,
+    },
+    /// 503: this instance serves the most change streams it may.
+    #[error("no room for another change stream")]
+    StreamsUnavailable,
     /// 503: the database is unavailable; retrying later may work.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -172,6 +181,7 @@ impl ApiError {
             ApiError::Validation(_) => "validation_failed",
             ApiError::PreconditionRequired => "precondition_required",
             ApiError::TooManyConcurrentWrites => "too_many_concurrent_writes",
+            ApiError::TooManyStreams { .. } | ApiError::StreamsUnavailable => "too_many_streams",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::InvalidRequest(code, _)
             | ApiError::Conflict(code, _)
@@ -210,6 +220,12 @@ impl ApiError {
                 "too many of your settings writes are in progress; retry when one has finished"
                     .into(),
             ),
+            ApiError::TooManyStreams { limit } => Some(format!(
+                "at most {limit} change streams per user are open at once; close one first"
+            )),
+            ApiError::StreamsUnavailable => {
+                Some("this instance serves as many change streams as it may; retry shortly".into())
+            }
             ApiError::UnsupportedMediaType => {
                 Some("send a JSON body with Content-Type: application/json".into())
             }
@@ -245,8 +261,12 @@ impl ResponseError for ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
-            ApiError::TooManyConcurrentWrites => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyConcurrentWrites | ApiError::TooManyStreams { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::Unavailable(_) | ApiError::StreamsUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::InvalidRequest(..) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(..) => StatusCode::CONFLICT,
             ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -296,7 +316,10 @@ impl ResponseError for ApiError {
                 };
                 response.insert_header((header::WWW_AUTHENTICATE, challenge));
             }
-            ApiError::Unavailable(_) | ApiError::TooManyConcurrentWrites => {
+            ApiError::Unavailable(_)
+            | ApiError::TooManyConcurrentWrites
+            | ApiError::TooManyStreams { .. }
+            | ApiError::StreamsUnavailable => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             ApiError::MethodNotAllowed { allow } => {

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod conditional;
 pub mod error;
+pub mod events;
 pub mod handlers;
 pub mod json;
 pub mod metrics;

@@ -17,8 +17,8 @@ use domain::{
 use domain::preferences::PreferenceField;
 
 use crate::handlers::{
-    admin, defaults, devices, effective, health, history, integrations, internal, portability,
-    preferences, schema, settings,
+    admin, defaults, devices, effective, events, health, history, integrations, internal,
+    portability, preferences, schema, settings,
 };
 
 /// The API description served at `/openapi.json`.
@@ -45,6 +45,7 @@ use crate::handlers::{
         history::restore_device_setting, history::preferences, history::restore_preferences,
         history::admin_setting,
         portability::export, portability::import, portability::admin_export,
+        events::stream, events::ticket,
         internal::secret,
         integrations::list, integrations::status, integrations::authorize,
         integrations::connect, integrations::disconnect, integrations::token,
@@ -64,6 +65,7 @@ use crate::handlers::{
             devices::DeviceEntry, devices::DeviceList,
             history::HistoryEntryRepresentation, history::RestoreBody,
             portability::ExportSchema, portability::ImportSchema, portability::ImportPlanSchema,
+            events::Ticket,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
             schema::Registry, schema::RegistryKey, schema::RegistryLimits,
             internal::SecretPlaintext, health::Health, health::HealthStatus,
@@ -86,6 +88,7 @@ use crate::handlers::{
         (name = "defaults", description = "The deployment layer: values an operator sets for every user"),
         (name = "devices", description = "The device layer: each of the caller's devices' own overrides of their settings"),
         (name = "history", description = "Every kept change of the caller's settings and preferences, and restoring an earlier version"),
+        (name = "events", description = "The live change stream: every committed change of the caller's data, as Server-Sent Events"),
         (name = "portability", description = "Everything the caller stored, as one document to download, and its import"),
         (name = "internal", description = "Plaintext secrets and provider tokens for integration services"),
         (name = "integrations", description = "The caller's connections to external services"),

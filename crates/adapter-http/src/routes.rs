@@ -11,8 +11,8 @@ use actix_web::{
 use crate::{
     error::ApiError,
     handlers::{
-        admin, defaults, devices, effective, health, history, integrations, internal, portability,
-        preferences, schema, settings,
+        admin, defaults, devices, effective, events, health, history, integrations, internal,
+        portability, preferences, schema, settings,
     },
     json,
 };
@@ -157,6 +157,15 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Method::GET,
         "/api/v1/admin/users/{user_id}/settings/{key}/history",
         |r| r.to(history::admin_setting),
+    ),
+    endpoint(Group::Api, Method::GET, "/api/v1/users/me/events", |r| {
+        r.to(events::stream)
+    }),
+    endpoint(
+        Group::Api,
+        Method::POST,
+        "/api/v1/users/me/events/tickets",
+        |r| r.to(events::ticket),
     ),
     endpoint(Group::Api, Method::GET, "/api/v1/users/me/export", |r| {
         r.to(portability::export)

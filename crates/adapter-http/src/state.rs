@@ -83,6 +83,8 @@ pub struct ApiState {
     pub devices: Arc<DynDevicesService>,
     /// Export and import.
     pub portability: Arc<DynPortabilityService>,
+    /// The live change streams.
+    pub events: crate::events::EventsApi,
     /// Readiness probe.
     pub readiness: Arc<dyn Readiness>,
     /// Options.

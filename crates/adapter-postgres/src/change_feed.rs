@@ -15,6 +15,11 @@
 //! `{"store": "device_settings", "user_id", "device_id", "key", "op"}` for every changed
 //! override of a device (`shared.user_device_settings`).
 //!
+//! The history triggers of V12 announce every kept change on [`EVENTS_CHANNEL`]
+//! (`user_settings_events`) as `{"position", "user_id", "store", "scope", "device_id", "key",
+//! "op", "version", "changed_at"}`: the feed publishes them as [`ChangeEvent::Notice`], for
+//! the live change streams.
+//!
 //! The feed `LISTEN`s on a dedicated connection (not from the pool: a pooled connection is
 //! shared and recycled, and a listener must stay open) and publishes [`ChangeEvent`]s on a
 //! `tokio::sync::broadcast` channel, so several caches can subscribe. Notifications sent
@@ -34,7 +39,13 @@ use std::{
     time::Duration,
 };
 
-use domain::{UserId, devices::DeviceId, settings::SettingKey};
+use domain::{
+    UserId,
+    devices::DeviceId,
+    events::{ChangeNotice, NoticeScope, NoticeStore},
+    history::ChangeOp,
+    settings::SettingKey,
+};
 use serde_json::Value;
 use tokio::{
     sync::{broadcast, oneshot},
@@ -47,8 +58,10 @@ use crate::config::{PgConfig, PgConfigError};
 
 /// The notification channel the triggers send on.
 pub const CHANNEL: &str = "user_settings_changes";
+/// The channel the history's triggers announce each kept change on.
+pub const EVENTS_CHANNEL: &str = "user_settings_events";
 
-const LISTEN: &str = "LISTEN user_settings_changes";
+const LISTEN: &str = "LISTEN user_settings_changes; LISTEN user_settings_events";
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Bound on the start-up handshake and `LISTEN` when the config sets no connect timeout.
@@ -89,6 +102,8 @@ pub enum ChangeEvent {
     },
     /// The deployment layer changed (it concerns every user).
     Defaults,
+    /// A change was kept in the history (V12): what the live streams announce.
+    Notice(ChangeNotice),
     /// Changes may have been missed (the feed (re)connected, or a payload was unreadable):
     /// drop every cached entry.
     FlushAll,
@@ -321,7 +336,14 @@ fn relay(
 ) -> Result<(), String> {
     match message {
         Some(Ok(AsyncMessage::Notification(notification))) => {
-            if notification.channel() == CHANNEL {
+            if notification.channel() == EVENTS_CHANNEL {
+                match notice_from_payload(notification.payload()) {
+                    Some(notice) => {
+                        let _ = events.send(ChangeEvent::Notice(notice));
+                    }
+                    None => tracing::warn!("unreadable change announcement; ignored"),
+                }
+            } else if notification.channel() == CHANNEL {
                 let event =
                     ChangeEvent::from_payload(notification.payload()).unwrap_or_else(|| {
                         tracing::warn!("unreadable change notification; flushing caches");
@@ -341,6 +363,45 @@ fn relay(
     }
 }
 
+/// Parses an announcement of V12; `None` when it is not one the triggers send.
+pub fn notice_from_payload(payload: &str) -> Option<ChangeNotice> {
+    let payload: Value = serde_json::from_str(payload).ok()?;
+    let text = |name: &str| payload.get(name).and_then(Value::as_str);
+    let user_id = match payload.get("user_id")? {
+        Value::Null => None,
+        id => Some(UserId::new(id.as_str()?.parse().ok()?)),
+    };
+    let store = match text("store")? {
+        "settings" => NoticeStore::Settings,
+        "preferences" => NoticeStore::Preferences,
+        "defaults" => NoticeStore::Defaults,
+        _ => return None,
+    };
+    let scope = match text("scope")? {
+        "user" => NoticeScope::User,
+        "device" => NoticeScope::Device,
+        "deployment" => NoticeScope::Deployment,
+        _ => return None,
+    };
+    let changed_at = text("changed_at")?;
+    Some(ChangeNotice {
+        position: payload.get("position")?.as_i64()?,
+        user_id,
+        store,
+        scope,
+        device_id: text("device_id").map(DeviceId::parse).transpose().ok()?,
+        key: text("key").map(str::to_owned),
+        op: ChangeOp::parse(text("op")?)?,
+        version: payload.get("version")?.as_i64()?,
+        changed_at: parse_timestamp(changed_at)?,
+    })
+}
+
+/// PostgreSQL's JSON rendering of a `timestamptz` (`2026-12-04T10:00:00.123456+00:00`).
+fn parse_timestamp(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
 /// Between half and all of `backoff`, so instances that lost the database together do not
 /// reconnect in lockstep.
 fn jittered(backoff: Duration) -> Duration {
@@ -354,6 +415,29 @@ mod tests {
     use super::*;
 
     const USER: &str = "6f1c1e52-3b0e-4bd5-9c56-1d9a8f0f6a10";
+
+    #[test]
+    fn an_announcement_parses_as_postgresql_renders_it() {
+        let payload = format!(
+            r#"{{"position" : 42, "user_id" : "{USER}", "store" : "settings", "scope" : "device", "device_id" : "tv", "key" : "ui.theme", "op" : "restored", "version" : 7, "changed_at" : "2026-12-04T10:00:00.123456+00:00"}}"#
+        );
+        let notice = notice_from_payload(&payload).unwrap();
+        assert_eq!(notice.position, 42);
+        assert_eq!(notice.user_id, Some(UserId::new(USER.parse().unwrap())));
+        assert_eq!(
+            (notice.store, notice.scope),
+            (NoticeStore::Settings, NoticeScope::Device)
+        );
+        assert_eq!(notice.device_id.unwrap().as_str(), "tv");
+        assert_eq!(notice.op, ChangeOp::Restored);
+        assert_eq!(
+            notice.changed_at,
+            time::macros::datetime!(2026-12-04 10:00:00.123456 UTC)
+        );
+        let deployment = r#"{"position": 5, "user_id": null, "store": "defaults", "scope": "deployment", "device_id": null, "key": null, "op": "updated", "version": 2, "changed_at": "2026-12-04T10:00:00+00:00"}"#;
+        assert_eq!(notice_from_payload(deployment).unwrap().user_id, None);
+        assert_eq!(notice_from_payload(r#"{"position": 5}"#), None);
+    }
 
     #[test]
     fn settings_payload_parses() {

@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Pool, Transaction};
 use domain::{
     RepositoryError, UserId,
+    devices::DeviceId,
+    events::{ChangeLog, ChangeNotice, NoticeScope, NoticeStore, Replay},
     history::{
         ChangeActor, ChangeOp, ChangeOrigin, HistoryEntry, HistoryTarget, Pruned, Retention,
     },
@@ -55,6 +57,23 @@ const ENTRY: &str = concat!(
     " FROM shared.user_settings_history \
      WHERE user_id = $1 AND store = $2 AND device_id = $3 AND key = $4 AND version = $5"
 );
+
+/// Whether the change at `$2` is still kept: then every later change a stream announces is
+/// too (age pruning removes the oldest first; per-key pruning only superseded versions).
+const POSITION_KEPT: &str = "SELECT EXISTS (SELECT 1 FROM shared.user_settings_history \
+     WHERE user_id = $1 AND position = $2) \
+     OR EXISTS (SELECT 1 FROM shared.deployment_history WHERE position = $2)";
+
+/// A stream's changes after `$2`: the user's own layer, the device `$3` (`''`: none), the
+/// deployment; by the primary keys.
+const SINCE: &str = "SELECT position, user_id, store, device_id, key, op, version, changed_at \
+     FROM (SELECT position, user_id, store, device_id, key, op, version, changed_at \
+           FROM shared.user_settings_history \
+           WHERE user_id = $1 AND position > $2 AND (device_id = '' OR device_id = $3) \
+           UNION ALL \
+           SELECT position, NULL::uuid, 'defaults', '', key, op, version, changed_at \
+           FROM shared.deployment_history WHERE position > $2) AS changes \
+     ORDER BY position LIMIT $4";
 
 const NAME_ORIGIN: &str = "SELECT set_config('user_settings.change_actor', $1, true), \
      set_config('user_settings.change_op', $2, true)";
@@ -225,6 +244,93 @@ impl PgHistoryRepository {
             .map(entry_from_row)
             .transpose()
     }
+}
+
+impl PgHistoryRepository {
+    async fn since_inner(
+        &self,
+        user: UserId,
+        device: Option<&DeviceId>,
+        position: i64,
+        limit: u32,
+    ) -> Result<Replay, PgError> {
+        let client = self.pool.get().await?;
+        let kept = client.prepare_cached(POSITION_KEPT).await?;
+        let kept: bool = client
+            .query_one(&kept, &[&user.as_uuid(), &position])
+            .await?
+            .try_get(0)?;
+        if !kept {
+            return Ok(Replay::Reset);
+        }
+        let since = client.prepare_cached(SINCE).await?;
+        let device = device.map_or("", DeviceId::as_str);
+        let rows = client
+            .query(
+                &since,
+                &[&user.as_uuid(), &position, &device, &(i64::from(limit) + 1)],
+            )
+            .await?;
+        if rows.len() > limit as usize {
+            return Ok(Replay::Reset);
+        }
+        let notices = rows
+            .iter()
+            .map(notice_from_row)
+            .collect::<Result<Vec<_>, PgError>>()?;
+        Ok(Replay::Missed(notices))
+    }
+}
+
+#[async_trait]
+impl ChangeLog for PgHistoryRepository {
+    async fn since(
+        &self,
+        user: UserId,
+        device: Option<DeviceId>,
+        position: i64,
+        limit: u32,
+    ) -> Result<Replay, RepositoryError> {
+        within(self.operation_timeout, async {
+            Ok(self
+                .since_inner(user, device.as_ref(), position, limit)
+                .await?)
+        })
+        .await
+    }
+}
+
+/// A stream's notice from a row of [`SINCE`].
+fn notice_from_row(row: &Row) -> Result<ChangeNotice, PgError> {
+    let corrupt = |what: &str| PgError::Corrupt(format!("stored history {what}"));
+    let user_id: Option<uuid::Uuid> = row.try_get("user_id")?;
+    let store: String = row.try_get("store")?;
+    let device: String = row.try_get("device_id")?;
+    let key: String = row.try_get("key")?;
+    let op: String = row.try_get("op")?;
+    let (store, scope) = match (store.as_str(), device.is_empty()) {
+        ("defaults", _) => (NoticeStore::Defaults, NoticeScope::Deployment),
+        ("settings", true) => (NoticeStore::Settings, NoticeScope::User),
+        ("settings", false) => (NoticeStore::Settings, NoticeScope::Device),
+        ("preferences", true) => (NoticeStore::Preferences, NoticeScope::User),
+        ("preferences", false) => (NoticeStore::Preferences, NoticeScope::Device),
+        _ => return Err(corrupt("store")),
+    };
+    Ok(ChangeNotice {
+        position: row.try_get("position")?,
+        user_id: user_id.map(UserId::new),
+        store,
+        scope,
+        device_id: if device.is_empty() {
+            None
+        } else {
+            Some(DeviceId::parse(&device).map_err(|_| corrupt("device_id"))?)
+        },
+        key: (!key.is_empty()).then_some(key),
+        op: ChangeOp::parse(&op).ok_or_else(|| corrupt("op"))?,
+        version: row.try_get("version")?,
+        changed_at: row.try_get("changed_at")?,
+    })
 }
 
 #[async_trait]

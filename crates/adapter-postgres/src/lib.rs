@@ -8,7 +8,7 @@
 //! - [`migrate`]: the refinery migrations of `migrations/`, embedded in the binary.
 //! - [`PgSettingsRepository`], [`PgDeviceSettingsRepository`], [`PgPreferencesRepository`],
 //!   [`PgAuditLog`], [`PgEnvelopeStore`], [`PgOAuthStateStore`], [`PgDefaultsRepository`],
-//!   [`PgHistoryRepository`], [`PgImportRepository`]: the
+//!   [`PgHistoryRepository`], [`PgImportRepository`], [`PgEventTickets`]: the
 //!   domain's ports on PostgreSQL. Static SQL only (the settings' and devices' row statements
 //!   built once from shared templates), prepared with `prepare_cached`; optimistic
 //!   concurrency in the statements themselves.
@@ -27,6 +27,7 @@ mod defaults_repo;
 mod device_settings_repo;
 mod envelope_store;
 mod errors;
+mod event_tickets;
 mod history_repo;
 mod import_repo;
 mod migrate;
@@ -40,12 +41,13 @@ pub mod testing;
 mod tls;
 
 pub use audit_log::PgAuditLog;
-pub use change_feed::{CHANNEL, ChangeEvent, ChangeFeed};
+pub use change_feed::{CHANNEL, ChangeEvent, ChangeFeed, EVENTS_CHANNEL, notice_from_payload};
 pub use config::{PgConfig, PgConfigError};
 pub use deadline::DEFAULT_OPERATION_TIMEOUT;
 pub use defaults_repo::PgDefaultsRepository;
 pub use device_settings_repo::PgDeviceSettingsRepository;
 pub use envelope_store::PgEnvelopeStore;
+pub use event_tickets::PgEventTickets;
 pub use history_repo::{PRUNE_ROWS_PER_BATCH, PRUNE_USERS_PER_BATCH, PgHistoryRepository};
 pub use import_repo::PgImportRepository;
 pub use migrate::{MigrateError, MigrationReport, migrate, migrate_pool};

@@ -112,6 +112,12 @@ const ENV_MAP: &[(&str, &str)] = &[
     ),
     ("USER_SETTINGS_LOG_FORMAT", "log.format"),
     (
+        "USER_SETTINGS_EVENTS_MAX_STREAMS_PER_USER",
+        "events.max_streams_per_user",
+    ),
+    ("USER_SETTINGS_EVENTS_MAX_STREAMS", "events.max_streams"),
+    ("USER_SETTINGS_EVENTS_KEEP_ALIVE", "events.keep_alive"),
+    (
         "USER_SETTINGS_HISTORY_KEEP_VERSIONS",
         "history.keep_versions",
     ),
@@ -148,6 +154,8 @@ pub struct Config {
     pub integrations: crate::integrations::IntegrationsConfig,
     /// How much history is kept.
     pub history: HistoryConfig,
+    /// The live change streams.
+    pub events: EventsConfig,
 }
 
 /// PostgreSQL settings.
@@ -401,6 +409,29 @@ impl Default for ValidationConfig {
             max_devices_per_user: NonZeroU32::new(limits.max_devices_per_user)
                 .unwrap_or(NonZeroU32::MIN),
             allowed_categories: AllowedCategories::default(),
+        }
+    }
+}
+
+/// The live change streams (the YAML `events:` block).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Streams one user may have open on one instance (more answer 429).
+    pub max_streams_per_user: NonZeroU32,
+    /// Streams one instance serves (more answer 503 `too_many_streams`).
+    pub max_streams: NonZeroU32,
+    /// A comment this often on an idle stream (keeps proxies from closing it).
+    pub keep_alive: PositiveDuration,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            max_streams_per_user: NonZeroU32::new(8).unwrap_or(NonZeroU32::MIN),
+            max_streams: NonZeroU32::new(10_000).unwrap_or(NonZeroU32::MIN),
+            keep_alive: PositiveDuration::new(Duration::from_secs(15))
+                .unwrap_or(PositiveDuration::SECOND),
         }
     }
 }

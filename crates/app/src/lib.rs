@@ -9,6 +9,7 @@ pub mod bounded_readiness;
 pub mod cache;
 pub mod config;
 pub mod counting_cipher;
+pub mod event_hub;
 pub mod history_pruner;
 pub mod integrations;
 pub mod keys;

@@ -6,10 +6,10 @@ use std::{net::TcpListener, sync::Arc};
 use adapter_crypto::AesGcmKeyring;
 use adapter_http::{
     ApiOptions, ApiState, AuthConfig, Authenticator, HttpMetrics, Operations, Routes,
-    ServerOptions, VerificationKey, WritePermits, views::ViewCache,
+    ServerOptions, VerificationKey, WritePermits, events::EventsApi, views::ViewCache,
 };
 use adapter_postgres::{
-    ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgHistoryRepository,
+    ChangeFeed, PgAuditLog, PgConfig, PgDefaultsRepository, PgEventTickets, PgHistoryRepository,
     PgImportRepository, PgPreferencesRepository, PgSettingsRepository, Pool, Provisioning,
 };
 use adapter_redis::RedisGcra;
@@ -38,6 +38,7 @@ use crate::{
     },
     config::{Config, ProvisioningMode},
     counting_cipher::CountingCipher,
+    event_hub::{EventHub, spawn_relay},
     history_pruner::spawn_pruner,
     metrics::{AppMetrics, PREFERENCES_CACHE, SETTINGS_CACHE, SETTINGS_LIST_CACHE},
     rate_limiter::{EVICTION_INTERVAL, GovernorRateLimiter, spawn_eviction},
@@ -51,6 +52,7 @@ pub struct Application {
     server: adapter_http::Server,
     internal: Option<(u16, adapter_http::Server)>,
     background: Background,
+    events: EventHub,
 }
 
 impl Application {
@@ -80,16 +82,25 @@ impl Application {
             Arc::new(CountingCipher::new(keyring, metrics.cipher_counters()));
         let caches = caches(&config, &metrics);
         let mut background = Background::default();
+        // Always on: the change streams hear every commit through it, and the caches (when
+        // on) are invalidated by it.
+        let (feed, events) = ChangeFeed::spawn(&pg).context("starting the change feed")?;
+        metrics
+            .register_change_feed(feed.reconnect_counter())
+            .context("registering metrics")?;
+        let hub = EventHub::new(
+            config.events.max_streams_per_user.get() as usize,
+            config.events.max_streams.get() as usize,
+        );
+        background
+            .tasks
+            .push(spawn_relay(feed.subscribe(), hub.clone()));
         if caches.settings.is_some() || caches.preferences.is_some() {
-            let (feed, events) = ChangeFeed::spawn(&pg).context("starting the change feed")?;
-            metrics
-                .register_change_feed(feed.reconnect_counter())
-                .context("registering metrics")?;
             background
                 .tasks
                 .push(spawn_invalidation(events, caches.clone()));
-            background.change_feed = Some(feed);
         }
+        background.change_feed = Some(feed);
         let local_limiter = Arc::new(GovernorRateLimiter::per_hour(
             config.rate_limiting.reads_per_hour,
             config.rate_limiting.writes_per_hour,
@@ -111,7 +122,16 @@ impl Application {
             config.history.retention(),
             config.history.prune_interval.get(),
         ));
-        let state = api_state(&config, pool, cipher, &caches, Arc::new(history))?;
+        let events = EventsApi {
+            streams: Arc::new(hub.clone()),
+            tickets: Arc::new(
+                PgEventTickets::new(pool.clone())
+                    .with_operation_timeout(config.database.timeout.get()),
+            ),
+            log: Arc::new(history.clone()),
+            keep_alive: config.events.keep_alive.get(),
+        };
+        let state = api_state(&config, pool, cipher, &caches, Arc::new(history), events)?;
         let operations = Operations {
             rate_limiter: limiter,
             metrics: http_metrics,
@@ -157,6 +177,7 @@ impl Application {
             server,
             internal,
             background,
+            events: hub,
         })
     }
 
@@ -180,14 +201,45 @@ impl Application {
             server,
             internal,
             background,
+            events,
             ..
         } = self;
+        // The server stops on these signals too; the streams must end first, or a graceful
+        // stop would wait for them until its timeout.
+        let streams_end = tokio::spawn(async move {
+            stop_signal().await;
+            events.shut_down();
+        });
         let result = match internal {
             None => server.await,
             Some((_, internal)) => run_both(server, internal).await,
         };
+        streams_end.abort();
         background.shutdown().await;
         result
+    }
+}
+
+/// SIGTERM or SIGINT (the signals the server stops on).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -394,6 +446,7 @@ fn api_state(
     cipher: Arc<dyn SecretCipher>,
     caches: &Caches,
     history: Arc<dyn HistoryRepository>,
+    events: EventsApi,
 ) -> anyhow::Result<ApiState> {
     let provisioning = match config.users.provisioning {
         ProvisioningMode::Auto => Provisioning::Auto,
@@ -491,6 +544,7 @@ fn api_state(
             _ => None,
         };
     Ok(ApiState {
+        events,
         effective: Arc::new(effective),
         portability: Arc::new(portability),
         views,

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod defaults;
 pub mod devices;
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod ids;
 pub mod integrations;

@@ -11,6 +11,7 @@ mod devices;
 mod docs_health;
 mod effective;
 mod erasure;
+mod events;
 mod history;
 mod if_match_lists;
 mod if_match_star;

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod defaults;
 pub mod devices;
 pub mod effective;
+pub mod events;
 pub mod health;
 pub mod history;
 pub mod integrations;

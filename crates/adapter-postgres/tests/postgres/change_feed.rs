@@ -11,17 +11,55 @@ use crate::support::{PutPreferences, PutSetting, key, new_user, preferences_repo
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// The next event other than `FlushAll`.
+/// The next invalidation other than `FlushAll` (the streams' announcements are skipped;
+/// `a_kept_change_is_announced_with_its_position` reads those).
 pub(crate) async fn next_change(events: &mut Receiver<ChangeEvent>) -> ChangeEvent {
     loop {
         let event = tokio::time::timeout(WAIT, events.recv())
             .await
             .expect("an event in time")
             .expect("the feed is running");
-        if event != ChangeEvent::FlushAll {
+        if !matches!(event, ChangeEvent::FlushAll | ChangeEvent::Notice(_)) {
             return event;
         }
     }
+}
+
+#[tokio::test]
+async fn a_kept_change_is_announced_with_its_position() {
+    let db = TestDatabase::create().await;
+    let (_feed, mut events) = ChangeFeed::spawn(&db.config()).unwrap();
+    expect_flush(&mut events).await;
+    let user = new_user();
+
+    settings_repo(&db)
+        .put(user, "ui.theme", json!("dark"))
+        .await;
+    let notice = loop {
+        let event = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("an event in time")
+            .expect("the feed is running");
+        if let ChangeEvent::Notice(notice) = event {
+            break notice;
+        }
+    };
+    let position: i64 = db
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT max(position) FROM shared.user_settings_history",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(notice.position, position);
+    assert_eq!(notice.user_id, Some(user));
+    assert_eq!(notice.key.as_deref(), Some("ui.theme"));
+    assert_eq!(notice.op, domain::history::ChangeOp::Created);
 }
 
 pub(crate) async fn expect_flush(events: &mut Receiver<ChangeEvent>) {

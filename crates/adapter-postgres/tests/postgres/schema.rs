@@ -75,6 +75,7 @@ async fn migrations_are_recorded_in_the_service_history_table() {
             "layered_preferences",
             "device_preferences",
             "history",
+            "change_events",
         ]
     );
 }

@@ -50,6 +50,9 @@ impl Caches {
                 }
             }
             ChangeEvent::FlushAll => self.flush(),
+            // The announcement of a kept change, for the streams: the change itself has its
+            // own notification above.
+            ChangeEvent::Notice(_) => {}
         }
     }
 
