@@ -11,6 +11,7 @@
 mod abuse;
 mod database;
 mod defaults;
+mod events;
 mod load;
 mod procstat;
 mod report;
@@ -64,6 +65,9 @@ enum Benchmark {
     /// How long a deployment default change takes to be served by a second instance, and the
     /// users' rows it writes; writes target/bench/defaults.{md,json}.
     Defaults(defaults::Options),
+    /// Delivery latency of the live change stream (streams on instance B, writes through A)
+    /// and memory per idle stream; writes target/bench/events.{md,json}.
+    Events(events::Options),
 }
 
 /// The options of the main benchmark.
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Some(Benchmark::Scale(options)) => scale::run(&options),
         Some(Benchmark::Abuse(options)) => abuse::run(&options),
         Some(Benchmark::Defaults(options)) => defaults::run(&options),
+        Some(Benchmark::Events(options)) => events::run(&options),
         None => main_benchmark(&cli.options),
     };
     result.unwrap_or_else(|message| {
