@@ -74,7 +74,7 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
     let a = bench.start_service_with("events-a", &extra)?;
     let b = bench.start_service_with("events-b", &extra)?;
 
-    let rss_before = current_rss_mib(b.pid()).unwrap_or_default();
+    let rss_before = procstat::rss_mib(b.pid()).unwrap_or_default();
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let mut readers = Vec::new();
     for i in 0..options.streams {
@@ -83,7 +83,7 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
     }
     // Idle: every stream open, nothing sent yet.
     thread::sleep(Duration::from_secs(2));
-    let rss_idle = current_rss_mib(b.pid()).unwrap_or_default();
+    let rss_idle = procstat::rss_mib(b.pid()).unwrap_or_default();
 
     let interval = Duration::from_secs_f64(1.0 / options.rate as f64);
     let started = Instant::now();
@@ -177,21 +177,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Resident set size of `pid` now (`VmRSS`), in MiB.
-fn current_rss_mib(pid: u32) -> Option<f64> {
-    let _ = procstat::peak_rss_mib(pid);
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
 }
 
 /// Opens one stream on `service` and reads it on a thread of its own, recording for every

@@ -137,6 +137,31 @@ pub async fn middleware(
     }
 }
 
+/// Counts `n` more requests of `kind` by `user` from inside a handler (an import worth
+/// several writes, a stream opened with a ticket the middleware could not attribute); all or
+/// none. Without a limiter nothing is counted.
+///
+/// # Errors
+/// [`ApiError::RateLimited`] when the quota has fewer left.
+pub async fn count_more(
+    req: &actix_web::HttpRequest,
+    user: UserId,
+    kind: AccessKind,
+    n: NonZeroU32,
+) -> Result<(), ApiError> {
+    let Some(limiter) = req.app_data::<Data<dyn RateLimiter>>() else {
+        return Ok(());
+    };
+    match limiter.check_n(user, kind, n).await {
+        Decision::Allowed(_) => Ok(()),
+        Decision::Limited { state, retry_after } => Err(ApiError::RateLimited {
+            kind,
+            state,
+            retry_after,
+        }),
+    }
+}
+
 /// The user named by a valid bearer token, if any. The verified principal is kept in the
 /// request's extensions, so the handler's extractor does not verify the token again.
 fn caller(req: &ServiceRequest) -> Option<UserId> {

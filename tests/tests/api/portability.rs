@@ -305,7 +305,8 @@ async fn an_invalid_document_changes_nothing_and_lists_every_problem() {
         ],
         "secrets": [{"key": "music.apikey", "value": "plain-s3cret"}],
         "devices": {"bad device!": {"settings": []},
-                    "tv": {"settings": [{"key": "ui.x", "value": 1, "data_type": "boolean"}]}},
+                    "tv": {"preferences": {"theme": "neon"},
+                           "settings": [{"key": "ui.x", "value": 1, "data_type": "boolean"}]}},
     });
 
     let response = import(&app, &bob, "?mode=replace", &document).await;
@@ -341,6 +342,7 @@ async fn an_invalid_document_changes_nothing_and_lists_every_problem() {
         "secrets[0].value:secret_not_importable",
         "devices[bad device!]:",
         "devices[tv][0].",
+        "devices[tv].preferences.theme:",
     ] {
         assert!(
             fields.iter().any(|f| f.starts_with(expected)),

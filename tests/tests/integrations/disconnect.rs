@@ -139,3 +139,38 @@ async fn disconnect_also_removes_the_legacy_music_copy() {
     assert_eq!(disconnect(&world, "lastfm").await, 204);
     assert!(world.rows().await.is_empty());
 }
+
+#[tokio::test]
+async fn an_export_lists_a_connection_by_name_never_its_tokens() {
+    let world = World::spawn().await;
+    connect_trakt(&world).await;
+
+    // `call` also checks that no token marker is anywhere in the answer.
+    let (status, document) = world
+        .call(Method::GET, "/api/v1/users/me/export", None)
+        .await;
+    assert_eq!(status, 200);
+    let trakt = &document["integrations"][0];
+    assert_eq!(
+        (&trakt["provider"], &trakt["connected"]),
+        (&json!("trakt"), &json!(true))
+    );
+    assert!(trakt["username"].is_string());
+    assert!(trakt["connected_at"].is_string());
+    // The connection's rows are the integration's: neither a setting nor a secret of the
+    // document, so an import can never write them.
+    let named = |list: &str| {
+        document[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["key"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !named("settings")
+            .iter()
+            .any(|k| k.starts_with("integrations."))
+    );
+    assert!(!named("secrets").contains(&"scrobbling.trakt.oauth_tokens".to_owned()));
+}

@@ -8,7 +8,7 @@
 //! keeps proxies from closing an idle stream; `event: token-expired` ends it when the token
 //! expires, `event: shutdown` when the instance stops.
 
-use std::{pin::Pin, time::Duration};
+use std::{num::NonZeroU32, pin::Pin, time::Duration};
 
 use actix_web::{
     FromRequest, HttpRequest, HttpResponse,
@@ -30,7 +30,7 @@ use crate::{
     error::ApiError,
     events::{StreamItem, StreamRefusal, Subscription},
     openapi::docs,
-    rate_limit::{AccessKind, Decision, RateLimiter},
+    rate_limit::{AccessKind, count_more},
     state::ApiState,
 };
 
@@ -120,7 +120,7 @@ pub async fn stream(
                 ApiError::Unauthorized("the ticket is unknown, used or expired".into())
             })?;
             // A bearer request was counted by the middleware; a ticket's is counted here.
-            count_read(&req, holder.user_id).await?;
+            count_more(&req, holder.user_id, AccessKind::Read, NonZeroU32::MIN).await?;
             holder
         }
         None => {
@@ -170,20 +170,6 @@ pub async fn stream(
         // Proxies that buffer (nginx) would hold the events back.
         .insert_header(("x-accel-buffering", "no"))
         .streaming(stream.into_body()))
-}
-
-async fn count_read(req: &HttpRequest, user: UserId) -> Result<(), ApiError> {
-    let Some(limiter) = req.app_data::<Data<dyn RateLimiter>>() else {
-        return Ok(());
-    };
-    match limiter.check(user, AccessKind::Read).await {
-        Decision::Allowed(_) => Ok(()),
-        Decision::Limited { state, retry_after } => Err(ApiError::RateLimited {
-            kind: AccessKind::Read,
-            state,
-            retry_after,
-        }),
-    }
 }
 
 /// One open stream.

@@ -20,7 +20,7 @@ use crate::{
     auth::{Admin, User},
     error::ApiError,
     openapi::docs,
-    rate_limit::{AccessKind, Decision, RateLimiter},
+    rate_limit::{AccessKind, count_more},
     state::ApiState,
 };
 
@@ -195,36 +195,17 @@ pub async fn import(
         charge(&req, user.user_id, &plan).await?;
         state.portability.apply(user.user_id, &changes).await?;
     }
-    Ok(HttpResponse::Ok().json(plan_body(&plan)))
+    Ok(HttpResponse::Ok().json(&plan))
 }
 
 /// Counts the import's changed items beyond the one the request itself was counted as;
 /// refuses the whole import when the caller has too few writes left.
 async fn charge(req: &HttpRequest, user: UserId, plan: &ImportPlan) -> Result<(), ApiError> {
-    let Some(limiter) = req.app_data::<Data<dyn RateLimiter>>() else {
-        return Ok(());
-    };
     let more = u32::try_from(plan.changes().saturating_sub(1)).unwrap_or(u32::MAX);
-    let Some(more) = NonZeroU32::new(more) else {
-        return Ok(());
-    };
-    match limiter.check_n(user, AccessKind::Write, more).await {
-        Decision::Allowed(_) => Ok(()),
-        Decision::Limited { state, retry_after } => Err(ApiError::RateLimited {
-            kind: AccessKind::Write,
-            state,
-            retry_after,
-        }),
+    match NonZeroU32::new(more) {
+        Some(more) => count_more(req, user, AccessKind::Write, more).await,
+        None => Ok(()),
     }
-}
-
-fn plan_body(plan: &ImportPlan) -> serde_json::Value {
-    serde_json::json!({
-        "create": plan.create,
-        "update": plan.update,
-        "delete": plan.delete,
-        "unchanged": plan.unchanged,
-    })
 }
 
 /// The connections of `user`, without tokens (none when integrations are off).

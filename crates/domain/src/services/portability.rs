@@ -217,6 +217,7 @@ impl<C: SecretCipher> PortabilityService<C> {
             planner.setting_changes("settings", writes, &holdings.settings);
         changes.preferences = planner.preferences(
             "preferences",
+            "preferences",
             document.preferences.as_ref(),
             &holdings.preferences,
         );
@@ -281,6 +282,7 @@ impl<C: SecretCipher> PortabilityService<C> {
             let none = (PreferenceOverrides::default(), 0);
             let preferences = planner.preferences(
                 &format!("{path}/preferences"),
+                &format!("{prefix}.preferences"),
                 imported.preferences.as_ref(),
                 held.map_or(&none, |h| &h.preferences),
             );
@@ -302,8 +304,13 @@ impl<C: SecretCipher> PortabilityService<C> {
                     Vec::new(),
                     &held.settings,
                 );
-                let preferences =
-                    planner.preferences(&format!("{path}/preferences"), None, &held.preferences);
+                // No document: nothing to report, so the field is never named.
+                let preferences = planner.preferences(
+                    &format!("{path}/preferences"),
+                    "",
+                    None,
+                    &held.preferences,
+                );
                 devices.push(DeviceChanges {
                     device: device.clone(),
                     settings,
@@ -511,15 +518,15 @@ impl Planner<'_> {
     fn preferences(
         &mut self,
         path: &str,
+        field: &str,
         document: Option<&Value>,
         held: &(PreferenceOverrides, i64),
     ) -> Option<(PreferenceOverrides, Precondition)> {
-        let field = path.replace('/', ".");
         let imported = match document {
             Some(document) => match PreferenceOverrides::from_document(document) {
                 Ok(overrides) => overrides,
                 Err(errors) => {
-                    self.errors.extend_prefixed(&field, errors);
+                    self.errors.extend_prefixed(field, errors);
                     return None;
                 }
             },
@@ -548,7 +555,7 @@ impl Planner<'_> {
                         "enforced_by_deployment",
                         "the deployment enforces this field: its value is the operator's",
                     )
-                    .prefixed(&field),
+                    .prefixed(field),
                 );
             } else {
                 next.take_field(*enforced, current);
