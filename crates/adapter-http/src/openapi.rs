@@ -431,20 +431,28 @@ fn preferences_schemas() -> Vec<(&'static str, serde_json::Value)> {
         }
     };
     let notification = |channel: Channel, request: bool, patch: bool| {
-        let flag = if patch {
-            json!({"type": ["boolean", "null"]})
+        const TYPE_NAME: &str = "^[a-z0-9_]{1,64}$";
+        // A patch's `null` removes a type, and removing one that is not there is no change,
+        // whatever its name: only the types a patch sets must be well named.
+        let types = if patch {
+            json!({
+                "type": "object",
+                "maxProperties": max_types,
+                "patternProperties": {TYPE_NAME: {"type": ["boolean", "null"]}},
+                "additionalProperties": {"type": "null"},
+            })
         } else {
-            json!({"type": "boolean"})
+            json!({
+                "type": "object",
+                "maxProperties": max_types,
+                "propertyNames": {"pattern": TYPE_NAME},
+                "additionalProperties": {"type": "boolean"},
+            })
         };
         let mut properties = json!({
             "enabled": nullable(json!({"type": "boolean"}), request),
             "frequency": nullable(json!({"type": "string", "enum": frequency}), request),
-            "types": nullable(json!({
-                "type": "object",
-                "maxProperties": max_types,
-                "propertyNames": {"pattern": "^[a-z0-9_]{1,64}$"},
-                "additionalProperties": flag,
-            }), request),
+            "types": nullable(types, request),
         });
         if channel == Channel::Push {
             properties["device_tokens"] = nullable(

@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{
-    Channel, ContentLanguages, LanguageTag, NotificationPrefs, Preferences, ProfileVisibility,
-    Theme,
+    Channel, ContentLanguages, LanguageTag, MAX_TYPES, NotificationPrefs, Preferences,
+    ProfileVisibility, Theme,
 };
 use crate::{
     error::{FieldError, ValidationErrors},
@@ -213,7 +213,19 @@ impl PreferenceOverrides {
                 continue;
             }
             let value = match (field.channel(), value) {
-                (Some(channel), Value::Object(_)) => {
+                (Some(channel), Value::Object(members)) => {
+                    // A patch names at most as many types as a channel may hold, also when it
+                    // only removes them, so its size is bounded by the contract.
+                    if let Some(Value::Object(types)) = members.get("types")
+                        && types.len() > MAX_TYPES
+                    {
+                        errors.push(FieldError::new(
+                            format!("{name}.types"),
+                            "too_many",
+                            format!("a patch may name at most {MAX_TYPES} notification types"),
+                        ));
+                        continue;
+                    }
                     let mut merged = channel_of(seen, channel).to_value();
                     json_patch::merge(&mut merged, value);
                     merged

@@ -118,6 +118,27 @@ fn merge_patch_merges_nested_notification_objects() {
 }
 
 #[test]
+fn merge_patch_removes_any_type_name_and_bounds_how_many_it_names() {
+    let current = Preferences::default();
+    // Removing a type that is not there (whatever its name) changes nothing.
+    let next = current
+        .merge_patch(&json!({"digest_notifications": {"types": {"Not A Type": null}}}))
+        .unwrap();
+    assert_eq!(next, current);
+
+    let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_TYPES)
+        .map(|i| (format!("t{i}"), serde_json::Value::Null))
+        .collect();
+    let errors = current
+        .merge_patch(&json!({"digest_notifications": {"types": many}}))
+        .unwrap_err();
+    assert_eq!(
+        codes(&errors),
+        vec![("digest_notifications.types".to_owned(), "too_many")]
+    );
+}
+
+#[test]
 fn merge_patch_versus_replace_on_the_same_input() {
     let current =
         Preferences::replace_with(&json!({"theme": "dark", "show_spoilers": true})).unwrap();
