@@ -1,6 +1,7 @@
 //! The workspace's development tasks as a library: the `cargo xtask` commands, and what the
 //! `bench` package shares with them (clusters, processes, secrets, the workspace's paths).
 
+pub mod browser;
 pub mod ci;
 pub mod cluster;
 pub mod db;

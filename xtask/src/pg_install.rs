@@ -168,6 +168,7 @@ fn bindir_from_debian_layout() -> Option<PathBuf> {
         .map(|(_, dir)| dir)
 }
 
-fn is_root() -> Result<bool, String> {
+/// Whether this process runs as root.
+pub(crate) fn is_root() -> Result<bool, String> {
     Ok(process::output(Command::new("id").arg("-u"))? == "0")
 }

@@ -56,7 +56,9 @@ pub fn run(args: &[String]) -> Result<ExitCode, String> {
     mint.args(["token", "--sub", DEV_USER]);
     let token = process::output(&mut mint)?;
     eprintln!(
-        "\nServing on http://{bind} (docs: http://{bind}/docs). In another terminal:\n\n  \
+        "\nServing on http://{bind} (docs: http://{bind}/docs; support console: \
+         http://{bind}/admin/, sign in with the token of `cargo xtask token --role admin`). \
+         In another terminal:\n\n  \
          TOKEN=$(cargo xtask token)\n  \
          curl -s -H \"Authorization: Bearer $TOKEN\" http://{bind}/api/v1/users/me/preferences\n\n\
          or, with a token valid for an hour:\n\n  \

@@ -1,9 +1,12 @@
 //! `cargo xtask test`: every test of the workspace, against `DATABASE_URL` or an ephemeral cluster,
-//! and a throw-away `redis-server` unless `USER_SETTINGS_TEST_REDIS_URL` names one.
+//! a throw-away `redis-server` unless `USER_SETTINGS_TEST_REDIS_URL` names one, and a
+//! `chromedriver` for the console's browser tests unless `USER_SETTINGS_TEST_WEBDRIVER_URL`
+//! names a WebDriver server.
 
 use std::env;
 use std::process::{Command, ExitCode};
 
+use crate::browser::{self, WebDriver};
 use crate::pg_install::PgInstall;
 use crate::redis_server::{self, RedisServer};
 use crate::{cluster, process, workspace};
@@ -28,10 +31,27 @@ pub fn run(runner_args: &[String]) -> Result<ExitCode, String> {
             (Some(server), url)
         }
     };
+    // Kept alive like the others: the support console's tests drive Chromium through it.
+    let (_webdriver, webdriver_url, chromium) = match env::var(browser::WEBDRIVER_VAR) {
+        Ok(url) if !url.is_empty() => {
+            eprintln!("using {} from the environment", browser::WEBDRIVER_VAR);
+            (None, url, env::var(browser::CHROMIUM_VAR).ok())
+        }
+        _ => {
+            let driver = WebDriver::start()?;
+            let url = driver.url().to_owned();
+            let chromium = driver.browser().display().to_string();
+            (Some(driver), url, Some(chromium))
+        }
+    };
     let bindir = install.ok().map(|install| install.bindir().to_path_buf());
     let with_env = |mut cmd: Command| {
         cmd.env("DATABASE_URL", &database_url);
         cmd.env(redis_server::URL_VAR, &redis_url);
+        cmd.env(browser::WEBDRIVER_VAR, &webdriver_url);
+        if let Some(chromium) = &chromium {
+            cmd.env(browser::CHROMIUM_VAR, chromium);
+        }
         if let Some(bindir) = &bindir {
             cmd.env(BINDIR_VAR, bindir);
         }

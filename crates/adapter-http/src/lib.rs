@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod conditional;
+pub mod console;
 pub mod error;
 pub mod events;
 pub mod handlers;
@@ -195,6 +196,8 @@ fn public_routes(cfg: &mut web::ServiceConfig, integrations: bool, bulk_limit: u
     cfg.service(
         SwaggerUi::new("/docs/{_:.*}").config(utoipa_swagger_ui::Config::from("/openapi.json")),
     );
+    // The support console's files: static, not part of the API either.
+    console::register(cfg);
 }
 
 /// What operators and integration services reach: `/internal/*`, health, `/metrics`.

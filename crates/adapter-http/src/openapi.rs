@@ -18,7 +18,7 @@ use domain::preferences::PreferenceField;
 
 use crate::handlers::{
     admin, defaults, devices, effective, events, health, history, integrations, internal,
-    portability, preferences, schema, settings,
+    portability, preferences, schema, settings, support,
 };
 
 /// The API description served at `/openapi.json`.
@@ -35,7 +35,8 @@ use crate::handlers::{
         settings::bulk,
         schema::registry,
         preferences::get, preferences::put, preferences::patch,
-        admin::settings, admin::preferences,
+        admin::settings, admin::preferences, support::devices, support::audit,
+        integrations::admin_list,
         defaults::get, defaults::patch_preferences, defaults::put_setting, defaults::delete_setting,
         defaults::effective_setting, effective::view, effective::admin_view,
         devices::list, devices::delete,
@@ -64,6 +65,7 @@ use crate::handlers::{
             effective::EffectiveRepresentation, effective::EffectiveEntry,
             devices::DeviceEntry, devices::DeviceList,
             history::HistoryEntryRepresentation, history::RestoreBody,
+            support::AuditRecordRepresentation,
             portability::ExportSchema, portability::ImportSchema, portability::ImportPlanSchema,
             events::Ticket,
             docs::Preferences, docs::PreferencesReplace, docs::PreferencesPatch,
@@ -370,11 +372,12 @@ pub fn document(config: &DocumentConfig) -> serde_json::Value {
                             parameter["schema"] =
                                 json!({"type": "string", "enum": config.categories})
                         }
-                        // A history pages by version, with limits of its own (as derived).
-                        Some("limit") if !path.ends_with("/history") => {
+                        // Only the lists of settings page by key; a history and the audit
+                        // trail page by number, with limits of their own (as derived).
+                        Some("limit") if path.ends_with("/settings") => {
                             parameter["schema"] = json!({"type": "integer", "minimum": 1, "maximum": Page::MAX_LIMIT});
                         }
-                        Some("cursor") if !path.ends_with("/history") => {
+                        Some("cursor") if path.ends_with("/settings") => {
                             parameter["schema"] = key.clone();
                         }
                         Some("provider") => {

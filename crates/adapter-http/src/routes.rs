@@ -12,7 +12,7 @@ use crate::{
     error::ApiError,
     handlers::{
         admin, defaults, devices, effective, events, health, history, integrations, internal,
-        portability, preferences, schema, settings,
+        portability, preferences, schema, settings, support,
     },
     json,
 };
@@ -290,6 +290,24 @@ pub static ENDPOINTS: &[Endpoint] = &[
         Method::GET,
         "/api/v1/admin/users/{user_id}/effective",
         |r| r.to(effective::admin_view),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/admin/users/{user_id}/devices",
+        |r| r.to(support::devices),
+    ),
+    endpoint(
+        Group::Api,
+        Method::GET,
+        "/api/v1/admin/users/{user_id}/audit",
+        |r| r.to(support::audit),
+    ),
+    endpoint(
+        Group::IntegrationsApi,
+        Method::GET,
+        "/api/v1/admin/users/{user_id}/integrations",
+        |r| r.to(integrations::admin_list),
     ),
     endpoint(
         Group::IntegrationsApi,

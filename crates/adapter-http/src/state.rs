@@ -11,7 +11,7 @@ use domain::{
     },
     services::{
         DefaultsService, DevicesService, EffectiveService, PortabilityService, PreferencesService,
-        SettingsService,
+        SettingsService, SupportService,
     },
 };
 
@@ -83,6 +83,8 @@ pub struct ApiState {
     pub devices: Arc<DynDevicesService>,
     /// Export and import.
     pub portability: Arc<DynPortabilityService>,
+    /// Support's audited reads that no other service audits, and the audit trail.
+    pub support: Arc<SupportService>,
     /// The live change streams.
     pub events: crate::events::EventsApi,
     /// Readiness probe.

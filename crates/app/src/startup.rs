@@ -22,7 +22,7 @@ use domain::{
     registry::KeyRegistry,
     services::{
         DefaultsService, DevicesService, EffectiveService, PortabilityPorts, PortabilityService,
-        PreferencesService, SettingsService, WritePipeline,
+        PreferencesService, SettingsService, SupportService, WritePipeline,
     },
 };
 use prometheus::Registry;
@@ -481,8 +481,9 @@ fn api_state(
         )),
         None => Arc::new(preferences_repo),
     };
-    let audit: Arc<dyn AuditLog> =
-        Arc::new(PgAuditLog::new(pool.clone()).with_operation_timeout(timeout));
+    let audit_log = PgAuditLog::new(pool.clone()).with_operation_timeout(timeout);
+    let support = SupportService::new(Arc::new(audit_log.clone()), Arc::new(audit_log.clone()));
+    let audit: Arc<dyn AuditLog> = Arc::new(audit_log);
     let defaults_repo = PgDefaultsRepository::new(pool.clone()).with_operation_timeout(timeout);
     let defaults_repo: Arc<dyn DefaultsRepository> = match &caches.defaults {
         Some(cache) => Arc::new(CachedDefaultsRepository::new(
@@ -547,6 +548,7 @@ fn api_state(
         events,
         effective: Arc::new(effective),
         portability: Arc::new(portability),
+        support: Arc::new(support),
         views,
         defaults: Arc::new(DefaultsService::new(
             Arc::clone(&defaults_repo),

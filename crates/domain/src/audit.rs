@@ -103,3 +103,59 @@ impl AuditEntry {
         }
     }
 }
+
+/// One record of the audit log as support reads it back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Its position in the log: records are numbered in the order they were written.
+    pub id: i64,
+    /// When it was written.
+    pub at: time::OffsetDateTime,
+    /// Who acted (their token's `sub`).
+    pub actor_id: UserId,
+    /// The role they acted in.
+    pub actor_role: Role,
+    /// What they did.
+    pub action: AuditAction,
+    /// Which setting, when one.
+    pub key: Option<String>,
+    /// The server's id of the request.
+    pub request_id: Option<String>,
+    /// The id the client gave its request.
+    pub client_request_id: Option<String>,
+}
+
+/// One page of a user's audit trail, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditPage {
+    /// The records.
+    pub records: Vec<AuditRecord>,
+    /// Where the next page starts (below this record's id), when more follow.
+    pub next_before: Option<i64>,
+}
+
+impl Role {
+    /// The role a stored name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "user" => Role::User,
+            "admin" => Role::Admin,
+            "service" => Role::Service,
+            "operator" => Role::Operator,
+            _ => return None,
+        })
+    }
+}
+
+impl AuditAction {
+    /// The action a stored name stands for.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "admin_read" => AuditAction::AdminRead,
+            "secret_read" => AuditAction::SecretRead,
+            "token_read" => AuditAction::TokenRead,
+            "defaults_write" => AuditAction::DefaultsWrite,
+            _ => return None,
+        })
+    }
+}

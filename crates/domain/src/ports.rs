@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 use std::sync::Arc;
 
 use crate::{
-    audit::{Actor, AuditEntry},
+    audit::{Actor, AuditEntry, AuditRecord},
     defaults::{DeploymentDefaults, DeploymentSetting},
     devices::{DeviceId, DeviceSummary},
     error::RepositoryError,
@@ -319,6 +319,20 @@ pub trait ImportRepository: Send + Sync {
 pub trait AuditLog: Send + Sync {
     /// Appends one record.
     async fn record(&self, entry: AuditEntry) -> Result<(), RepositoryError>;
+}
+
+/// Reading the audit log back: who acted on one user's data.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// At most `limit` of `subject`'s records below id `before` (all when `None`), newest
+    /// first.
+    async fn trail(
+        &self,
+        subject: UserId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, RepositoryError>;
 }
 
 // Shared handles: the app holds adapters behind `Arc` (often `Arc<dyn Port>`) and the

@@ -20,4 +20,5 @@ mod portability;
 mod post_setting;
 mod preferences;
 mod settings;
+mod support;
 mod write_bounds;

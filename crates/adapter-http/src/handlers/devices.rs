@@ -60,6 +60,14 @@ pub struct DeviceList {
     devices: Vec<DeviceEntry>,
 }
 
+impl From<Vec<DeviceSummary>> for DeviceList {
+    fn from(devices: Vec<DeviceSummary>) -> Self {
+        Self {
+            devices: devices.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 #[utoipa::path(
     get, path = "/api/v1/users/me/devices", tag = "devices",
     responses(
@@ -72,9 +80,7 @@ pub struct DeviceList {
 #[tracing::instrument(skip_all)]
 pub async fn list(state: Data<ApiState>, User(user): User) -> Result<HttpResponse, ApiError> {
     let devices = state.devices.devices(user.user_id).await?;
-    Ok(HttpResponse::Ok().json(DeviceList {
-        devices: devices.into_iter().map(Into::into).collect(),
-    }))
+    Ok(HttpResponse::Ok().json(DeviceList::from(devices)))
 }
 
 #[utoipa::path(

@@ -2,25 +2,26 @@
 //! support, any user's) and of the caller's preferences, newest first; and writing a kept
 //! version again.
 //!
-//! A page is a JSON array; when more follow, a `Link: <...>; rel="next"` header (RFC 8288)
-//! gives the URL of the next page, whose `cursor` is the version the page continues below.
+//! Pages as [`super::paging`] says: a JSON array, the next page in `Link`, its `cursor` the
+//! version the page continues below.
 
 use actix_web::{
     HttpRequest, HttpResponse,
-    http::header,
     web::{Data, Json, Path, Query},
 };
 use domain::{
-    FieldError, UserId, ValidationErrors,
+    UserId,
     history::{ChangeActor, ChangeOp, HistoryEntry, HistoryPage},
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{preferences::respond as preferences_answer, settings::write_answer};
+use super::{
+    paging::PageQuery, preferences::respond as preferences_answer, settings::write_answer,
+};
 use crate::{
     auth::{Admin, User},
     conditional::precondition,
@@ -29,34 +30,6 @@ use crate::{
     state::ApiState,
     write_permits::WritePermit,
 };
-
-/// Paging of a history.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct HistoryQuery {
-    /// Entries per page (1..=200, default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u32>,
-    /// Where to continue: from the `Link` header of the previous page (a version).
-    #[param(minimum = 1)]
-    pub cursor: Option<i64>,
-}
-
-impl HistoryQuery {
-    fn before(&self) -> Result<Option<i64>, ApiError> {
-        match self.cursor {
-            Some(cursor) if cursor < 1 => Err(ApiError::Validation(ValidationErrors::single(
-                FieldError::new(
-                    "cursor",
-                    "invalid_cursor",
-                    "the cursor is not one this API gave",
-                ),
-            ))),
-            cursor => Ok(cursor),
-        }
-    }
-}
 
 /// One kept change.
 #[derive(Serialize, ToSchema)]
@@ -114,18 +87,9 @@ fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D:
 }
 
 /// A page as the answer: the entries, and the next page's URL in `Link`.
-fn page_answer(req: &HttpRequest, query: &HistoryQuery, page: HistoryPage) -> HttpResponse {
+fn page_answer(req: &HttpRequest, query: &PageQuery, page: HistoryPage) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    if let Some(before) = page.next_before {
-        let limit = query
-            .limit
-            .map(|l| format!("&limit={l}"))
-            .unwrap_or_default();
-        response.insert_header((
-            header::LINK,
-            format!("<{}?cursor={before}{limit}>; rel=\"next\"", req.path()),
-        ));
-    }
+    query.link_next(req, page.next_before, &mut response);
     let entries: Vec<HistoryEntryRepresentation> =
         page.entries.into_iter().map(Into::into).collect();
     response.json(entries)
@@ -133,7 +97,7 @@ fn page_answer(req: &HttpRequest, query: &HistoryQuery, page: HistoryPage) -> Ht
 
 #[utoipa::path(
     get, path = "/api/v1/users/me/settings/{key}/history", tag = "history",
-    params(("key" = String, Path, description = "Setting key"), HistoryQuery),
+    params(("key" = String, Path, description = "Setting key"), PageQuery),
     responses(
         (status = 200, description = "The kept versions, newest first; a secret's without values", body = [HistoryEntryRepresentation],
             headers(("Link" = String, description = "`<url>; rel=\"next\"` when more entries follow"))),
@@ -148,7 +112,7 @@ pub async fn setting(
     state: Data<ApiState>,
     User(user): User,
     key: Path<String>,
-    query: Query<HistoryQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .settings
@@ -195,7 +159,7 @@ pub async fn restore_setting(
     params(
         ("device_id" = String, Path, description = "The device's id", pattern = "^[A-Za-z0-9._-]{1,64}$"),
         ("key" = String, Path, description = "Setting key"),
-        HistoryQuery,
+        PageQuery,
     ),
     responses(
         (status = 200, description = "The kept versions of the device's override, newest first", body = [HistoryEntryRepresentation],
@@ -211,7 +175,7 @@ pub async fn device_setting(
     state: Data<ApiState>,
     User(user): User,
     path: Path<(String, String)>,
-    query: Query<HistoryQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (device, key) = path.into_inner();
     let page = state
@@ -259,7 +223,7 @@ pub async fn restore_device_setting(
 
 #[utoipa::path(
     get, path = "/api/v1/users/me/preferences/history", tag = "history",
-    params(HistoryQuery),
+    params(PageQuery),
     responses(
         (status = 200, description = "The kept versions of the caller's own preferences (the fields they set), newest first", body = [HistoryEntryRepresentation],
             headers(("Link" = String, description = "`<url>; rel=\"next\"` when more entries follow"))),
@@ -273,7 +237,7 @@ pub async fn preferences(
     req: HttpRequest,
     state: Data<ApiState>,
     User(user): User,
-    query: Query<HistoryQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
         .preferences
@@ -314,7 +278,7 @@ pub async fn restore_preferences(
     params(
         ("user_id" = Uuid, Path, description = "The user"),
         ("key" = String, Path, description = "Setting key"),
-        HistoryQuery,
+        PageQuery,
     ),
     responses(
         (status = 200, description = "The kept versions, newest first; a secret's without values", body = [HistoryEntryRepresentation],
@@ -330,7 +294,7 @@ pub async fn admin_setting(
     state: Data<ApiState>,
     Admin(actor): Admin,
     path: Path<(Uuid, String)>,
-    query: Query<HistoryQuery>,
+    query: Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, key) = path.into_inner();
     let page = state

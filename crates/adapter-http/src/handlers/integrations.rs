@@ -28,9 +28,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    auth::{Service, User},
+    auth::{Admin, Service, User},
     error::ApiError,
     openapi::docs,
+    state::ApiState,
 };
 
 /// The connection use cases as the HTTP layer holds them.
@@ -238,6 +239,31 @@ pub async fn list(api: Data<IntegrationsApi>, User(user): User) -> Result<HttpRe
         .list(user.user_id)
         .await
         .map_err(status_error)?;
+    Ok(HttpResponse::Ok().json(IntegrationList {
+        integrations: integrations.into_iter().map(Into::into).collect(),
+    }))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/admin/users/{user_id}/integrations", tag = "admin",
+    params(("user_id" = Uuid, Path, description = "The user")),
+    responses(
+        (status = 200, description = "Every provider with the user's connection status; never a token", body = IntegrationList),
+        docs::AdminErrors,
+    ),
+    security(("bearer" = []))
+)]
+/// Lists any user's connections to external services (role `admin`; audited).
+#[tracing::instrument(skip_all)]
+pub async fn admin_list(
+    state: Data<ApiState>,
+    api: Data<IntegrationsApi>,
+    Admin(actor): Admin,
+    user_id: Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let subject = UserId::new(*user_id);
+    let read = async { api.connections.list(subject).await.map_err(status_error) };
+    let integrations = state.support.audited(&actor, subject, read).await?;
     Ok(HttpResponse::Ok().json(IntegrationList {
         integrations: integrations.into_iter().map(Into::into).collect(),
     }))

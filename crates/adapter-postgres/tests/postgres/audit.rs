@@ -3,7 +3,7 @@
 use adapter_postgres::{PgAuditLog, testing::TestDatabase};
 use domain::{
     audit::{Actor, AuditAction, AuditEntry, Role},
-    ports::AuditLog,
+    ports::{AuditLog, AuditTrail},
 };
 
 use crate::support::{key, new_user};
@@ -230,4 +230,45 @@ async fn audit_checks_reject_unknown_roles_actions_and_oversized_fields() {
             Some(constraint)
         );
     }
+}
+
+fn admin_read(actor: domain::UserId, subject: domain::UserId, request: &str) -> AuditEntry {
+    AuditEntry {
+        actor: Actor {
+            id: actor,
+            role: Role::Admin,
+            request_id: Some(request.to_owned()),
+            client_request_id: None,
+        },
+        subject,
+        action: AuditAction::AdminRead,
+        key: None,
+    }
+}
+
+#[tokio::test]
+async fn a_trail_is_one_subjects_records_newest_first_a_page_below_an_id() {
+    let db = TestDatabase::create().await;
+    let log = PgAuditLog::new(db.pool().clone());
+    let (actor, subject, other) = (new_user(), new_user(), new_user());
+    for request in ["r1", "r2", "r3"] {
+        log.record(admin_read(actor, subject, request))
+            .await
+            .unwrap();
+    }
+    log.record(admin_read(actor, other, "elsewhere"))
+        .await
+        .unwrap();
+
+    let first = log.trail(subject, None, 2).await.unwrap();
+    let requests: Vec<_> = first.iter().map(|r| r.request_id.as_deref()).collect();
+    assert_eq!(requests, [Some("r3"), Some("r2")]);
+    assert_eq!(first[0].actor_id, actor);
+    assert_eq!(first[0].actor_role, Role::Admin);
+    assert_eq!(first[0].action, AuditAction::AdminRead);
+
+    let rest = log.trail(subject, Some(first[1].id), 2).await.unwrap();
+    let requests: Vec<_> = rest.iter().map(|r| r.request_id.as_deref()).collect();
+    assert_eq!(requests, [Some("r1")]);
+    assert!(log.trail(new_user(), None, 10).await.unwrap().is_empty());
 }

@@ -76,6 +76,7 @@ async fn migrations_are_recorded_in_the_service_history_table() {
             "device_preferences",
             "history",
             "change_events",
+            "audit_trail",
         ]
     );
 }

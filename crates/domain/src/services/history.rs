@@ -123,7 +123,8 @@ pub(crate) fn restore_input(key: &SettingKey, entry: &HistoryEntry) -> SettingIn
     }
 }
 
-fn checked_limit(limit: Option<u32>) -> Result<u32, ValidationErrors> {
+/// A page's `limit` (of a history or of the audit trail): the default, or refused out of bounds.
+pub(crate) fn checked_limit(limit: Option<u32>) -> Result<u32, ValidationErrors> {
     match limit {
         None => Ok(DEFAULT_HISTORY_LIMIT),
         Some(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => Ok(n),

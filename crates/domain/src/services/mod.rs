@@ -8,6 +8,7 @@ mod portability;
 mod preferences;
 mod rotation;
 mod settings;
+mod support;
 mod write_pipeline;
 
 pub use defaults::{DefaultsError, DefaultsService};
@@ -21,6 +22,7 @@ pub use settings::{
     DeleteSettingError, GetSecretError, GetSettingError, ListSettingsError, SetSettingError,
     SettingsPage, SettingsService,
 };
+pub use support::{AuditTrailError, SupportService};
 pub use write_pipeline::{PlainPrepareError, PrepareError, SettingInput, WritePipeline};
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod devices;
 mod preferences;
 mod rotation;
 mod settings;
+mod support;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
