@@ -12,8 +12,11 @@ use crate::tls::{self, TlsConfigError, TlsParams};
 pub struct PgConfig {
     /// `postgres://user:password@host:port/dbname?...` (or the key=value form).
     pub url: String,
-    /// Most pooled connections.
+    /// Most pooled connections of the pool shared by multi-threaded runtimes (background
+    /// work, commands).
     pub max_size: usize,
+    /// Most pooled connections of each single-threaded runtime's own pool (an HTTP worker's).
+    pub thread_max_size: usize,
     /// Longest wait for a free pooled connection.
     pub wait_timeout: Duration,
     /// Longest wait for a new pooled connection to be established.
@@ -38,6 +41,7 @@ impl PgConfig {
         Self {
             url: url.into(),
             max_size: 16,
+            thread_max_size: 16,
             wait_timeout: Duration::from_secs(2),
             create_timeout: Duration::from_secs(2),
             recycle_timeout: Duration::from_secs(2),
@@ -102,6 +106,7 @@ impl fmt::Debug for PgConfig {
         f.debug_struct("PgConfig")
             .field("url", &"[REDACTED]")
             .field("max_size", &self.max_size)
+            .field("thread_max_size", &self.thread_max_size)
             .field("wait_timeout", &self.wait_timeout)
             .field("create_timeout", &self.create_timeout)
             .field("recycle_timeout", &self.recycle_timeout)

@@ -5,7 +5,6 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
 use domain::{
     RepositoryError,
     audit::{Actor, AuditAction},
@@ -17,6 +16,7 @@ use domain::{
 use tokio_postgres::Row;
 
 use crate::{
+    Pool,
     audit_log::{INSERT as AUDIT, cut},
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::PgError,

@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Transaction;
 use domain::{
     RepositoryError, UserId,
     devices::{DeviceId, DeviceSummary},
@@ -27,6 +27,7 @@ use time::OffsetDateTime;
 use tokio_postgres::{Row, types::ToSql};
 
 use crate::{
+    Pool,
     deadline::within,
     errors::{PgError, PgResultExt},
     provisioning::{Provisioning, lock_user},

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
 use domain::{
     RepositoryError, UserId,
     ports::{EnvelopeStore, SealedCell},
@@ -13,6 +12,7 @@ use domain::{
 use tokio_postgres::Row;
 
 use crate::{
+    Pool,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::PgError,
 };

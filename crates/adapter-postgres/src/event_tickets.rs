@@ -5,13 +5,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
 use domain::{
     RepositoryError, UserId,
     events::{EventTickets, TicketHolder},
 };
 
 use crate::{
+    Pool,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::PgError,
 };

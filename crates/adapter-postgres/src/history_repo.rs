@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Transaction;
 use domain::{
     RepositoryError, UserId,
     devices::DeviceId,
@@ -25,6 +25,7 @@ use domain::{
 use tokio_postgres::Row;
 
 use crate::{
+    Pool,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::PgError,
 };

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Transaction;
 use domain::{
     UserId,
     history::ChangeOrigin,
@@ -18,6 +18,7 @@ use domain::{
 };
 
 use crate::{
+    Pool,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     device_settings_repo::put_device_preferences,
     errors::PgResultExt,

@@ -52,11 +52,8 @@ pub use history_repo::{PRUNE_ROWS_PER_BATCH, PRUNE_USERS_PER_BATCH, PgHistoryRep
 pub use import_repo::PgImportRepository;
 pub use migrate::{MigrateError, MigrationReport, migrate, migrate_pool};
 pub use oauth_state_store::PgOAuthStateStore;
-pub use pool::{ConnectError, build_pool, connect, ping};
+pub use pool::{ConnectError, Pool, PoolStatus, build_pool, connect, ping};
 pub use preferences_repo::PgPreferencesRepository;
 pub use provisioning::Provisioning;
 pub use settings_repo::PgSettingsRepository;
 pub use tls::{SslMode, TlsConfigError};
-
-/// The pool type the repositories hold (re-exported so callers need no deadpool dependency).
-pub use deadpool_postgres::Pool;

@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-use deadpool_postgres::Pool;
 use tokio_postgres::Client;
+
+use crate::Pool;
 
 mod embedded {
     // Path relative to this crate's root (`CARGO_MANIFEST_DIR`).

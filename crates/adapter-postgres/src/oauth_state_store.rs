@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::Pool;
 use domain::{
     RepositoryError, UserId,
     integrations::{OAuthStateStore, PendingAuthorization, ProviderId},
@@ -14,6 +13,7 @@ use serde_json::Value;
 use tokio_postgres::Row;
 
 use crate::{
+    Pool,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::PgError,
 };

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Transaction;
 use domain::{
     RepositoryError, UserId,
     history::ChangeOrigin,
@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use tokio_postgres::{Row, types::ToSql};
 
 use crate::{
+    Pool,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::{PgError, PgResultExt},
     history_repo::name_origin,

@@ -15,6 +15,10 @@ pub enum Provisioning {
     External,
 }
 
+/// Locks the user's row for this transaction (`FOR NO KEY UPDATE`: writers of the user's
+/// settings wait for each other, readers and foreign-key checks do not); no row if none.
+pub(crate) const LOCK_USER: &str = "SELECT 1 FROM shared.users WHERE id = $1 FOR NO KEY UPDATE";
+
 /// Locks the user's row for the rest of the transaction, creating it first when provisioning
 /// is [`Provisioning::Auto`]. Returns false when the user does not exist (external).
 ///
@@ -25,10 +29,9 @@ pub(crate) async fn lock_user(
     user: UserId,
     provisioning: Provisioning,
 ) -> Result<bool, PgError> {
-    const LOCK: &str = "SELECT 1 FROM shared.users WHERE id = $1 FOR NO KEY UPDATE";
     const CREATE: &str = "INSERT INTO shared.users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING";
     let id = user.as_uuid();
-    let lock = tx.prepare_cached(LOCK).await.pg()?;
+    let lock = tx.prepare_cached(LOCK_USER).await.pg()?;
     if tx.query_opt(&lock, &[&id]).await.pg()?.is_some() {
         return Ok(true);
     }

@@ -31,7 +31,7 @@
 use std::{borrow::Cow, sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
-use deadpool_postgres::{Pool, Transaction};
+use deadpool_postgres::Transaction;
 use domain::{
     RepositoryError, UserId,
     devices::DeviceId,
@@ -46,11 +46,11 @@ use domain::{
 use tokio_postgres::{Row, types::ToSql};
 
 use crate::{
-    PgDeviceSettingsRepository,
+    PgDeviceSettingsRepository, Pool,
     deadline::{DEFAULT_OPERATION_TIMEOUT, within},
     errors::{PgError, PgResultExt},
     history_repo::name_origin,
-    provisioning::{Provisioning, lock_user},
+    provisioning::{LOCK_USER, Provisioning, lock_user},
 };
 
 /// The columns every read returns, in `setting_from_row`'s terms.
@@ -447,21 +447,59 @@ pub(crate) async fn upsert_row(
     let user = owner.user_id();
     let mut client = pool.get().await.pg()?;
     let tx = client.transaction().await.pg()?;
-    if !lock_user(&tx, user, provisioning).await? {
+    // Statements sent together travel in one round trip and run in the order sent, which is
+    // the order `biased` polls them in, provided each is sent on its first poll: so every
+    // statement below is prepared (once per connection, then cached) before the batches.
+    let lock = tx.prepare_cached(LOCK_USER).await.pg()?;
+    let figures = tx.prepare_cached(USAGE).await.pg()?;
+    tx.prepare_cached(first_write_statement(owner, &expected))
+        .await
+        .pg()?;
+    let id = user.as_uuid();
+    // The lock, then the figures under it.
+    let (locked, before) = tokio::try_join!(
+        biased;
+        async { Ok::<_, SettingWriteError>(tx.query_opt(&lock, &[&id]).await.pg()?) },
+        async { usage_row(tx.query_one(&figures, &[&id]).await.pg()?) },
+    )?;
+    let before = match locked {
+        Some(_) => before,
+        // No user row yet: create it when provisioning allows (the rare path), then read the
+        // figures again under its lock.
+        None if lock_user(&tx, user, provisioning).await? => usage(&tx, user).await?,
         // Without a user there is no row to match a version either.
-        return Err(match expected {
-            Precondition::Version(_) | Precondition::VersionIn(_) | Precondition::Exists => {
-                SettingWriteError::VersionConflict { current: None }
-            }
-            Precondition::Any | Precondition::Absent => SettingWriteError::UserNotFound,
-        });
-    }
+        None => {
+            return Err(match expected {
+                Precondition::Version(_) | Precondition::VersionIn(_) | Precondition::Exists => {
+                    SettingWriteError::VersionConflict { current: None }
+                }
+                Precondition::Any | Precondition::Absent => SettingWriteError::UserNotFound,
+            });
+        }
+    };
     name_origin(&tx, write.origin).await?;
-    let before = usage(&tx, user).await?;
-    let outcome = write_row(&tx, owner, write, expected).await?;
-    check_quota(&tx, user, before, quota).await?;
+    // The write (its one writing statement goes first), then the figures after it.
+    let (outcome, after) = tokio::try_join!(
+        biased;
+        write_row(&tx, owner, write, expected),
+        async { usage_row(tx.query_one(&figures, &[&id]).await.pg()?) },
+    )?;
+    quota_exceeded(before, after, quota)?;
     tx.commit().await.pg()?;
     Ok(outcome)
+}
+
+/// The statement `write_row` sends first for `expected`: its only writing one (what follows
+/// it only reads).
+fn first_write_statement<'s>(owner: Owner<'s>, expected: &Precondition) -> &'s str {
+    let statements = owner.statements();
+    match expected {
+        Precondition::Version(_) | Precondition::VersionIn(_) | Precondition::Exists => {
+            &statements.update_version
+        }
+        Precondition::Absent => &statements.insert_absent,
+        Precondition::Any => &statements.upsert,
+    }
 }
 
 /// Writes `owner`'s row of `write.key` under `expected`, in the caller's transaction (which
@@ -718,7 +756,10 @@ pub(crate) struct Usage {
 
 pub(crate) async fn usage(tx: &Transaction<'_>, user: UserId) -> Result<Usage, SettingWriteError> {
     let statement = tx.prepare_cached(USAGE).await.pg()?;
-    let row = tx.query_one(&statement, &[&user.as_uuid()]).await.pg()?;
+    usage_row(tx.query_one(&statement, &[&user.as_uuid()]).await.pg()?)
+}
+
+fn usage_row(row: Row) -> Result<Usage, SettingWriteError> {
     Ok(Usage {
         settings: row.try_get(0).pg()?,
         bytes: row.try_get(1).pg()?,
@@ -735,7 +776,11 @@ pub(crate) async fn check_quota(
     before: Usage,
     quota: UserQuota,
 ) -> Result<(), SettingWriteError> {
-    let after = usage(tx, user).await?;
+    quota_exceeded(before, usage(tx, user).await?, quota)
+}
+
+/// Whether going from `before` to `after` raised a figure above its quota.
+fn quota_exceeded(before: Usage, after: Usage, quota: UserQuota) -> Result<(), SettingWriteError> {
     if after.settings > i64::from(quota.max_settings) && after.settings > before.settings {
         return Err(SettingWriteError::QuotaExceeded(QuotaExceeded::Settings {
             limit: quota.max_settings,

@@ -8,9 +8,7 @@
 
 use std::thread;
 
-use deadpool_postgres::Pool;
-
-use crate::{PgConfig, build_pool, connect, migrate};
+use crate::{PgConfig, Pool, build_pool, connect, migrate};
 
 /// A database that exists for the lifetime of this value. Dropping it drops the database
 /// (`WITH (FORCE)`, so connections still open do not keep it alive) and waits until done.

@@ -89,12 +89,12 @@ impl AppMetrics {
         let gauges: [(&str, &str, Read); 4] = [
             (
                 "user_settings_db_pool_max_size",
-                "Most connections the pool may open.",
+                "Most connections the pools opened so far may hold (one per HTTP worker, one shared).",
                 |p| p.status().max_size,
             ),
             (
                 "user_settings_db_pool_size",
-                "Connections the pool holds open.",
+                "Connections the pools hold open.",
                 |p| p.status().size,
             ),
             (

@@ -303,6 +303,9 @@ pub fn pg_config(config: &Config) -> anyhow::Result<PgConfig> {
     let db = &config.database;
     let mut pg = PgConfig::new(config.database_url()?);
     pg.max_size = db.max_connections;
+    // Each HTTP worker queries through a pool of its own (see `adapter_postgres::Pool`):
+    // the workers share the configured number between them.
+    pg.thread_max_size = db.max_connections.div_ceil(http_workers(config));
     let timeout = db.timeout.get();
     pg.wait_timeout = timeout;
     pg.create_timeout = timeout;
@@ -320,10 +323,18 @@ pub fn database_pool(config: &Config) -> anyhow::Result<Pool> {
     adapter_postgres::build_pool(&pg_config(config)?).context("invalid DATABASE_URL")
 }
 
+/// The public listener's worker threads: as configured, or one per core.
+fn http_workers(config: &Config) -> usize {
+    match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        workers => workers,
+    }
+}
+
 fn server_options(config: &Config) -> ServerOptions {
     let server = &config.server;
     ServerOptions {
-        workers: server.workers,
+        workers: http_workers(config),
         max_connections: server.max_connections,
         client_request_timeout: server.client_request_timeout.get(),
         client_disconnect_timeout: server.client_disconnect_timeout.get(),

@@ -16,6 +16,7 @@ mod envelope_store;
 mod must_exist;
 mod oauth_states;
 mod pages;
+mod pools;
 mod preferences;
 mod schema;
 mod settings;
