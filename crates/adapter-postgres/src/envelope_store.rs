@@ -37,9 +37,12 @@ const NEXT_NOT_SEALED_WITH: &str = "SELECT user_id, key, version, value \
      ORDER BY user_id, key LIMIT $2";
 
 /// Version and `updated_at` stay: the plaintext, and so the setting, did not change. The
-/// trigger still notifies, so caches drop the old envelope.
-const REPLACE_ENVELOPE: &str = "UPDATE shared.user_settings SET value = $4 \
-     WHERE user_id = $1 AND key = $2 AND version = $3 AND data_type = 'encrypted'";
+/// trigger still notifies, so caches drop the old envelope. A whole batch in one statement:
+/// the rows arrive as parallel arrays.
+const REPLACE_ENVELOPES: &str = "UPDATE shared.user_settings AS s SET value = r.value \
+     FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::jsonb[]) AS r(user_id, key, version, value) \
+     WHERE s.user_id = r.user_id AND s.key = r.key AND s.version = r.version \
+     AND s.data_type = 'encrypted'";
 
 /// Encrypted settings for key rotation (`keys status`, `keys rewrap`, the start-up kid check).
 #[derive(Clone, Debug)]
@@ -105,25 +108,25 @@ impl PgEnvelopeStore {
         rows.iter().map(cell_from_row).collect()
     }
 
-    async fn replace_envelope_inner(
+    async fn replace_envelopes_inner(
         &self,
-        cell: &SealedCell,
-        envelope: &Envelope,
-    ) -> Result<bool, PgError> {
+        replacements: &[(SealedCell, Envelope)],
+    ) -> Result<u64, PgError> {
+        let mut users = Vec::with_capacity(replacements.len());
+        let mut keys = Vec::with_capacity(replacements.len());
+        let mut versions = Vec::with_capacity(replacements.len());
+        let mut values = Vec::with_capacity(replacements.len());
+        for (cell, envelope) in replacements {
+            users.push(cell.user_id.as_uuid());
+            keys.push(cell.key.as_str());
+            versions.push(cell.version);
+            values.push(envelope.to_value());
+        }
         let client = self.pool.get().await?;
-        let statement = client.prepare_cached(REPLACE_ENVELOPE).await?;
-        let replaced = client
-            .execute(
-                &statement,
-                &[
-                    &cell.user_id.as_uuid(),
-                    &cell.key.as_str(),
-                    &cell.version,
-                    &envelope.to_value(),
-                ],
-            )
-            .await?;
-        Ok(replaced == 1)
+        let statement = client.prepare_cached(REPLACE_ENVELOPES).await?;
+        Ok(client
+            .execute(&statement, &[&users, &keys, &versions, &values])
+            .await?)
     }
 }
 
@@ -150,13 +153,12 @@ impl EnvelopeStore for PgEnvelopeStore {
         .await
     }
 
-    async fn replace_envelope(
+    async fn replace_envelopes(
         &self,
-        cell: &SealedCell,
-        envelope: &Envelope,
-    ) -> Result<bool, RepositoryError> {
+        replacements: &[(SealedCell, Envelope)],
+    ) -> Result<u64, RepositoryError> {
         within(self.operation_timeout, async {
-            Ok(self.replace_envelope_inner(cell, envelope).await?)
+            Ok(self.replace_envelopes_inner(replacements).await?)
         })
         .await
     }

@@ -595,12 +595,12 @@ pub trait EnvelopeStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<SealedCell>, RepositoryError>;
 
-    /// Stores `envelope` in place of the cell's value if its version is still
-    /// `cell.version`. Returns `false` when the row changed (or vanished) meanwhile.
-    /// The version is kept: the plaintext, and so the setting, did not change.
-    async fn replace_envelope(
+    /// Stores each envelope in place of its cell's value where the version is still
+    /// `cell.version`, all in one statement; returns how many were stored (a row that
+    /// changed or vanished meanwhile is left as it is). The version is kept: the plaintext,
+    /// and so the setting, did not change.
+    async fn replace_envelopes(
         &self,
-        cell: &SealedCell,
-        envelope: &Envelope,
-    ) -> Result<bool, RepositoryError>;
+        replacements: &[(SealedCell, Envelope)],
+    ) -> Result<u64, RepositoryError>;
 }

@@ -305,12 +305,11 @@ impl EnvelopeStore for Interrupted {
         self.inner.not_sealed_with(current_kid, after, limit).await
     }
 
-    async fn replace_envelope(
+    async fn replace_envelopes(
         &self,
-        cell: &SealedCell,
-        envelope: &Envelope,
-    ) -> Result<bool, RepositoryError> {
-        self.inner.replace_envelope(cell, envelope).await
+        replacements: &[(SealedCell, Envelope)],
+    ) -> Result<u64, RepositoryError> {
+        self.inner.replace_envelopes(replacements).await
     }
 }
 
@@ -375,11 +374,10 @@ impl EnvelopeStore for RacingUser {
         self.inner.not_sealed_with(current_kid, after, limit).await
     }
 
-    async fn replace_envelope(
+    async fn replace_envelopes(
         &self,
-        cell: &SealedCell,
-        envelope: &Envelope,
-    ) -> Result<bool, RepositoryError> {
+        replacements: &[(SealedCell, Envelope)],
+    ) -> Result<u64, RepositoryError> {
         let response = self
             .client
             .put(format!(
@@ -392,7 +390,7 @@ impl EnvelopeStore for RacingUser {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        self.inner.replace_envelope(cell, envelope).await
+        self.inner.replace_envelopes(replacements).await
     }
 }
 

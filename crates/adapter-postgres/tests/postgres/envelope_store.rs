@@ -98,33 +98,36 @@ async fn not_sealed_with_pages_through_other_kids_in_key_order() {
 }
 
 #[tokio::test]
-async fn replace_envelope_keeps_the_version_and_skips_a_changed_row() {
+async fn replace_envelopes_keeps_versions_and_skips_a_changed_row() {
     let db = TestDatabase::create().await;
     let user = new_user();
     store_secret(&db, user, "s.a", json!("old")).await;
     store_secret(&db, user, "s.b", json!("old")).await;
+    store_secret(&db, user, "s.c", json!("old")).await;
     let store = PgEnvelopeStore::new(db.pool().clone());
     let cells = store.not_sealed_with("new", None, 10).await.unwrap();
     let fresh = Envelope::from_value(&sealed_with(json!("new"))).unwrap();
     // A user writes s.b after the batch was read.
     store_secret(&db, user, "s.b", json!("old2")).await;
 
-    let replaced: Vec<bool> = [
-        store.replace_envelope(&cells[0], &fresh).await.unwrap(),
-        store.replace_envelope(&cells[1], &fresh).await.unwrap(),
-    ]
-    .into();
+    let batch: Vec<_> = cells.iter().map(|c| (c.clone(), fresh.clone())).collect();
+    let replaced = store.replace_envelopes(&batch).await.unwrap();
 
-    assert_eq!(replaced, [true, false]);
+    assert_eq!(replaced, 2, "s.a and s.c");
     let repo = settings_repo(&db);
-    let a = repo.get(user, &key("s.a")).await.unwrap().unwrap();
-    assert_eq!((a.version, a.value), (cells[0].version, fresh.into()));
+    for (cell, name) in [(&cells[0], "s.a"), (&cells[2], "s.c")] {
+        let stored = repo.get(user, &key(name)).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.version, stored.value),
+            (cell.version, fresh.clone().into())
+        );
+    }
     let b = repo.get(user, &key("s.b")).await.unwrap().unwrap();
     assert_eq!(b.value.sealed().map(|e| e.kid.as_str()), Some("old2"));
 }
 
 #[tokio::test]
-async fn replace_envelope_skips_a_row_deleted_and_created_again() {
+async fn replace_envelopes_skips_a_row_deleted_and_created_again() {
     let db = TestDatabase::create().await;
     let user = new_user();
     store_secret(&db, user, "s.a", json!("old")).await;
@@ -144,9 +147,12 @@ async fn replace_envelope_skips_a_row_deleted_and_created_again() {
     .unwrap();
     store_secret(&db, user, "s.a", json!("old2")).await;
 
-    let replaced = store.replace_envelope(&cells[0], &fresh).await.unwrap();
+    let replaced = store
+        .replace_envelopes(&[(cells[0].clone(), fresh)])
+        .await
+        .unwrap();
 
-    assert!(!replaced);
+    assert_eq!(replaced, 0);
     let a = repo.get(user, &key("s.a")).await.unwrap().unwrap();
     assert_ne!(a.version, cells[0].version);
     assert_eq!(a.value.to_json(), sealed_with(json!("old2")));
