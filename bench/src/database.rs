@@ -60,7 +60,8 @@ impl Database {
         }
     }
 
-    fn psql(&self) -> Command {
+    /// psql on the benchmark's database, stopping at the first error.
+    pub fn psql(&self) -> Command {
         let mut cmd = self.client("psql");
         cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url]);
         cmd

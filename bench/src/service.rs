@@ -17,6 +17,8 @@ pub struct Service {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+    /// From spawning the process to its first `/health/ready` 200.
+    ready_after: Duration,
 }
 
 /// The service binary without the caller's `USER_SETTINGS_*`, `USER_PREFERENCES_*` and
@@ -35,7 +37,7 @@ pub fn command(binary: &Path) -> Command {
 
 impl Service {
     /// Starts `cmd serve` (a [`command`] with its configuration) on a free port, logging to
-    /// `log`, and waits until `/health/live` answers.
+    /// `log`, and waits until `/health/ready` answers 200.
     pub fn start(mut cmd: Command, log: &Path) -> Result<Self, String> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -49,6 +51,7 @@ impl Service {
             .stdout(out)
             .stderr(err);
         eprintln!("$ {}  (log: {})", process::display(&cmd), log.display());
+        let spawned = Instant::now();
         let child = cmd
             .spawn()
             .map_err(|e| format!("could not start {}: {e}", cmd.get_program().display()))?;
@@ -56,13 +59,21 @@ impl Service {
             child,
             addr,
             log: log.to_path_buf(),
+            ready_after: Duration::ZERO,
         };
         service.wait_ready(Duration::from_secs(60))?;
+        service.ready_after = spawned.elapsed();
         Ok(service)
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// How long the service took from exec to its first `/health/ready` 200 (within the
+    /// 2 ms the readiness is polled at).
+    pub fn ready_after(&self) -> Duration {
+        self.ready_after
     }
 
     pub fn url(&self) -> String {
@@ -82,19 +93,20 @@ impl Service {
                     self.log_tail()
                 ));
             }
+            // Ready, not merely live: the database answered, so requests can be served.
             if matches!(
-                http(self.addr, "GET", "/health/live", None, None),
+                http(self.addr, "GET", "/health/ready", None, None),
                 Ok((200, _))
             ) {
                 return Ok(());
             }
             if start.elapsed() > limit {
                 return Err(format!(
-                    "the service did not answer /health/live within {limit:?}\n{}",
+                    "the service was not ready within {limit:?}\n{}",
                     self.log_tail()
                 ));
             }
-            thread::sleep(Duration::from_millis(100));
+            thread::sleep(Duration::from_millis(2));
         }
     }
 
