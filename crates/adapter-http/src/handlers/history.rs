@@ -73,16 +73,24 @@ pub struct RestoreBody {
 }
 
 /// An integer, also when written with a zero fraction (`790.0`): JSON Schema's `integer` is
-/// the value, not its spelling.
+/// the value, not its spelling. Any whole number an `i64` holds is accepted (a version never
+/// kept is then 404), so a schema-valid body is never refused for its spelling.
 fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     let number = serde_json::Number::deserialize(deserializer)?;
+    whole_i64(&number).ok_or_else(|| serde::de::Error::custom("the version is an integer"))
+}
+
+fn whole_i64(number: &serde_json::Number) -> Option<i64> {
+    // -2^63 is exact as a float; 2^63 is the first float past `i64::MAX`.
+    const LOWEST: f64 = -9_223_372_036_854_775_808.0;
+    const PAST_HIGHEST: f64 = 9_223_372_036_854_775_808.0;
     if let Some(n) = number.as_i64() {
-        return Ok(n);
+        return Some(n);
     }
     match number.as_f64() {
         #[allow(clippy::cast_possible_truncation)]
-        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
-        _ => Err(serde::de::Error::custom("the version is an integer")),
+        Some(f) if f.fract() == 0.0 && (LOWEST..PAST_HIGHEST).contains(&f) => Some(f as i64),
+        _ => None,
     }
 }
 
@@ -308,4 +316,43 @@ pub async fn admin_setting(
         )
         .await?;
     Ok(page_answer(&req, &query, page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RestoreBody;
+
+    fn version(body: &str) -> Option<i64> {
+        serde_json::from_str::<RestoreBody>(body)
+            .ok()
+            .map(|b| b.version)
+    }
+
+    #[test]
+    fn a_version_is_any_whole_number_an_i64_holds_however_it_is_spelled() {
+        assert_eq!(version(r#"{"version": 790}"#), Some(790));
+        assert_eq!(version(r#"{"version": 790.0}"#), Some(790));
+        assert_eq!(version(r#"{"version": 7.9e2}"#), Some(790));
+        assert_eq!(
+            version(r#"{"version": -9007199254740992.0}"#),
+            Some(-9_007_199_254_740_992)
+        );
+        assert_eq!(
+            version(r#"{"version": -9223372036854775808.0}"#),
+            Some(i64::MIN)
+        );
+        assert_eq!(
+            version(r#"{"version": 9223372036854775807}"#),
+            Some(i64::MAX)
+        );
+    }
+
+    #[test]
+    fn a_fraction_or_a_number_past_i64_is_refused() {
+        assert_eq!(version(r#"{"version": 790.5}"#), None);
+        assert_eq!(version(r#"{"version": 9223372036854775808}"#), None);
+        assert_eq!(version(r#"{"version": 9223372036854775808.0}"#), None);
+        assert_eq!(version(r#"{"version": -1e19}"#), None);
+        assert_eq!(version(r#"{"version": "790"}"#), None);
+    }
 }
