@@ -11,6 +11,9 @@ use xtask::cluster::{self, EphemeralCluster};
 use xtask::pg_install::PgInstall;
 use xtask::{process, workspace};
 
+/// The PostgreSQL schema the service's migrations create its tables in.
+const SERVICE_SCHEMA: &str = "shared";
+
 /// Server settings of the bench cluster, on top of `cluster.rs`'s ephemeral ones (fsync, full
 /// page writes and synchronous commit off: the same for the service and for pgbench).
 const BENCH_SERVER_SETTINGS: &str = "\n# Added by `cargo xtask bench`.\n\
@@ -60,9 +63,11 @@ impl Database {
         }
     }
 
-    /// psql on the benchmark's database, stopping at the first error.
+    /// psql on the benchmark's database, stopping at the first error, with the service's
+    /// PostgreSQL schema first on the search path (so SQL may name its tables unqualified).
     pub fn psql(&self) -> Command {
         let mut cmd = self.client("psql");
+        cmd.env("PGOPTIONS", format!("-c search_path={SERVICE_SCHEMA}"));
         cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url]);
         cmd
     }

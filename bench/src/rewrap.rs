@@ -140,7 +140,7 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
     }
     let (rewrapped, failed) = parse_report(&stdout)?;
     let stale = bench.db().query(
-        "SELECT count(*) FROM shared.user_settings \
+        "SELECT count(*) FROM user_settings \
          WHERE data_type = 'encrypted' AND value ->> 'kid' <> 'rewrap'",
     )?;
     svc.stop();
@@ -231,9 +231,9 @@ fn seed_secrets(bench: &Bench, options: &Options, keys: &str) -> Result<f64, Str
     let mut psql = bench.db().psql();
     psql.args([
         "-c",
-        "DELETE FROM shared.user_settings WHERE key = 'integrations.bench.secret'",
+        "DELETE FROM user_settings WHERE key = 'integrations.bench.secret'",
         "-c",
-        "COPY shared.user_settings (user_id, key, value, category, data_type) \
+        "COPY user_settings (user_id, key, value, category, data_type) \
          FROM STDIN (FORMAT csv)",
     ])
     .stdin(Stdio::piped());
