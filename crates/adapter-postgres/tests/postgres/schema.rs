@@ -77,6 +77,7 @@ async fn migrations_are_recorded_in_the_service_history_table() {
             "history",
             "change_events",
             "audit_trail",
+            "put_setting_function",
         ]
     );
 }
