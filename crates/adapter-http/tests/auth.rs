@@ -204,3 +204,56 @@ fn an_hs256_secret_shorter_than_32_bytes_is_refused_without_echoing_it() {
     assert!(message.contains("at least 32 bytes"), "{message}");
     assert!(!message.contains(short), "{message}");
 }
+
+#[test]
+fn a_token_verified_before_is_accepted_again_with_the_same_principal() {
+    let auth = hs256(SECRET);
+    let token = sign_hs256(SECRET, &claims(json!({"roles": ["service"]})));
+    let first = auth.verify(&token).unwrap();
+    assert_eq!(auth.verify(&token).unwrap(), first);
+}
+
+#[test]
+fn remembering_a_token_accepts_no_other_token() {
+    let auth = hs256(SECRET);
+    let token = sign_hs256(SECRET, &claims(json!({})));
+    auth.verify(&token).unwrap();
+
+    // The same header and claims under another signature, and a token cut short.
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{signed}.{flipped}{}", &signature[1..]);
+    assert_eq!(
+        rejected(auth.verify(&forged)),
+        "the token signature is invalid"
+    );
+    assert!(matches!(
+        auth.verify(&token[..token.len() - 1]),
+        Err(ApiError::Unauthorized(_))
+    ));
+    // Another process's verifier (another secret) has not seen it.
+    let other = hs256("fedcba9876543210fedcba9876543210");
+    assert_eq!(
+        rejected(other.verify(&token)),
+        "the token signature is invalid"
+    );
+    // The remembered token itself is still accepted.
+    auth.verify(&token).unwrap();
+}
+
+#[test]
+fn a_token_just_past_its_expiry_is_accepted_within_the_leeway_every_time_and_not_beyond() {
+    let auth = hs256(SECRET);
+    let now = time::OffsetDateTime::now_utc()
+        .unix_timestamp()
+        .unsigned_abs();
+    // Expired a second ago, within the clock-skew leeway: accepted by the full check each
+    // time (a remembered entry is not used from the token's `exp` on).
+    let token = sign_hs256(SECRET, &json!({"sub": SUB, "exp": now - 1}));
+    let principal = auth.verify(&token).unwrap();
+    assert!(principal.expires_at < time::OffsetDateTime::now_utc());
+    assert_eq!(auth.verify(&token).unwrap(), principal);
+    // Past the leeway the full check refuses it, remembered or not.
+    let stale = sign_hs256(SECRET, &json!({"sub": SUB, "exp": now - 120}));
+    assert_eq!(rejected(auth.verify(&stale)), "the token has expired");
+}
