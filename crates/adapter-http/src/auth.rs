@@ -1,7 +1,10 @@
 //! Bearer-token authentication: JWT verification (HS256 secret, or RS256/EdDSA public key),
 //! the `Principal` extractors, and minting tokens for development.
 
-use std::future::{Ready, ready};
+use std::{
+    future::{Ready, ready},
+    sync::Arc,
+};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, http::header, web};
 use domain::{
@@ -54,13 +57,6 @@ pub const MIN_HS256_SECRET_BYTES: usize = 32;
 /// Leeway for clock skew on `exp` and `nbf`, in seconds.
 const LEEWAY_SECONDS: u64 = 30;
 
-/// Bytes of tokens the verified-token cache may hold (each entry weighs its token's length
-/// plus [`VERIFIED_ENTRY_OVERHEAD`]): about 40 000 tokens of 300 bytes.
-const VERIFIED_CACHE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// What an entry of the verified-token cache costs beyond its token, roughly.
-const VERIFIED_ENTRY_OVERHEAD: u32 = 128;
-
 /// Why the verifier could not be built (bad PEM, short secret, ...). Never holds key
 /// material.
 #[derive(Debug, thiserror::Error)]
@@ -98,20 +94,31 @@ struct VerifiedClaims {
     roles: Vec<String>,
 }
 
+/// Tokens that verified, and who they name: a memo the [`Authenticator`] consults before
+/// checking a token in full. The application supplies it (bounded); the authenticator decides
+/// what goes in and when an entry may be used.
+pub trait VerifiedTokens: Send + Sync {
+    /// The principal `token` named when it verified, if remembered.
+    fn recall(&self, token: &str) -> Option<Principal>;
+
+    /// Remembers that `token` verified and names `principal`.
+    fn remember(&self, token: &str, principal: Principal);
+}
+
 /// Verifies bearer tokens.
 ///
-/// A token that verified is remembered, keyed by the whole token, until its `exp`: clients
-/// send the same token with every request, and checking it again (base64, JSON, the
-/// signature) cost more than a quarter of an uncached read's instructions. Only successes are
-/// kept, and only for as long as they hold: nothing in a token can make it fail later but its
-/// expiry (the key and the accepted issuer and audience are fixed for the process), and an
-/// entry is not used from its `exp` on, when the token is checked in full again (and then
-/// still accepted within the clock-skew leeway, or refused). Bounded by
-/// [`VERIFIED_CACHE_BYTES`].
+/// With [`Authenticator::remembering`], a token that verified is remembered, keyed by the whole
+/// token, until its `exp`: clients send the same token with every request, and checking it
+/// again (base64, JSON, the signature) cost more than a quarter of an uncached read's
+/// instructions. Only successes are remembered, and only used while they hold: nothing in a
+/// token can make it fail later but its expiry (the key and the accepted issuer and audience
+/// are fixed for the process), and an entry is not used from the token's `exp` on, when the
+/// token is checked in full again (and then still accepted within the clock-skew leeway, or
+/// refused).
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
-    verified: moka::sync::Cache<Box<str>, Principal>,
+    verified: Option<Arc<dyn VerifiedTokens>>,
 }
 
 impl Authenticator {
@@ -165,23 +172,18 @@ impl Authenticator {
             }
             None => validation.validate_aud = false,
         }
-        #[allow(
-            clippy::borrowed_box,
-            reason = "moka's weigher takes the key by reference"
-        )]
-        let verified = moka::sync::Cache::builder()
-            .max_capacity(VERIFIED_CACHE_BYTES)
-            .weigher(|token: &Box<str>, _: &Principal| {
-                u32::try_from(token.len())
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(VERIFIED_ENTRY_OVERHEAD)
-            })
-            .build();
         Ok(Self {
             key,
             validation,
-            verified,
+            verified: None,
         })
+    }
+
+    /// This authenticator, remembering the tokens that verified in `tokens`.
+    #[must_use]
+    pub fn remembering(mut self, tokens: Arc<dyn VerifiedTokens>) -> Self {
+        self.verified = Some(tokens);
+        self
     }
 
     /// Verifies a token and returns who it names.
@@ -189,13 +191,16 @@ impl Authenticator {
     /// # Errors
     /// [`ApiError::Unauthorized`] with a reason safe to show (never the token).
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
-        if let Some(principal) = self.verified.get(token)
+        let Some(verified) = &self.verified else {
+            return self.verify_in_full(token);
+        };
+        if let Some(principal) = verified.recall(token)
             && time::OffsetDateTime::now_utc() < principal.expires_at
         {
             return Ok(principal);
         }
         let principal = self.verify_in_full(token)?;
-        self.verified.insert(token.into(), principal.clone());
+        verified.remember(token, principal.clone());
         Ok(principal)
     }
 

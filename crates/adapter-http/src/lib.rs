@@ -34,7 +34,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 pub use actix_web::dev::Server;
-pub use auth::{AuthConfig, Authenticator, VerificationKey};
+pub use auth::{AuthConfig, Authenticator, VerificationKey, VerifiedTokens};
 pub use error::ApiError;
 pub use metrics::HttpMetrics;
 pub use rate_limit::{AccessKind, Decision, QuotaState, RateLimiter};

@@ -34,7 +34,8 @@ use crate::{
     cache::{
         CachedDefaultsRepository, CachedPreferencesRepository, CachedSettingsRepository, Caches,
         DefaultsCache, InvalidatingDeviceSettings, InvalidatingImport, PreferencesCache,
-        RenderedViews, SettingsCache, spawn_invalidation,
+        RenderedViews, SettingsCache, VERIFIED_TOKENS_BYTES, VerifiedTokenCache,
+        spawn_invalidation,
     },
     config::{Config, ProvisioningMode},
     counting_cipher::CountingCipher,
@@ -443,12 +444,13 @@ fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
              minted for any other service are accepted here too"
         );
     }
-    Authenticator::new(&AuthConfig {
+    let authenticator = Authenticator::new(&AuthConfig {
         key,
         issuer: config.jwt.issuer.clone(),
         audience: config.jwt.audience.clone(),
     })
-    .with_context(|| format!("{field}: unusable"))
+    .with_context(|| format!("{field}: unusable"))?;
+    Ok(authenticator.remembering(Arc::new(VerifiedTokenCache::new(VERIFIED_TOKENS_BYTES))))
 }
 
 fn api_state(

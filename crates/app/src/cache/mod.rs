@@ -1,5 +1,5 @@
 //! Read-through caches as decorators of the repository ports: preferences per
-//! user, settings per user and key, and per-user listings.
+//! user, settings per user and key, and per-user listings; and the memo of verified tokens.
 //!
 //! - Concurrent misses of one entry load it once (moka's `try_get_with`); absent rows are
 //!   cached too (a later write invalidates them like any other entry).
@@ -23,6 +23,7 @@ mod read_through;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod tokens;
 mod views;
 
 pub use budget::{Budget, ByteSize, SettingsBudgets};
@@ -33,4 +34,5 @@ pub use invalidation::{Caches, spawn_invalidation};
 pub use preferences::{CachedPreferencesRepository, PreferencesCache};
 pub use read_through::CacheCounters;
 pub use settings::{CachedSettingsRepository, SettingsCache};
+pub use tokens::{VERIFIED_TOKENS_BYTES, VerifiedTokenCache};
 pub use views::RenderedViews;
