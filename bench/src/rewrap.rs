@@ -209,8 +209,8 @@ pub fn run(options: &Options) -> Result<ExitCode, String> {
 }
 
 /// Seals `--secrets` settings (`integrations.bench.r00000`…, spread over the users) with the
-/// benchmark's key and copies them in, in place of the seeded placeholder secrets (which were
-/// not sealed by the service and would not decrypt). Returns the seconds taken.
+/// benchmark's key and copies them in, replacing the placeholder secrets that `seed.sql`
+/// writes for every user (those were not sealed by the service and would not decrypt). Returns the seconds taken.
 fn seed_secrets(bench: &Bench, options: &Options, keys: &str) -> Result<f64, String> {
     let started = Instant::now();
     let keyring = AesGcmKeyring::from_config(keys, "").map_err(|e| e.to_string())?;
