@@ -637,3 +637,61 @@ async fn list_by_category_uses_an_index() {
     assert!(plan.contains("idx_user_settings_category"), "{plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
 }
+
+/// The one-statement write (`shared.put_user_setting`, V14): an absent user is reported and
+/// nothing written; an insert is `created` at a fresh version, an unchanged write keeps it; a
+/// write over a quota fails with SQLSTATE UQ001 naming the figure, and rolls itself back.
+#[tokio::test]
+async fn put_user_setting_reports_absent_users_keeps_versions_and_rolls_back_a_quota() {
+    let db = TestDatabase::create().await;
+    let client = db.pool().get().await.unwrap();
+    let user = uuid::Uuid::new_v4();
+    let put = |key: &'static str, value: serde_json::Value, max_settings: i64| {
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT user_found, version, created FROM shared.put_user_setting(\
+                     $1, $2, $3, NULL, 'ui', 'json', $4, 1000000, 10)",
+                    &[&user, &key, &value, &max_settings],
+                )
+                .await
+        }
+    };
+    let absent = put("ui.a", serde_json::json!(1), 10).await.unwrap();
+    assert!(!absent.get::<_, bool>("user_found"));
+    client
+        .execute("INSERT INTO shared.users (id) VALUES ($1)", &[&user])
+        .await
+        .unwrap();
+    let count = || async {
+        client
+            .query_one(
+                "SELECT count(*) FROM shared.user_settings WHERE user_id = $1",
+                &[&user],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    assert_eq!(count().await, 0, "an absent user's write wrote nothing");
+
+    let inserted = put("ui.a", serde_json::json!(1), 10).await.unwrap();
+    assert!(inserted.get::<_, bool>("created"));
+    let unchanged = put("ui.a", serde_json::json!(1), 10).await.unwrap();
+    assert!(!unchanged.get::<_, bool>("created"));
+    assert_eq!(
+        unchanged.get::<_, i64>("version"),
+        inserted.get::<_, i64>("version")
+    );
+    let changed = put("ui.a", serde_json::json!(2), 10).await.unwrap();
+    assert!(changed.get::<_, i64>("version") > inserted.get::<_, i64>("version"));
+
+    let refused = put("ui.b", serde_json::json!(3), 1).await.unwrap_err();
+    let refused = refused.as_db_error().unwrap();
+    assert_eq!(
+        (refused.code().code(), refused.message()),
+        ("UQ001", "settings")
+    );
+    assert_eq!(count().await, 1, "the refused insert was rolled back");
+}
