@@ -15,22 +15,38 @@ use xtask::{process, workspace};
 const SERVICE_SCHEMA: &str = "shared";
 
 /// Server settings of the bench cluster, on top of `cluster.rs`'s ephemeral ones (fsync, full
-/// page writes and synchronous commit off: the same for the service and for pgbench).
+/// page writes and synchronous commit off: the same for the service and for pgbench), and a
+/// log of statements of 100 ms and more, checkpoints and autovacuum runs, kept after the run.
 const BENCH_SERVER_SETTINGS: &str = "\n# Added by `cargo xtask bench`.\n\
      shared_buffers = '1GB'\n\
      max_wal_size = '8GB'\n\
-     checkpoint_timeout = '30min'\n";
+     checkpoint_timeout = '30min'\n\
+     log_min_duration_statement = '100ms'\n\
+     log_checkpoints = on\n\
+     log_autovacuum_min_duration = '100ms'\n";
 
 pub struct Database {
     url: String,
     cluster: Option<EphemeralCluster>,
+    /// Where the cluster's log is copied when it is deleted (slow statements, checkpoints and
+    /// autovacuum runs: what the database was doing when a scenario stalled).
+    keep_log: PathBuf,
     /// Directory of psql and pgbench (the server's bindir), or `None` for PATH.
     bindir: Option<PathBuf>,
 }
 
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            let _ = fs::copy(cluster.cluster().log_file(), &self.keep_log);
+        }
+    }
+}
+
 impl Database {
-    /// `DATABASE_URL` when set, else a fresh cluster.
-    pub fn open() -> Result<Self, String> {
+    /// `DATABASE_URL` when set, else a fresh cluster whose log is kept in `out` as
+    /// `postgresql.log`.
+    pub fn open(out: &Path) -> Result<Self, String> {
         let install = PgInstall::find();
         let (cluster, url) = cluster::database(&install, "bench", BENCH_SERVER_SETTINGS)?;
         if cluster.is_none() {
@@ -39,6 +55,7 @@ impl Database {
         Ok(Self {
             url,
             cluster,
+            keep_log: out.join("postgresql.log"),
             bindir: install.ok().map(|i| i.bindir().to_path_buf()),
         })
     }

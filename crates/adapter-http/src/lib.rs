@@ -139,6 +139,7 @@ pub fn app(
     })));
     App::new()
         .app_data(Data::new(document))
+        .app_data(request_id::SlowRequest(state.options.slow_request))
         .app_data(Data::new(state))
         .app_data(Data::from(auth))
         .app_data(Data::from(operations.rate_limiter))

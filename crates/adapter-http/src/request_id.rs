@@ -1,9 +1,11 @@
 //! Request ids and access logging: every request gets a fresh server-generated id, answered
 //! in `X-Request-Id`; a well-formed id the client sent in `X-Request-Id` is kept beside it
 //! (never instead of it) and echoed in `X-Client-Request-Id`. Every request runs in a span
-//! that names both and the route template.
+//! that names both and the route template, and ends with one log line: `info` for most,
+//! `warn` ("slow request") for one that took at least the configured threshold, so a
+//! deployment logging at `warn` still sees its slow requests.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::{
     Error, HttpMessage,
@@ -34,6 +36,11 @@ pub struct ClientRequestId(pub String);
 /// extensions.
 #[derive(Clone, Debug)]
 pub struct RoutePattern(pub String);
+
+/// The threshold at which a request's log line becomes a warning (`None`: never), stored
+/// in the app's data.
+#[derive(Clone, Copy, Debug)]
+pub struct SlowRequest(pub Option<Duration>);
 
 fn well_formed(id: &str) -> bool {
     (1..=128).contains(&id.len())
@@ -79,6 +86,7 @@ pub async fn middleware(
         }
         extensions.insert(route);
     }
+    let slow = req.app_data::<SlowRequest>().and_then(|slow| slow.0);
     let started = Instant::now();
     let mut response = next.call(req).instrument(span.clone()).await?;
     let headers = response.headers_mut();
@@ -88,12 +96,15 @@ pub async fn middleware(
     if let Some(value) = client_id.and_then(|c| HeaderValue::from_str(&c).ok()) {
         headers.insert(X_CLIENT_REQUEST_ID, value);
     }
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let latency_ms = elapsed.as_secs_f64() * 1e3;
     span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1e3,
-            "request handled"
-        );
+        if slow.is_some_and(|slow| elapsed >= slow) {
+            tracing::warn!(status, latency_ms, "slow request");
+        } else {
+            tracing::info!(status, latency_ms, "request handled");
+        }
     });
     Ok(response)
 }

@@ -54,6 +54,9 @@ pub struct ApiOptions {
     pub max_body_bytes: usize,
     /// Largest body of a bulk write.
     pub max_bulk_body_bytes: usize,
+    /// Requests that take at least this long are logged at `warn` ("slow request"), the
+    /// others at `info`; `None` logs every request at `info`.
+    pub slow_request: Option<std::time::Duration>,
 }
 
 impl Default for ApiOptions {
@@ -62,6 +65,7 @@ impl Default for ApiOptions {
             require_if_match: false,
             max_body_bytes: 256 * 1024,
             max_bulk_body_bytes: 1024 * 1024,
+            slow_request: Some(std::time::Duration::from_secs(1)),
         }
     }
 }

@@ -33,6 +33,9 @@ pub struct PgConfig {
     /// Idle time before TCP keepalive probes start (keepalives are always on, so a silently
     /// dead peer is noticed).
     pub keepalive_idle: Duration,
+    /// A pooled connection's checkout (waiting for a free one, opening or recycling it) that
+    /// takes at least this long is logged at `warn`; `None`: never.
+    pub slow_checkout: Option<Duration>,
 }
 
 impl PgConfig {
@@ -49,6 +52,7 @@ impl PgConfig {
             statement_timeout: Duration::from_secs(5),
             application_name: "user-settings".to_owned(),
             keepalive_idle: Duration::from_secs(30),
+            slow_checkout: None,
         }
     }
 

@@ -1,7 +1,10 @@
 //! The connection pools (one per single-threaded runtime, one shared), and dedicated
 //! (non-pooled) connections.
 
-use std::sync::Arc;
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use deadpool_postgres::{
     BuildError, Manager, ManagerConfig, PoolError, RecyclingMethod, Runtime, Timeouts,
@@ -35,6 +38,8 @@ struct Pools {
     timeouts: Timeouts,
     /// Most connections of one single-threaded runtime's pool.
     thread_max_size: usize,
+    /// Checkouts at least this long are logged.
+    slow_checkout: Option<Duration>,
     shared: deadpool_postgres::Pool,
     per_thread: ThreadLocal<deadpool_postgres::Pool>,
 }
@@ -63,10 +68,33 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     /// A connection of the calling thread's pool.
     ///
+    /// A checkout that takes at least the configured `slow_checkout` is logged at `warn`
+    /// with the pool's counts, so a slow request can be told apart as one that waited for a
+    /// connection.
+    ///
     /// # Errors
     /// The pool's [`PoolError`] (timeouts, a failed connect).
     pub async fn get(&self) -> Result<deadpool_postgres::Object, PoolError> {
-        self.current().get().await
+        let pool = self.current();
+        let Some(slow) = self.0.slow_checkout else {
+            return pool.get().await;
+        };
+        let started = Instant::now();
+        let result = pool.get().await;
+        let waited = started.elapsed();
+        if waited >= slow {
+            let status = pool.status();
+            tracing::warn!(
+                waited_ms = waited.as_secs_f64() * 1e3,
+                pool_size = status.size,
+                pool_max_size = status.max_size,
+                pool_available = status.available,
+                pool_waiting = status.waiting,
+                failed = result.is_err(),
+                "slow database connection checkout"
+            );
+        }
+        result
     }
 
     /// The counts of every pool, summed (for metrics).
@@ -159,6 +187,7 @@ pub fn build_pool(config: &PgConfig) -> Result<Pool, PgConfigError> {
         tls,
         timeouts,
         thread_max_size: config.thread_max_size.max(1),
+        slow_checkout: config.slow_checkout,
         shared,
         per_thread: ThreadLocal::new(),
     };

@@ -111,6 +111,7 @@ const ENV_MAP: &[(&str, &str)] = &[
         "validation.max_devices_per_user",
     ),
     ("USER_SETTINGS_LOG_FORMAT", "log.format"),
+    ("USER_SETTINGS_LOG_SLOW_REQUEST", "log.slow_request"),
     (
         "USER_SETTINGS_EVENTS_MAX_STREAMS_PER_USER",
         "events.max_streams_per_user",
@@ -501,11 +502,31 @@ pub enum LogFormat {
 }
 
 /// Logging.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `pretty` or `json`.
     pub format: LogFormat,
+    /// A request, or a wait for a database connection, that takes at least this long is
+    /// logged at `warn` (`0`: never), so slow ones are visible at a production log level.
+    #[serde(with = "duration")]
+    pub slow_request: Duration,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            slow_request: Duration::from_secs(1),
+        }
+    }
+}
+
+impl LogConfig {
+    /// The slow-request threshold; `None` when disabled.
+    pub fn slow_request(&self) -> Option<Duration> {
+        (!self.slow_request.is_zero()).then_some(self.slow_request)
+    }
 }
 
 /// A configuration problem, naming the field.

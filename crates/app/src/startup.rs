@@ -313,6 +313,7 @@ pub fn pg_config(config: &Config) -> anyhow::Result<PgConfig> {
     pg.recycle_timeout = timeout;
     pg.connect_timeout = timeout;
     pg.statement_timeout = db.statement_timeout.get().min(timeout);
+    pg.slow_checkout = config.log.slow_request();
     Ok(pg)
 }
 
@@ -595,6 +596,7 @@ fn api_state(
             require_if_match: config.server.require_if_match,
             max_body_bytes: config.max_body_bytes(),
             max_bulk_body_bytes: config.max_bulk_body_bytes(),
+            slow_request: config.log.slow_request(),
         },
         write_permits: Arc::new(WritePermits::new(
             config.server.max_concurrent_writes_per_user,

@@ -15,7 +15,7 @@ use wiremock::{
     matchers::{body_string_contains, method, path},
 };
 
-use crate::logs;
+use e2e::logs;
 
 /// The redirect URI configured for every provider.
 pub const REDIRECT: &str = "https://app.example/integrations/callback";

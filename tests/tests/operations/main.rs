@@ -9,6 +9,7 @@ mod metrics;
 mod outage;
 mod rate_limits;
 mod shared_rate_limits;
+mod slow_requests;
 
 /// A response header as text (empty when absent).
 fn header(response: &reqwest::Response, name: &str) -> String {
