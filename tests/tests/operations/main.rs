@@ -8,6 +8,7 @@ mod listeners;
 mod metrics;
 mod outage;
 mod rate_limits;
+mod round_trips;
 mod shared_rate_limits;
 mod slow_requests;
 
