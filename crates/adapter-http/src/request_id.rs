@@ -101,7 +101,20 @@ pub async fn middleware(
     let latency_ms = elapsed.as_secs_f64() * 1e3;
     span.in_scope(|| {
         if slow.is_some_and(|slow| elapsed >= slow) {
-            tracing::warn!(status, latency_ms, "slow request");
+            // The span's fields again: at `warn` the (`info`) span itself is not recorded.
+            let request = response.request();
+            let extensions = request.extensions();
+            let route = extensions
+                .get::<RoutePattern>()
+                .map_or("", |r| r.0.as_str());
+            tracing::warn!(
+                request_id = %id,
+                method = %request.method(),
+                route,
+                status,
+                latency_ms,
+                "slow request"
+            );
         } else {
             tracing::info!(status, latency_ms, "request handled");
         }

@@ -79,21 +79,15 @@ impl Pool {
         let Some(slow) = self.0.slow_checkout else {
             return pool.get().await;
         };
-        let started = Instant::now();
+        // Logs on drop too: a checkout abandoned by the caller's deadline is the slowest kind.
+        let mut watch = CheckoutWatch {
+            pool,
+            slow,
+            started: Instant::now(),
+            outcome: "abandoned",
+        };
         let result = pool.get().await;
-        let waited = started.elapsed();
-        if waited >= slow {
-            let status = pool.status();
-            tracing::warn!(
-                waited_ms = waited.as_secs_f64() * 1e3,
-                pool_size = status.size,
-                pool_max_size = status.max_size,
-                pool_available = status.available,
-                pool_waiting = status.waiting,
-                failed = result.is_err(),
-                "slow database connection checkout"
-            );
-        }
+        watch.outcome = if result.is_ok() { "ok" } else { "failed" };
         result
     }
 
@@ -140,6 +134,33 @@ impl Pool {
                 )
             })
             .unwrap_or(&pools.shared)
+    }
+}
+
+/// Times one checkout and, when it took at least `slow`, logs it with the pool's counts.
+struct CheckoutWatch<'a> {
+    pool: &'a deadpool_postgres::Pool,
+    slow: Duration,
+    started: Instant,
+    outcome: &'static str,
+}
+
+impl Drop for CheckoutWatch<'_> {
+    fn drop(&mut self) {
+        let waited = self.started.elapsed();
+        if waited < self.slow {
+            return;
+        }
+        let status = self.pool.status();
+        tracing::warn!(
+            waited_ms = waited.as_secs_f64() * 1e3,
+            outcome = self.outcome,
+            pool_size = status.size,
+            pool_max_size = status.max_size,
+            pool_available = status.available,
+            pool_waiting = status.waiting,
+            "slow database connection checkout"
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use adapter_postgres::{PgConfig, build_pool, testing::TestDatabase};
 use e2e::{TestApp, json_with_status, logs, new_user};
 use serde_json::json;
 
@@ -80,6 +81,7 @@ async fn a_slow_request_and_its_wait_for_a_connection_are_logged_as_warnings() {
         lines.iter().any(|line| line.contains("WARN")
             && line.contains("slow database connection checkout")
             && line.contains("method=GET")
+            && line.contains("outcome=\"ok\"")
             && line.contains("pool_waiting")),
         "the read's wait for a connection was not logged in its span:\n{logged}"
     );
@@ -109,6 +111,33 @@ async fn a_threshold_of_zero_logs_no_request_as_slow() {
     assert!(!logged.contains("slow request"), "{logged}");
     assert!(
         !logged.contains("slow database connection checkout"),
+        "{logged}"
+    );
+}
+
+#[tokio::test]
+async fn a_wait_for_a_connection_its_caller_gave_up_is_logged_too() {
+    logs::install();
+    let db = TestDatabase::create().await;
+    let pool = build_pool(&PgConfig {
+        max_size: 1,
+        thread_max_size: 1,
+        slow_checkout: Some(Duration::from_millis(50)),
+        ..db.config()
+    })
+    .unwrap();
+    let held = pool.get().await.unwrap();
+
+    // The caller's own deadline ends the wait before the pool's timeout would.
+    let waited = tokio::time::timeout(Duration::from_millis(200), pool.get()).await;
+    assert!(waited.is_err(), "the only connection is held");
+    drop(held);
+
+    let logged = logs::captured();
+    assert!(
+        logged.lines().any(|line| line.contains("WARN")
+            && line.contains("slow database connection checkout")
+            && line.contains("outcome=\"abandoned\"")),
         "{logged}"
     );
 }
