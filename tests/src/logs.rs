@@ -1,6 +1,7 @@
 //! Log capture: one subscriber per test process writes every event into a buffer the tests
-//! search (for secrets that must not be there, for warnings that must). (nextest runs each test in its own process, so the buffer holds one
-//! test's lines; under `cargo test` it holds all of them, which only makes the check wider.)
+//! search (for secrets that must not be there, for warnings that must). nextest runs each
+//! test in its own process, so the buffer holds one test's lines; under `cargo test` it holds
+//! all of them, so a test that looks for the absence of a line looks at its own requests'.
 
 use std::{
     io::Write,
@@ -62,13 +63,15 @@ pub fn captured() -> String {
 
 /// Everything logged so far, once it is checked to hold the access-log line of a request to
 /// `route` (the route pattern, e.g. `/api/v1/integrations/{provider}/connect`): a check for
-/// secrets must not pass on a buffer that captured nothing.
+/// secrets must not pass on a buffer that captured nothing. The line is `request handled`,
+/// or `slow request` for one that took longer than the slow-request threshold.
 pub fn captured_after(route: &str) -> String {
     let logged = captured();
     assert!(
-        logged
-            .lines()
-            .any(|line| line.contains("request handled") && line.contains(route)),
+        logged.lines().any(|line| {
+            (line.contains("request handled") || line.contains("slow request"))
+                && line.contains(route)
+        }),
         "the request to {route} was not logged; is the capture working?\n{logged}"
     );
     logged
